@@ -1,0 +1,414 @@
+//! Applying a plan: one remote script per change, in playbook order, then
+//! each role's handlers. Files are written to a temp file beside the
+//! destination, validated, and renamed into place; a config that fails its
+//! whole-config check is put back as it was.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::facts::PENDING_HANDLERS;
+use crate::inventory::Role;
+use crate::plan::{Change, MysqlChange, Planned};
+use crate::playbook::{Handler, HandlerAction, RoleSteps};
+use crate::progress::{Event, Reporter, StepStatus};
+use crate::render::Desired;
+use crate::secrets::Secrets;
+use crate::shell::quote;
+use crate::transport::{Transport, Unreachable};
+
+/// Exit code our scripts use when a validate command rejects a file.
+const VALIDATION_FAILED: i32 = 65;
+/// Where previous versions of configs wait while the new one is checked;
+/// outside include folders such as sites-enabled.
+const BACKUP_DIR: &str = "/var/lib/foobar/backup";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub role: Role,
+    pub step: String,
+    pub status: StepStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    pub steps: Vec<StepResult>,
+    /// Why the host stopped, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HostResult {
+    pub fn count(&self, status: StepStatus) -> usize {
+        self.steps.iter().filter(|s| s.status == status).count()
+    }
+}
+
+pub struct Applier<'a, T: Transport> {
+    pub transport: &'a T,
+    pub out: &'a dyn Reporter,
+    pub secrets: &'a Secrets,
+}
+
+impl<T: Transport> Applier<'_, T> {
+    /// Runs a script, reporting the command first (for -v).
+    pub async fn run(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<crate::transport::Output, Unreachable> {
+        self.out.report(Event::Command {
+            host: self.transport.host().to_string(),
+            command: self.secrets.redact(script),
+        });
+        self.transport.run(script, stdin).await
+    }
+
+    /// Applies the plan role by role. Stops at the first failure; handlers
+    /// notified so far stay recorded on the server for the next run.
+    pub async fn apply(
+        &self,
+        planned: &[Planned<'_>],
+        roles: &[RoleSteps],
+        pending: &[String],
+        result: &mut HostResult,
+    ) -> Result<(), Unreachable> {
+        let host = self.transport.host().to_string();
+        for role in roles {
+            for p in planned.iter().filter(|p| p.step.role == role.role) {
+                let start = Instant::now();
+                self.out.report(Event::StepStarted {
+                    host: host.clone(),
+                    step: p.step.label.clone(),
+                });
+                let (status, detail) = match &p.change {
+                    None => (StepStatus::Ok, None),
+                    Some(change) => {
+                        let (script, stdin) = script_for(change, &p.step.desired, p.step.notify.as_deref());
+                        let out = self.run(&script, stdin.as_deref()).await?;
+                        if out.success() {
+                            (StepStatus::Changed, Some(change.describe()))
+                        } else {
+                            (StepStatus::Failed, Some(self.failure(&out)))
+                        }
+                    }
+                };
+                self.finish(result, role.role, &p.step.label, status, detail, start);
+                if status == StepStatus::Failed {
+                    return Ok(());
+                }
+            }
+            for h in crate::plan::handlers_for(planned, &role.handlers, role.role, pending) {
+                let start = Instant::now();
+                let label = format!("handler: {}", h.name);
+                self.out.report(Event::StepStarted {
+                    host: host.clone(),
+                    step: label.clone(),
+                });
+                let out = self.run(&handler_script(h), None).await?;
+                let (status, detail) = if out.success() {
+                    (StepStatus::Changed, None)
+                } else {
+                    (StepStatus::Failed, Some(self.failure(&out)))
+                };
+                self.finish(result, role.role, &label, status, detail, start);
+                if status == StepStatus::Failed {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn failure(&self, out: &crate::transport::Output) -> String {
+        let why = if out.code == VALIDATION_FAILED {
+            "validation failed, the previous file is kept"
+        } else {
+            "failed"
+        };
+        let err = self.secrets.redact(&out.stderr_text());
+        format!("{why} (exit {}): {err}", out.code)
+    }
+
+    fn finish(
+        &self,
+        result: &mut HostResult,
+        role: Role,
+        label: &str,
+        status: StepStatus,
+        detail: Option<String>,
+        start: Instant,
+    ) {
+        self.out.report(Event::StepFinished {
+            host: self.transport.host().to_string(),
+            step: label.to_string(),
+            status,
+            detail: detail.clone(),
+        });
+        if status == StepStatus::Failed {
+            result.error = Some(format!("{label}: {}", detail.clone().unwrap_or_default()));
+        }
+        result.steps.push(StepResult {
+            role,
+            step: label.to_string(),
+            status,
+            detail,
+            elapsed_ms: start.elapsed().as_millis() as u64,
+        });
+    }
+}
+
+/// Records a handler as pending on the server, in the same script as the
+/// change that notifies it.
+fn remember(notify: Option<&str>) -> String {
+    match notify {
+        Some(h) => format!(
+            "mkdir -p /var/lib/foobar && {{ grep -qxF {h} {f} 2>/dev/null || echo {h} >> {f}; }}\n",
+            h = quote(h),
+            f = PENDING_HANDLERS
+        ),
+        None => String::new(),
+    }
+}
+
+/// The script (and its stdin) that makes one change.
+pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (String, Option<Vec<u8>>) {
+    let mut s = String::from("set -e\n");
+    let mut stdin = None;
+    match (change, desired) {
+        (Change::InstallPackages(names), _) => {
+            let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            s.push_str(
+                "export DEBIAN_FRONTEND=noninteractive\n\
+                 if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get update -q >&2; fi\n",
+            );
+            s.push_str(&format!(
+                "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold {} >&2\n",
+                names.join(" ")
+            ));
+        }
+        (Change::CreateUser, Desired::User { name, home }) => s.push_str(&format!(
+            "useradd --system --home-dir {} --no-create-home --shell /usr/sbin/nologin {}\n",
+            quote(home),
+            quote(name)
+        )),
+        (
+            Change::Directory,
+            Desired::Directory {
+                path,
+                owner,
+                group,
+                mode,
+            },
+        ) => s.push_str(&format!(
+            "mkdir -p {p}\nchown {o}:{g} {p}\nchmod {mode:04o} {p}\n",
+            p = quote(path),
+            o = quote(owner),
+            g = quote(group)
+        )),
+        (
+            Change::WriteFile { content, .. },
+            Desired::File {
+                path,
+                owner,
+                group,
+                mode,
+                validate,
+                ..
+            },
+        ) => {
+            s.push_str(&write_file_script(path, owner, group, *mode, validate.as_deref()));
+            s.push_str(&remember(notify));
+            stdin = Some(content.clone());
+        }
+        (Change::Remove, Desired::Absent { path }) => {
+            s.push_str(&format!("rm -f {}\n", quote(path)));
+            s.push_str(&remember(notify));
+        }
+        (Change::Deploy, Desired::Release { root, owner, id, archive, keep }) => {
+            s.push_str(&deploy_script(root, owner, id, *keep));
+            s.push_str(&remember(notify));
+            stdin = Some(archive.clone());
+        }
+        (Change::StartService { enable, start }, Desired::Service { name }) => {
+            let verb = match (enable, start) {
+                (true, true) => "enable --now",
+                (true, false) => "enable",
+                _ => "start",
+            };
+            s.push_str(&format!(
+                "systemctl {verb} {n} >&2 || {{ journalctl -u {n} -n 20 --no-pager >&2; exit 1; }}\n",
+                n = quote(name)
+            ));
+        }
+        (Change::Mysql(m), Desired::Mysql { database, user, privileges: _, password }) => {
+            s.push_str("mysql --batch\n");
+            stdin = Some(mysql_sql(m, database, user, password).into_bytes());
+        }
+        _ => unreachable!("plan pairs each change with its own kind of step"),
+    }
+    (s, stdin)
+}
+
+fn write_file_script(path: &str, owner: &str, group: &str, mode: u32, validate: Option<&str>) -> String {
+    let mut s = format!(
+        "dest={p}\ndir=$(dirname \"$dest\")\nmkdir -p \"$dir\"\n\
+         tmp=$(mktemp \"$dir/.foobar.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\n\
+         cat > \"$tmp\"\nchown {o}:{g} \"$tmp\"\nchmod {mode:04o} \"$tmp\"\n",
+        p = quote(path),
+        o = quote(owner),
+        g = quote(group),
+    );
+    match validate {
+        // The command checks the new file alone, before it goes live.
+        Some(v) if v.contains("%s") => {
+            s.push_str(&format!(
+                "if ! {} >&2; then exit {VALIDATION_FAILED}; fi\nmv -f \"$tmp\" \"$dest\"\n",
+                v.replace("%s", "\"$tmp\"")
+            ));
+        }
+        // The command checks the whole configuration (nginx -t): put the
+        // file in place, check, and put the old one back if it fails.
+        Some(v) => {
+            s.push_str(&format!(
+                "mkdir -p {BACKUP_DIR}\nbak=$(mktemp {BACKUP_DIR}/prev.XXXXXX)\nhad=0\n\
+                 if [ -e \"$dest\" ]; then cp -p \"$dest\" \"$bak\"; had=1; fi\n\
+                 mv -f \"$tmp\" \"$dest\"\n\
+                 if ! {v} >&2; then\n  if [ $had = 1 ]; then mv -f \"$bak\" \"$dest\"; else rm -f \"$dest\"; fi\n  exit {VALIDATION_FAILED}\nfi\n\
+                 rm -f \"$bak\"\n"
+            ));
+        }
+        None => s.push_str("mv -f \"$tmp\" \"$dest\"\n"),
+    }
+    if path.starts_with("/etc/systemd/") {
+        // systemd reads unit files only on daemon-reload.
+        s.push_str("systemctl daemon-reload\n");
+    }
+    s
+}
+
+fn deploy_script(root: &str, owner: &str, id: &str, keep: u8) -> String {
+    format!(
+        r#"root={r}
+rel="$root/releases/{id}"
+mkdir -p "$root/releases"
+rm -rf "$root"/releases/.incoming.*
+if [ -d "$rel" ]; then
+  cat > /dev/null
+  touch "$rel"
+else
+  tmp=$(mktemp -d "$root/releases/.incoming.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  tar -x -C "$tmp" --no-same-owner -f -
+  chown -R {o}: "$tmp"
+  chmod 755 "$tmp"
+  mv "$tmp" "$rel"
+fi
+ln -sfn "releases/{id}" "$root/.current.tmp"
+mv -T "$root/.current.tmp" "$root/current"
+cd "$root/releases"
+ls -1t | tail -n +{first_pruned} | while read -r old; do [ "$old" = {id} ] || rm -rf -- "$old"; done
+"#,
+        r = quote(root),
+        o = quote(owner),
+        first_pruned = u32::from(keep) + 1,
+    )
+}
+
+fn mysql_sql(m: &MysqlChange, database: &str, user: &str, password: &str) -> String {
+    // Names are [A-Za-z0-9_] and the password has no quote or backslash
+    // (both checked at load), so they are safe inside SQL quotes. The SQL
+    // travels on stdin, never on a command line.
+    let account = format!("'{user}'@'localhost'");
+    let mut sql = String::new();
+    if m.create_database {
+        sql.push_str(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
+        ));
+    }
+    if m.create_user {
+        sql.push_str(&format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"));
+    }
+    if m.set_password {
+        sql.push_str(&format!("ALTER USER {account} IDENTIFIED BY '{password}';\n"));
+    }
+    if !m.grant.is_empty() {
+        sql.push_str(&format!("GRANT {} ON `{database}`.* TO {account};\n", m.grant.join(", ")));
+    }
+    if !m.revoke.is_empty() {
+        sql.push_str(&format!("REVOKE {} ON `{database}`.* FROM {account};\n", m.revoke.join(", ")));
+    }
+    sql
+}
+
+pub fn handler_script(h: &Handler) -> String {
+    let verb = match h.action {
+        HandlerAction::Reload => "reload-or-restart",
+        HandlerAction::Restart => "restart",
+    };
+    format!(
+        "set -e\nsystemctl {verb} {s} >&2 || {{ journalctl -u {s} -n 20 --no-pager >&2; exit 1; }}\n\
+         if [ -f {f} ]; then grep -vxF {h} {f} > {f}.tmp || true; mv -f {f}.tmp {f}; fi\n",
+        s = quote(&h.service),
+        h = quote(&h.name),
+        f = PENDING_HANDLERS
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_travels_on_stdin_only() {
+        let m = MysqlChange {
+            create_database: true,
+            create_user: true,
+            grant: vec!["SELECT".into()],
+            ..Default::default()
+        };
+        let d = Desired::Mysql {
+            database: "foobar".into(),
+            user: "app".into(),
+            privileges: vec!["SELECT".into()],
+            password: "Secret-Marker-123".into(),
+        };
+        let (script, stdin) = script_for(&Change::Mysql(m), &d, None);
+        assert!(!script.contains("Secret-Marker-123"));
+        let sql = String::from_utf8(stdin.unwrap()).unwrap();
+        assert!(sql.contains("CREATE USER IF NOT EXISTS 'app'@'localhost' IDENTIFIED BY 'Secret-Marker-123';"));
+        assert!(sql.contains("GRANT SELECT ON `foobar`.* TO 'app'@'localhost';"));
+    }
+
+    #[test]
+    fn whole_config_validation_restores_the_previous_file() {
+        let s = write_file_script("/etc/nginx/sites-enabled/foobar.conf", "root", "root", 0o644, Some("nginx -t"));
+        let check = s.find("if ! nginx -t").unwrap();
+        assert!(s.find("mv -f \"$tmp\" \"$dest\"").unwrap() < check);
+        assert!(s[check..].contains("mv -f \"$bak\" \"$dest\""));
+        assert!(s.contains(BACKUP_DIR), "backups stay out of include folders");
+    }
+
+    #[test]
+    fn file_validation_runs_before_the_rename() {
+        let s = write_file_script("/etc/bind/named.conf.local", "root", "bind", 0o644, Some("named-checkconf %s"));
+        assert!(s.find("named-checkconf \"$tmp\"").unwrap() < s.find("mv -f \"$tmp\" \"$dest\"").unwrap());
+    }
+
+    #[test]
+    fn unit_files_trigger_daemon_reload() {
+        assert!(write_file_script("/etc/systemd/system/app.service", "root", "root", 0o644, None).contains("daemon-reload"));
+        assert!(!write_file_script("/etc/x", "root", "root", 0o644, None).contains("daemon-reload"));
+    }
+
+    #[test]
+    fn notified_changes_record_the_handler_on_the_server() {
+        let d = Desired::Absent { path: "/etc/nginx/sites-enabled/default".into() };
+        let (s, _) = script_for(&Change::Remove, &d, Some("reload nginx"));
+        assert!(s.contains("echo 'reload nginx' >> /var/lib/foobar/pending-handlers"), "{s}");
+    }
+}

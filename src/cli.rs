@@ -1,0 +1,122 @@
+//! Command-line interface: argument parsing, the reporter, and the mapping
+//! from errors to documented exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::commands;
+use crate::error::InputError;
+use crate::transport::Unreachable;
+
+/// Exit codes, documented in README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A step, a check or a command failed.
+    pub const FAILED: u8 = 1;
+    /// Bad input: nothing was contacted.
+    pub const BAD_INPUT: u8 = 2;
+    /// A server could not be reached.
+    pub const UNREACHABLE: u8 = 3;
+    /// `provision --check`: changes are pending.
+    pub const CHANGES_PENDING: u8 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "foobar",
+    version,
+    about = "Provision a one-server web stack (DNS, nginx, app server, MariaDB) over SSH",
+    after_help = "Examples:\n  foobar lab up                      # boot the local lab server(s)\n  foobar provision                   # provision inventory/lab.yml\n  foobar provision --check --diff    # show what would change\n  foobar -i inventory/foobar.yml render --out /tmp/rendered\n  foobar lab ssh web1 systemctl status nginx"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Inventory file.
+    #[arg(short, long, global = true, env = "FOOBAR_INVENTORY", default_value = "inventory/lab.yml")]
+    pub inventory: PathBuf,
+    /// Project folder holding playbooks/ and templates/.
+    #[arg(long, global = true, env = "FOOBAR_PROJECT", default_value = ".")]
+    pub project: PathBuf,
+    /// Show every command run on the servers.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Disposable local Debian 12 servers for trying foobar and for tests.
+    Lab(commands::lab::LabArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::from(exit_code_for(&err))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Cmd::Lab(args) => commands::lab::run(g, args),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// The error and its causes on one line, without a backtrace.
+fn chain(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<InputError>()) {
+        exit::BAD_INPUT
+    } else if err.chain().any(|c| c.is::<Unreachable>()) {
+        exit::UNREACHABLE
+    } else {
+        exit::FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,68 @@
+//! `foobar lab`: up, down, status, ssh, reset.
+
+use std::os::unix::process::CommandExt;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::cli::{exit, Global};
+use crate::inventory;
+use crate::lab::Lab;
+use crate::progress;
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Boot every lab server of the inventory (builds the image once).
+    Up,
+    /// Stop every lab server and remove bridge, namespaces and mounts.
+    Down {
+        /// Also delete the base image, the package cache and the lab key.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// List lab servers, their addresses and state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a shell on a lab server, or run one command there.
+    Ssh {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Bring one lab server back to pristine.
+    Reset { name: String },
+}
+
+pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
+    let inv = inventory::load(&g.inventory)?;
+    let lab = Lab::from_inventory(&inv)?;
+    let out = progress::reporter(g.verbose);
+    match args.action {
+        LabAction::Up => lab.up(out.as_ref())?,
+        LabAction::Down { purge } => lab.down(purge, out.as_ref())?,
+        LabAction::Status { json } => {
+            let status = lab.status();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                for s in status {
+                    println!("{:<12} {:<15} {}", s.name, s.address.to_string(), s.state);
+                }
+            }
+        }
+        LabAction::Ssh { name, command } => {
+            let err = lab.ssh_command(&name, &command)?.exec();
+            return Err(err).context("running ssh");
+        }
+        LabAction::Reset { name } => lab.reset(&name, out.as_ref())?,
+    }
+    Ok(exit::OK)
+}

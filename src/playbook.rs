@@ -1,0 +1,264 @@
+//! The playbook: ordered roles of typed steps, their handlers, and the
+//! end-to-end checks. Strict YAML: an unknown step kind or field is an
+//! error at its line and column.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::inventory::Role;
+
+const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub roles: Vec<RoleSteps>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSteps {
+    pub role: Role,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub handlers: Vec<Handler>,
+}
+
+/// One step. String fields may use template syntax (`{{ app.root }}`);
+/// they are rendered with the inventory and checked before anything runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Debian packages present.
+    Apt { packages: Vec<String> },
+    /// A system user for a service, without login shell.
+    User { name: String, home: String },
+    /// A folder with owner and mode.
+    Directory {
+        path: String,
+        #[serde(default = "root")]
+        owner: String,
+        #[serde(default = "root")]
+        group: String,
+        #[serde(default = "dir_mode")]
+        mode: String,
+    },
+    /// A file rendered from `templates/<src>`.
+    Template {
+        src: String,
+        dest: String,
+        #[serde(default = "root")]
+        owner: String,
+        #[serde(default = "root")]
+        group: String,
+        #[serde(default = "file_mode")]
+        mode: String,
+        /// With `%s`: run on the new file before it replaces the old one.
+        /// Without: run after it is in place; the old file is put back
+        /// when it fails (for `nginx -t`, which checks the whole config).
+        #[serde(default)]
+        validate: Option<String>,
+        /// The template holds `{{ soa_serial }}`: foobar keeps the serial
+        /// while the zone is unchanged and raises it when it changes.
+        #[serde(default)]
+        soa_serial: bool,
+        #[serde(default)]
+        notify: Option<String>,
+    },
+    /// A file that must not exist.
+    Absent {
+        path: String,
+        #[serde(default)]
+        notify: Option<String>,
+    },
+    /// The code base, pushed as a new release folder; `current` is switched
+    /// atomically and old releases are pruned.
+    Release {
+        src: String,
+        root: String,
+        owner: String,
+        #[serde(default)]
+        notify: Option<String>,
+    },
+    /// A systemd service enabled and running.
+    Service { name: String },
+    /// A MariaDB database and a user with privileges on it only.
+    Mysql {
+        database: String,
+        user: String,
+        privileges: Vec<String>,
+    },
+}
+
+fn root() -> String {
+    "root".into()
+}
+fn dir_mode() -> String {
+    "0755".into()
+}
+fn file_mode() -> String {
+    "0644".into()
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Apt { .. } => "apt",
+            Step::User { .. } => "user",
+            Step::Directory { .. } => "directory",
+            Step::Template { .. } => "template",
+            Step::Absent { .. } => "absent",
+            Step::Release { .. } => "release",
+            Step::Service { .. } => "service",
+            Step::Mysql { .. } => "mysql",
+        }
+    }
+
+    pub fn notify(&self) -> Option<&str> {
+        match self {
+            Step::Template { notify, .. }
+            | Step::Absent { notify, .. }
+            | Step::Release { notify, .. } => notify.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerAction {
+    Reload,
+    Restart,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handler {
+    pub name: String,
+    pub service: String,
+    pub action: HandlerAction,
+}
+
+/// An HTTP request from the machine running foobar to the web server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    /// The hop this check proves; named when it fails.
+    pub hop: String,
+    pub path: String,
+    /// Host header; defaults to the www name.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "ok_status")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// Command whose output is shown when the check fails.
+    #[serde(default)]
+    pub logs: Option<String>,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// A playbook with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub playbook: Playbook,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, InputError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| InputError::new(path, format!("cannot read the playbook: {e}")))?;
+    if meta.len() > MAX_PLAYBOOK_BYTES {
+        return Err(InputError::new(path, "the playbook is over 1 MiB: refused"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(path, format!("cannot read the playbook as UTF-8 text: {e}"))
+    })?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        playbook: parse(path, &text)?,
+    })
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::new(path, "the playbook is empty"));
+    }
+    let playbook: Playbook =
+        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, &e))?;
+    for role in &playbook.roles {
+        let names: BTreeSet<&str> = role.handlers.iter().map(|h| h.name.as_str()).collect();
+        for step in &role.steps {
+            if let Some(n) = step.notify() {
+                if !names.contains(n) {
+                    let (line, column) = locate(text, n);
+                    return Err(InputError::at(
+                        path,
+                        line,
+                        column,
+                        format!(
+                            "a {} step notifies `{n}`, which is not a handler of the {} role: add it under handlers",
+                            step.kind(),
+                            role.role.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(playbook)
+}
+
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+        .unwrap_or((1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> InputError {
+        parse(Path::new("p.yml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn shipped_playbook_parses() {
+        let p = load(Path::new("playbooks/provision.yml")).unwrap();
+        assert_eq!(p.playbook.roles.len(), 4);
+        assert!(!p.playbook.checks.is_empty());
+    }
+
+    #[test]
+    fn unknown_step_kind_is_located() {
+        let e = err("roles:\n  - role: web\n    steps:\n      - copy: {src: a}\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("unknown variant `copy`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let e = err("roles:\n  - role: web\n    steps:\n      - service: {name: nginx, state: on}\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("unknown field `state`"), "{e}");
+    }
+
+    #[test]
+    fn notify_must_name_a_handler() {
+        let e = err("roles:\n  - role: web\n    steps:\n      - absent: {path: /x, notify: reload nginx}\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("not a handler"), "{e}");
+    }
+}

@@ -1,0 +1,194 @@
+//! Progress as an event stream. The engine only emits events; a reporter
+//! draws them: indicatif bars on a terminal, plain lines otherwise.
+//! Progress goes to stderr so that stdout carries only results (--json).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Ok,
+    Changed,
+    Failed,
+}
+
+impl StepStatus {
+    fn word(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Changed => "changed",
+            StepStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A line for the user (lab set-up, notes).
+    Message { text: String },
+    HostStarted { host: String, steps: usize },
+    StepStarted { host: String, step: String },
+    StepFinished {
+        host: String,
+        step: String,
+        status: StepStatus,
+        detail: Option<String>,
+    },
+    /// A command run on a server; shown with -v.
+    Command { host: String, command: String },
+    /// A unified diff of a file (secrets already masked).
+    Diff { host: String, path: String, diff: String },
+    HostFinished { host: String },
+}
+
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: Event);
+}
+
+/// Picks the reporter for this run: bars on a terminal, lines otherwise.
+pub fn reporter(verbose: bool) -> Box<dyn Reporter> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::new(verbose))
+    } else {
+        Box::new(Lines { verbose })
+    }
+}
+
+/// Plain lines, for CI logs and pipes.
+pub struct Lines {
+    pub verbose: bool,
+}
+
+impl Reporter for Lines {
+    fn report(&self, event: Event) {
+        if let Some(line) = line_for(&event, self.verbose, false) {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+}
+
+/// The text shown for an event, or None when it is not shown.
+fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
+    match event {
+        Event::Message { text } => Some(text.clone()),
+        Event::HostStarted { host, steps } => Some(format!("[{host}] {steps} steps")),
+        Event::StepStarted { .. } | Event::HostFinished { .. } => None,
+        Event::StepFinished {
+            host,
+            step,
+            status,
+            detail,
+        } => {
+            if *status == StepStatus::Ok && !verbose {
+                return None;
+            }
+            let word = status.word();
+            let word = match (colour, status) {
+                (true, StepStatus::Changed) => format!("\x1b[33m{word}\x1b[0m"),
+                (true, StepStatus::Failed) => format!("\x1b[31m{word}\x1b[0m"),
+                (true, StepStatus::Ok) => format!("\x1b[32m{word}\x1b[0m"),
+                _ => word.to_string(),
+            };
+            let mut line = format!("[{host}] {word}: {step}");
+            if let Some(d) = detail {
+                line.push_str(&format!(" ({d})"));
+            }
+            Some(line)
+        }
+        Event::Command { host, command } if verbose => Some(format!("[{host}] $ {command}")),
+        Event::Command { .. } => None,
+        Event::Diff { host, path, diff } => Some(format!(
+            "[{host}] --- diff {path}\n{}",
+            if colour { colourise(diff) } else { diff.clone() }
+        )),
+    }
+}
+
+fn colourise(diff: &str) -> String {
+    diff.lines()
+        .map(|l| {
+            if l.starts_with('+') && !l.starts_with("+++") {
+                format!("\x1b[32m{l}\x1b[0m")
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                format!("\x1b[31m{l}\x1b[0m")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One bar per host on a terminal; notable lines printed above the bars.
+pub struct Bars {
+    verbose: bool,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(verbose: bool) -> Self {
+        Self {
+            verbose,
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Reporter for Bars {
+    fn report(&self, event: Event) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            Event::HostStarted { host, steps } => {
+                let bar = self.multi.add(ProgressBar::new(*steps as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} [{prefix}] {bar:30} {pos}/{len} {msg}")
+                        .expect("static template"),
+                );
+                bar.set_prefix(host.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bars.insert(host.clone(), bar);
+            }
+            Event::StepStarted { host, step } => {
+                if let Some(bar) = bars.get(host) {
+                    bar.set_message(step.clone());
+                }
+            }
+            Event::StepFinished { host, .. } => {
+                if let Some(bar) = bars.get(host) {
+                    bar.inc(1);
+                }
+            }
+            Event::HostFinished { host } => {
+                if let Some(bar) = bars.remove(host) {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+        if let Some(line) = line_for(&event, self.verbose, true) {
+            let _ = self.multi.println(line);
+        }
+    }
+}
+
+/// Collects events; for tests of the engine.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl Reporter for Recorder {
+    fn report(&self, event: Event) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}

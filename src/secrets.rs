@@ -1,0 +1,103 @@
+//! Secrets: read from the environment or a file named by the inventory,
+//! kept out of every output by `redact`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::InputError;
+use crate::inventory::{Loaded, SecretRef};
+
+/// What a secret looks like wherever it would otherwise be shown.
+pub const MASK: &str = "********";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Secrets {
+    pub mysql_password: String,
+}
+
+impl Secrets {
+    /// Placeholders, for rendering files that are only looked at.
+    pub fn masked() -> Self {
+        Self {
+            mysql_password: MASK.to_string(),
+        }
+    }
+
+    pub fn resolve(inv: &Loaded) -> Result<Self, InputError> {
+        let source = &inv.inventory.mysql.password;
+        let value = match source {
+            SecretRef::Env(name) => std::env::var(name).map_err(|_| {
+                InputError::new(
+                    &inv.path,
+                    format!("mysql.password: the environment variable {name} is not set: export it, or use file:PATH"),
+                )
+            })?,
+            SecretRef::File(p) => {
+                let path = inv.local_path(p);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    InputError::new(
+                        &inv.path,
+                        format!("mysql.password: cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                text.trim_end_matches(['\n', '\r']).to_string()
+            }
+        };
+        check_password(&inv.path, source, &value)?;
+        Ok(Self {
+            mysql_password: value,
+        })
+    }
+
+    /// Replaces every secret value in `text` with the mask.
+    pub fn redact(&self, text: &str) -> String {
+        if self.mysql_password.is_empty() || self.mysql_password == MASK {
+            return text.to_string();
+        }
+        text.replace(&self.mysql_password, MASK)
+    }
+}
+
+/// The password lands in a systemd EnvironmentFile and in SQL: a plain
+/// character set keeps both free of quoting mistakes.
+fn check_password(inv: &Path, source: &SecretRef, value: &str) -> Result<(), InputError> {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.,:+=@%^!~*".contains(c));
+    if value.len() < 12 || value.len() > 128 || !plain {
+        return Err(InputError::new(
+            inv,
+            format!(
+                "mysql.password from {source}: use 12 to 128 characters of letters, digits and -_.,:+=@%^!~*"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_every_occurrence() {
+        let s = Secrets {
+            mysql_password: "s3cret-Value-42".into(),
+        };
+        assert_eq!(
+            s.redact("a=s3cret-Value-42 b=s3cret-Value-42"),
+            "a=******** b=********"
+        );
+    }
+
+    #[test]
+    fn weak_or_odd_passwords_are_refused_without_echo() {
+        let src = SecretRef::Env("P".into());
+        for bad in ["short", "has space in it ok", "quote'inside-long"] {
+            let e = check_password(Path::new("i.yml"), &src, bad).unwrap_err();
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
+        assert!(check_password(Path::new("i.yml"), &src, "Abcdefgh1234").is_ok());
+    }
+}

@@ -1,0 +1,180 @@
+//! Running scripts on a server. The engine sees only the `Transport` trait;
+//! `Ssh` implements it over one multiplexed OpenSSH connection per server,
+//! with host keys always verified.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+/// What a remote script produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code; -1 when the script was killed by a signal.
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+/// A server could not be reached (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach {host}: {message}")]
+pub struct Unreachable {
+    pub host: String,
+    pub message: String,
+}
+
+pub trait Transport: Send + Sync {
+    /// The server's name, for messages.
+    fn host(&self) -> &str;
+
+    /// Runs `script` with `sh -c` as root (through sudo when the SSH user
+    /// is not root), feeding `stdin` to it.
+    fn run(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> impl Future<Output = Result<Output, Unreachable>> + Send;
+}
+
+/// How to reach one server.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+}
+
+pub struct Ssh {
+    name: String,
+    session: Session,
+    sudo: bool,
+}
+
+impl Ssh {
+    /// Opens the master connection; every later command reuses it.
+    pub async fn connect(t: &SshTarget) -> Result<Self, Unreachable> {
+        let mut b = SessionBuilder::default();
+        b.user(t.user.clone())
+            .port(t.port)
+            .connect_timeout(t.connect_timeout)
+            .server_alive_interval(Duration::from_secs(5))
+            // A changed key is always refused; an unknown one only with
+            // the explicit accept_new_host_keys setting.
+            .known_hosts_check(if t.accept_new_host_keys {
+                KnownHosts::Add
+            } else {
+                KnownHosts::Strict
+            });
+        if let Some(k) = &t.identity_file {
+            b.keyfile(k);
+        }
+        if let Some(kh) = &t.known_hosts {
+            b.user_known_hosts_file(kh);
+        }
+        let session = b
+            .connect_mux(&t.address)
+            .await
+            .map_err(|e| Unreachable {
+                host: t.name.clone(),
+                message: explain_connect_error(&e.to_string(), t),
+            })?;
+        Ok(Self {
+            name: t.name.clone(),
+            session,
+            sudo: t.user != "root",
+        })
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+fn explain_connect_error(raw: &str, t: &SshTarget) -> String {
+    let raw = raw.trim();
+    let hint = if raw.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || raw.contains("Host key verification failed")
+    {
+        format!(
+            "the host key of {} is unknown or has changed; check it, then update {}",
+            t.address,
+            t.known_hosts
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.ssh/known_hosts".into())
+        )
+    } else if raw.contains("Permission denied") {
+        format!("user `{}` was refused: check the user and identity_file", t.user)
+    } else if raw.contains("timed out") || raw.contains("No route") || raw.contains("refused") {
+        format!("is sshd running on {}:{}?", t.address, t.port)
+    } else {
+        "check the address, port, user and key in the inventory".into()
+    };
+    format!("ssh {}@{}:{} failed: {raw} ({hint})", t.user, t.address, t.port)
+}
+
+impl Transport for Ssh {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
+        let lost = |e: openssh::Error| Unreachable {
+            host: self.name.clone(),
+            message: format!("the connection failed: {e}"),
+        };
+        let mut cmd = if self.sudo {
+            let mut c = self.session.command("sudo");
+            c.args(["-n", "sh", "-c", script]);
+            c
+        } else {
+            let mut c = self.session.command("sh");
+            c.args(["-c", script]);
+            c
+        };
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(lost)?;
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin().take().expect("stdin is piped");
+            // A script that fails early closes its stdin; its exit code
+            // says what happened, so a broken pipe here is not the error.
+            let _ = pipe.write_all(data).await;
+            let _ = pipe.shutdown().await;
+            drop(pipe);
+        }
+        let out = child.wait_with_output().await.map_err(lost)?;
+        Ok(Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
