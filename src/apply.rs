@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::facts::PENDING_HANDLERS;
+use crate::facts::{self, Facts, PENDING_HANDLERS};
 use crate::inventory::Role;
-use crate::plan::{Change, MysqlChange, Planned};
+use crate::plan::{self, Change, MysqlChange, Planned};
 use crate::playbook::{Handler, HandlerAction, RoleSteps};
 use crate::progress::{Event, Reporter, StepStatus};
-use crate::render::Desired;
+use crate::render::{Desired, Resolved};
 use crate::secrets::Secrets;
 use crate::shell::quote;
 use crate::transport::{Transport, Unreachable};
@@ -52,6 +52,8 @@ pub struct Applier<'a, T: Transport> {
     pub transport: &'a T,
     pub out: &'a dyn Reporter,
     pub secrets: &'a Secrets,
+    /// `YYYYMMDD`, for SOA serials when re-planning.
+    pub today: u32,
 }
 
 impl<T: Transport> Applier<'_, T> {
@@ -68,27 +70,39 @@ impl<T: Transport> Applier<'_, T> {
         self.transport.run(script, stdin).await
     }
 
+    /// Gathers facts for `steps` in one call and plans them.
+    pub async fn plan<'s>(&self, steps: &'s [Resolved]) -> Result<(Vec<Planned<'s>>, Facts), Unreachable> {
+        let out = self.run(&facts::script(steps), None).await?;
+        let facts = facts::parse(&out.stdout_text());
+        Ok((plan::plan(steps, &facts, self.today), facts))
+    }
+
     /// Applies the plan role by role. Stops at the first failure; handlers
     /// notified so far stay recorded on the server for the next run.
-    pub async fn apply(
+    pub async fn apply<'s>(
         &self,
-        planned: &[Planned<'_>],
+        steps: &'s [Resolved],
+        mut planned: Vec<Planned<'s>>,
         roles: &[RoleSteps],
         pending: &[String],
         result: &mut HostResult,
     ) -> Result<(), Unreachable> {
         let host = self.transport.host().to_string();
         for role in roles {
-            for p in planned.iter().filter(|p| p.step.role == role.role) {
+            for i in 0..planned.len() {
+                if planned[i].step.role != role.role {
+                    continue;
+                }
                 let start = Instant::now();
+                let step = planned[i].step;
                 self.out.report(Event::StepStarted {
                     host: host.clone(),
-                    step: p.step.label.clone(),
+                    step: step.label.clone(),
                 });
-                let (status, detail) = match &p.change {
+                let (status, detail) = match &planned[i].change {
                     None => (StepStatus::Ok, None),
                     Some(change) => {
-                        let (script, stdin) = script_for(change, &p.step.desired, p.step.notify.as_deref());
+                        let (script, stdin) = script_for(change, &step.desired, step.notify.as_deref());
                         let out = self.run(&script, stdin.as_deref()).await?;
                         if out.success() {
                             (StepStatus::Changed, Some(change.describe()))
@@ -97,12 +111,20 @@ impl<T: Transport> Applier<'_, T> {
                         }
                     }
                 };
-                self.finish(result, role.role, &p.step.label, status, detail, start);
+                self.finish(result, role.role, &step.label, status, detail, start);
                 if status == StepStatus::Failed {
                     return Ok(());
                 }
+                if matches!(planned[i].change, Some(Change::InstallPackages(_))) {
+                    // Packages bring files and services of their own (nginx
+                    // its default site): plan the rest again from fresh facts.
+                    let (replanned, _) = self.plan(&steps[i + 1..]).await?;
+                    for (slot, fresh) in planned[i + 1..].iter_mut().zip(replanned) {
+                        *slot = fresh;
+                    }
+                }
             }
-            for h in crate::plan::handlers_for(planned, &role.handlers, role.role, pending) {
+            for h in crate::plan::handlers_for(&planned, &role.handlers, role.role, pending) {
                 let start = Instant::now();
                 let label = format!("handler: {}", h.name);
                 self.out.report(Event::StepStarted {

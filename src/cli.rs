@@ -52,6 +52,10 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Install and configure the whole stack on the inventory's servers.
+    Provision(commands::provision::ProvisionArgs),
+    /// Render every file locally, without contacting any server.
+    Render(commands::render::RenderArgs),
     /// Disposable local Debian 12 servers for trying foobar and for tests.
     Lab(commands::lab::LabArgs),
     /// Print shell completions.
@@ -81,6 +85,8 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
+        Cmd::Provision(args) => commands::provision::run(g, args).await,
+        Cmd::Render(args) => commands::render::run(g, args),
         Cmd::Lab(args) => commands::lab::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());

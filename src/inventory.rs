@@ -300,15 +300,16 @@ pub enum AppKind {
 
 impl<'de> Deserialize<'de> for AppKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
+        checked_str(d, "an app server kind", |s| match s {
             "gunicorn" => Ok(AppKind::Gunicorn),
-            "php-fpm" | "puma" => Err(D::Error::custom(
-                "app.kind: this version of foobar provisions `gunicorn` only; php-fpm and puma are planned",
+            "php-fpm" | "puma" => Err(
+                "app.kind: this version of foobar provisions `gunicorn` only; php-fpm and puma are planned".into(),
+            ),
+            other => Err(format!(
+                "app.kind `{}` is unknown: use `gunicorn` (php-fpm and puma are planned)",
+                printable(other)
             )),
-            other => Err(D::Error::custom(format!(
-                "app.kind `{other}` is unknown: use `gunicorn` (php-fpm and puma are planned)"
-            ))),
-        }
+        })
     }
 }
 
@@ -373,26 +374,30 @@ pub enum SecretRef {
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        checked_str(d, "env:NAME or file:PATH", SecretRef::parse)
+    }
+}
+
+impl SecretRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(name) = s.strip_prefix("env:") {
             let ok = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
-                return Err(D::Error::custom(format!(
-                    "`env:{name}` is not a valid environment variable name (letters, digits, _)"
-                )));
+                return Err(format!(
+                    "`env:{}` is not a valid environment variable name (letters, digits, _)",
+                    printable(name)
+                ));
             }
             return Ok(SecretRef::Env(name.to_string()));
         }
         if let Some(path) = s.strip_prefix("file:") {
-            check_local_path(path).map_err(D::Error::custom)?;
+            check_local_path(path)?;
             return Ok(SecretRef::File(PathBuf::from(path)));
         }
         // Never echo the value: it may be the password itself.
-        Err(D::Error::custom(
-            "a secret must be written as `env:NAME` or `file:PATH`; secrets never go in the inventory text",
-        ))
+        Err("a secret must be written as `env:NAME` or `file:PATH`; secrets never go in the inventory text".into())
     }
 }
 
@@ -405,8 +410,29 @@ impl fmt::Display for SecretRef {
     }
 }
 
-/// Defines a string newtype whose value is checked while it is parsed, so
-/// that a bad value is reported at its own line and column.
+/// Deserializes a string and checks it inside the deserializer's visitor,
+/// so that a refused value is reported at its own line and column.
+fn checked_str<'de, D, T>(d: D, expecting: &'static str, check: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        check: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.check)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { expecting, check })
+}
+
+/// Defines a string newtype whose value is checked while it is parsed.
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
@@ -426,8 +452,7 @@ macro_rules! checked_string {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(D::Error::custom)
+                checked_str(d, "a string", Self::parse)
             }
         }
 
@@ -557,7 +582,8 @@ checked_string!(
     }
 );
 
-/// Defines an integer newtype with an inclusive range.
+/// Defines an integer newtype with an inclusive range, checked inside the
+/// visitor so that errors keep their position.
 macro_rules! ranged_int {
     ($(#[$doc:meta])* $name:ident, $int:ty, $min:expr, $max:expr, $what:literal) => {
         $(#[$doc])*
@@ -567,14 +593,26 @@ macro_rules! ranged_int {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = i64::deserialize(d)?;
-                if v < $min as i64 || v > $max as i64 {
-                    return Err(D::Error::custom(format!(
-                        "{} {v} is out of range: use {} to {}",
-                        $what, $min, $max
-                    )));
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "a whole number from {} to {}", $min, $max)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        if v < $min as i64 || v > $max as i64 {
+                            return Err(E::custom(format!(
+                                "{} {v} is out of range: use {} to {}",
+                                $what, $min, $max
+                            )));
+                        }
+                        Ok($name(v as $int))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+                    }
                 }
-                Ok(Self(v as $int))
+                d.deserialize_i64(V)
             }
         }
 
@@ -599,9 +637,9 @@ pub struct LocalPath(pub PathBuf);
 
 impl<'de> Deserialize<'de> for LocalPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        check_local_path(&s).map_err(D::Error::custom)?;
-        Ok(LocalPath(PathBuf::from(s)))
+        checked_str(d, "a path", |s| {
+            check_local_path(s).map(|()| LocalPath(PathBuf::from(s)))
+        })
     }
 }
 
@@ -844,7 +882,7 @@ mysql:
     fn bad_address_is_located() {
         let e = err(&GOOD.replace("10.250.0.10", "10.250.0.300"));
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.message.contains("IP address"), "{e}");
+        assert!(e.message.contains("invalid IPv4 address"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod facts;
+pub mod http;
 pub mod inventory;
 pub mod lab;
 pub mod plan;

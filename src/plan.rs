@@ -224,6 +224,29 @@ pub fn zone_with_serial(
     text.replace(SOA_SERIAL_TOKEN, &next.to_string()).into_bytes()
 }
 
+/// Today's date in UTC as `YYYYMMDD`, for SOA serials.
+pub fn today() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    (y as u32) * 10_000 + m * 100 + d
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -358,6 +381,15 @@ mod tests {
         // No zone yet.
         let out = zone_with_serial(tmpl.as_bytes(), None, None, 20261125);
         assert!(String::from_utf8(out).unwrap().contains("2026112501 ; serial"));
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(civil_from_days(19_416), (2023, 2, 28));
+        assert_eq!(civil_from_days(19_417), (2023, 3, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 
     #[test]

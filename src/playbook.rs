@@ -24,10 +24,16 @@ pub struct Playbook {
 #[serde(deny_unknown_fields)]
 pub struct RoleSteps {
     pub role: Role,
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepEntry>,
     #[serde(default)]
     pub handlers: Vec<Handler>,
 }
+
+/// A step written as a one-key map (`- template: {...}`), the way
+/// Ansible users write tasks, rather than as a YAML tag.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct StepEntry(#[serde(with = "serde_yaml::with::singleton_map")] pub Step);
 
 /// One step. String fields may use template syntax (`{{ app.root }}`);
 /// they are rendered with the inventory and checked before anything runs.
@@ -198,7 +204,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
         serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, &e))?;
     for role in &playbook.roles {
         let names: BTreeSet<&str> = role.handlers.iter().map(|h| h.name.as_str()).collect();
-        for step in &role.steps {
+        for StepEntry(step) in &role.steps {
             if let Some(n) = step.notify() {
                 if !names.contains(n) {
                     let (line, column) = locate(text, n);

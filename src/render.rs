@@ -34,12 +34,17 @@ pub struct Context<'a> {
     pub fqdn: String,
     pub web_address: String,
     pub nameservers: Vec<Nameserver>,
+    /// The folder of the app socket under /run, for systemd's RuntimeDirectory.
+    pub runtime_dir: String,
     pub soa_serial: &'static str,
 }
 
 #[derive(Serialize)]
 pub struct Nameserver {
+    /// `ns1.foobar.com`
     pub name: String,
+    /// `ns1`
+    pub label: String,
     pub address: String,
 }
 
@@ -55,10 +60,19 @@ impl<'a> Context<'a> {
                 .nameservers()
                 .into_iter()
                 .map(|(name, address)| Nameserver {
+                    label: name.split('.').next().unwrap_or_default().to_string(),
                     name,
                     address: address.to_string(),
                 })
                 .collect(),
+            runtime_dir: inventory
+                .app
+                .socket
+                .as_str()
+                .split('/')
+                .nth(2)
+                .unwrap_or_default()
+                .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
         }
     }
@@ -214,7 +228,7 @@ pub fn resolve(
     let pb = &playbook.path;
     let mut out = Vec::new();
     for role in playbook.playbook.roles.iter().filter(|r| server.has(r.role)) {
-        for (i, step) in role.steps.iter().enumerate() {
+        for (i, playbook::StepEntry(step)) in role.steps.iter().enumerate() {
             let what = format!("role {} step {} ({})", role.role.name(), i + 1, step.kind());
             let field = |name: &str, v: &str| renderer.field(pb, &format!("{what} {name}"), v, &ctx);
             let path = |name: &str, v: &str| -> Result<String, InputError> {

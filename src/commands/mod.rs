@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod lab;
+pub mod provision;
+pub mod render;

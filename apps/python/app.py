@@ -1,0 +1,70 @@
+"""The foobar sample application (WSGI, run by gunicorn).
+
+nginx serves the files in static/ itself; every other request comes here.
+  /healthz  answers without the database: proves nginx -> app server.
+  /visits   counts a visit in MySQL and returns the count: proves
+            nginx -> app server -> database.
+"""
+
+import json
+import os
+
+import pymysql
+
+
+def _connect():
+    return pymysql.connect(
+        unix_socket=os.environ.get("DB_SOCKET", "/run/mysqld/mysqld.sock"),
+        user=os.environ["DB_USER"],
+        password=os.environ["DB_PASSWORD"],
+        database=os.environ["DB_NAME"],
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+def count_visit():
+    conn = _connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS visits (id INT PRIMARY KEY, count BIGINT NOT NULL)"
+            )
+            cur.execute(
+                "INSERT INTO visits (id, count) VALUES (1, 1) "
+                "ON DUPLICATE KEY UPDATE count = count + 1"
+            )
+            cur.execute("SELECT count FROM visits WHERE id = 1")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _json(start_response, status, body):
+    data = (json.dumps(body) + "\n").encode()
+    start_response(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/healthz":
+        return _json(start_response, "200 OK", {"status": "ok"})
+    if path == "/visits":
+        try:
+            count = count_visit()
+        except Exception as exc:  # the check names the database hop
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"error": "database unavailable", "kind": type(exc).__name__},
+            )
+        return _json(
+            start_response,
+            "200 OK",
+            {"visits": count, "database": os.environ["DB_NAME"]},
+        )
+    return _json(start_response, "404 Not Found", {"error": "not found", "path": path})
