@@ -39,13 +39,20 @@ pub struct Inventory {
 pub struct Lab {
     /// The host's address on the lab bridge; the subnet is its /24.
     pub bridge_address: Ipv4Addr,
-    /// Where the base image, keys and per-server folders live.
+    /// Where this lab's keys, secrets, package cache and servers live.
     #[serde(default = "default_lab_dir")]
     pub dir: LocalPath,
+    /// The Debian 12 base image, built once and shared by every lab.
+    #[serde(default = "default_lab_image")]
+    pub image: LocalPath,
 }
 
 fn default_lab_dir() -> LocalPath {
     LocalPath(PathBuf::from("/var/lib/foobar/lab"))
+}
+
+fn default_lab_image() -> LocalPath {
+    LocalPath(PathBuf::from("/var/lib/foobar/image"))
 }
 
 impl Lab {

@@ -19,8 +19,6 @@ use serde::Serialize;
 use crate::inventory::Loaded;
 use crate::progress::{Event, Reporter};
 
-const BRIDGE: &str = "foobar0";
-const NETNS_PREFIX: &str = "foobar-";
 const PROXY_PORT: u16 = 3142;
 const IMAGE_PACKAGES: &str = "openssh-server,systemd,systemd-sysv,dbus,iproute2,ca-certificates,python3,sudo,procps,libpam-systemd";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,6 +71,7 @@ pub struct ServerStatus {
 
 pub struct Lab {
     dir: PathBuf,
+    image: PathBuf,
     bridge_address: Ipv4Addr,
     servers: Vec<LabServer>,
 }
@@ -86,6 +85,7 @@ impl Lab {
             .ok_or_else(|| LabError::NotALab(inv.path.clone()))?;
         Ok(Self {
             dir: inv.local_path(&lab.dir.0),
+            image: inv.local_path(&lab.image.0),
             bridge_address: lab.bridge_address,
             servers: inv
                 .inventory
@@ -109,7 +109,26 @@ impl Lab {
     }
 
     fn image_dir(&self) -> PathBuf {
-        self.dir.join("image")
+        self.image.clone()
+    }
+
+    /// Names of host links and namespaces carry the subnet, so that labs
+    /// on different subnets never touch each other's.
+    fn subnet_hex(&self) -> String {
+        let [a, b, c, _] = self.bridge_address.octets();
+        format!("{a:02x}{b:02x}{c:02x}")
+    }
+
+    fn bridge(&self) -> String {
+        format!("fbbr{}", self.subnet_hex())
+    }
+
+    fn netns_prefix(&self) -> String {
+        format!("foobar-{}-", self.subnet_hex())
+    }
+
+    fn netns(&self, address: Ipv4Addr) -> String {
+        format!("{}{:02x}", self.netns_prefix(), address.octets()[3])
     }
 
     fn server_dir(&self, name: &str) -> PathBuf {
@@ -168,19 +187,23 @@ impl Lab {
                 text: format!("lab: {name} removed"),
             });
         }
-        for ns in leftover_netns() {
+        for ns in self.leftover_netns() {
             let _ = run("ip", &["netns", "del", &ns]);
         }
         self.stop_proxy();
-        if link_exists(BRIDGE) {
-            run("ip", &["link", "del", BRIDGE])?;
+        if link_exists(&self.bridge()) {
+            run("ip", &["link", "del", &self.bridge()])?;
         }
-        if purge && self.dir.exists() {
-            fs::remove_dir_all(&self.dir)
-                .map_err(io_err(format!("removing {}", self.dir.display())))?;
-            out.report(Event::Message {
-                text: format!("lab: purged {}", self.dir.display()),
-            });
+        if purge {
+            for dir in [&self.dir, &self.image] {
+                if dir.exists() {
+                    fs::remove_dir_all(dir)
+                        .map_err(io_err(format!("removing {}", dir.display())))?;
+                    out.report(Event::Message {
+                        text: format!("lab: purged {}", dir.display()),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -224,6 +247,25 @@ impl Lab {
         Ok(cmd)
     }
 
+    /// The namespace a server on disk was given, if it still exists.
+    fn netns_of(&self, name: &str) -> Option<String> {
+        let ns = fs::read_to_string(self.server_dir(name).join("netns")).ok()?;
+        let ns = ns.trim().to_string();
+        Path::new("/run/netns").join(&ns).exists().then_some(ns)
+    }
+
+    fn leftover_netns(&self) -> Vec<String> {
+        let prefix = self.netns_prefix();
+        fs::read_dir("/run/netns")
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn servers_on_disk(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.dir.join("servers")) else {
             return Vec::new();
@@ -263,17 +305,13 @@ impl Lab {
         for name in self.servers_on_disk() {
             if self.running_pid(&name).is_none() {
                 let merged = self.server_dir(&name).join("merged");
-                if is_mounted(&merged) || Path::new(&netns_path(&name)).exists() {
+                if is_mounted(&merged) || self.netns_of(&name).is_some() {
                     out.report(Event::Message {
                         text: format!("lab: cleaning up after {name}, which is no longer running"),
                     });
                 }
                 self.stop_server(&name)?;
             }
-        }
-        if !self.dir.join("image/.foobar-image").exists() && self.dir.join("image.tmp").exists() {
-            fs::remove_dir_all(self.dir.join("image.tmp"))
-                .map_err(io_err("removing a half-built image"))?;
         }
         Ok(())
     }
@@ -283,11 +321,14 @@ impl Lab {
         if image.join(".foobar-image").exists() {
             return Ok(());
         }
-        let tmp = self.dir.join("image.tmp");
+        // A half-built image from a killed run is thrown away.
+        let tmp = image.with_extension("tmp");
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_err("removing a half-built image"))?;
         }
-        fs::create_dir_all(&self.dir).map_err(io_err(format!("creating {}", self.dir.display())))?;
+        if let Some(parent) = image.parent() {
+            fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        }
         let mirror = host_mirror();
         out.report(Event::Message {
             text: format!("lab: building the Debian 12 base image from {mirror} (about a minute, once)"),
@@ -307,14 +348,6 @@ impl Lab {
             security = mirror.trim_end_matches('/').trim_end_matches("/debian").to_string() + "/debian-security",
         );
         write(&tmp.join("etc/apt/sources.list"), &sources, 0o644)?;
-        write(
-            &tmp.join("etc/apt/apt.conf.d/01foobar-lab-proxy"),
-            &format!(
-                "// Lab servers have no route out: apt goes through the host.\nAcquire::http::Proxy \"http://{}:{PROXY_PORT}\";\n",
-                self.bridge_address
-            ),
-            0o644,
-        )?;
         // Every server gets its own host keys and machine id at start.
         for entry in fs::read_dir(tmp.join("etc/ssh")).map_err(io_err("reading etc/ssh"))? {
             let path = entry.map_err(io_err("reading etc/ssh"))?.path();
@@ -330,6 +363,7 @@ impl Lab {
     }
 
     fn ensure_key_and_secrets(&self) -> Result<(), LabError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(format!("creating {}", self.dir.display())))?;
         let key = self.key_path();
         if !key.exists() {
             run(
@@ -351,14 +385,15 @@ impl Lab {
     }
 
     fn ensure_bridge(&self) -> Result<(), LabError> {
-        if !link_exists(BRIDGE) {
-            run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+        let bridge = self.bridge();
+        if !link_exists(&bridge) {
+            run("ip", &["link", "add", &bridge, "type", "bridge"])?;
             run(
                 "ip",
-                &["addr", "add", &format!("{}/24", self.bridge_address), "dev", BRIDGE],
+                &["addr", "add", &format!("{}/24", self.bridge_address), "dev", &bridge],
             )?;
         }
-        run("ip", &["link", "set", BRIDGE, "up"])?;
+        run("ip", &["link", "set", &bridge, "up"])?;
         Ok(())
     }
 
@@ -454,6 +489,14 @@ impl Lab {
         // No resolver: lab servers have no way out, and a stray lookup
         // must fail at once rather than wait.
         write(&merged.join("etc/resolv.conf"), "", 0o644)?;
+        write(
+            &merged.join("etc/apt/apt.conf.d/01foobar-lab-proxy"),
+            &format!(
+                "// Lab servers have no route out: apt goes through the host.\nAcquire::http::Proxy \"http://{}:{PROXY_PORT}\";\n",
+                self.bridge_address
+            ),
+            0o644,
+        )?;
         let ssh_dir = merged.join("root/.ssh");
         fs::create_dir_all(&ssh_dir).map_err(io_err("creating root/.ssh"))?;
         fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700))
@@ -481,7 +524,7 @@ impl Lab {
             "--keep-unit",
             "--resolv-conf=off",
             "--console=read-only",
-            &format!("--network-namespace-path={}", netns_path(&s.name)),
+            &format!("--network-namespace-path=/run/netns/{}", self.netns(s.address)),
         ])
         .stdin(Stdio::null())
         .stdout(log)
@@ -499,12 +542,13 @@ impl Lab {
     }
 
     fn create_netns(&self, s: &LabServer) -> Result<(), LabError> {
-        let ns = format!("{NETNS_PREFIX}{}", s.name);
-        let hex: String = s.address.octets().iter().map(|o| format!("{o:02x}")).collect();
-        let (host_end, peer) = (format!("fbh{hex}"), format!("fbc{hex}"));
+        let ns = self.netns(s.address);
+        write(&self.server_dir(&s.name).join("netns"), &format!("{ns}\n"), 0o644)?;
+        let host_end = host_veth(s.address);
+        let peer = host_end.replacen("fbh", "fbc", 1);
         run("ip", &["netns", "add", &ns])?;
         run("ip", &["link", "add", &host_end, "type", "veth", "peer", "name", &peer])?;
-        run("ip", &["link", "set", &host_end, "master", BRIDGE, "up"])?;
+        run("ip", &["link", "set", &host_end, "master", &self.bridge(), "up"])?;
         run("ip", &["link", "set", &peer, "netns", &ns])?;
         let [a, b, c, d] = s.address.octets();
         // A MAC derived from the address: re-creating a server on the same
@@ -538,12 +582,24 @@ impl Lab {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let merged = self.server_dir(name).join("merged");
-        if is_mounted(&merged) {
-            run("umount", &[path_str(&merged)])?;
+        if let Some(ns) = self.netns_of(name) {
+            // After a crash the server's processes outlive nspawn and keep
+            // its namespace and veth alive: end them first.
+            for pid in run("ip", &["netns", "pids", &ns]).unwrap_or_default().split_whitespace() {
+                let _ = run("kill", &["-KILL", pid]);
+            }
+            run("ip", &["netns", "del", &ns])?;
         }
-        if Path::new(&netns_path(name)).exists() {
-            run("ip", &["netns", "del", &format!("{NETNS_PREFIX}{name}")])?;
+        if let Some(address) = self.recorded_address(name) {
+            let host_end = host_veth(address);
+            // Deleting the namespace removes the pair a moment later.
+            if link_exists(&host_end) && run("ip", &["link", "del", &host_end]).is_err() && link_exists(&host_end) {
+                run("ip", &["link", "del", &host_end])?;
+            }
+        }
+        let merged = self.server_dir(name).join("merged");
+        if is_mounted(&merged) && run("umount", &[path_str(&merged)]).is_err() {
+            run("umount", &["-l", path_str(&merged)])?;
         }
         let _ = fs::remove_file(self.server_dir(name).join("nspawn.pid"));
         Ok(())
@@ -760,19 +816,11 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("lab paths are UTF-8")
 }
 
-fn netns_path(name: &str) -> String {
-    format!("/run/netns/{NETNS_PREFIX}{name}")
-}
 
-fn leftover_netns() -> Vec<String> {
-    fs::read_dir("/run/netns")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(NETNS_PREFIX))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The host end of a server's veth pair: `fbh` and the address in hex.
+fn host_veth(address: Ipv4Addr) -> String {
+    let hex: String = address.octets().iter().map(|o| format!("{o:02x}")).collect();
+    format!("fbh{hex}")
 }
 
 fn link_exists(name: &str) -> bool {

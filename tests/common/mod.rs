@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: the real binary, the real lab.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::process::Output;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use assert_cmd::Command;
+
+pub const LAB: &str = "inventory/lab.yml";
+pub const LAB_SERVER: &str = "web1";
+pub const LAB_ADDRESS: &str = "10.250.0.10";
+
+/// The foobar binary, run from the project root, without backtraces.
+pub fn foobar() -> Command {
+    let mut cmd = Command::cargo_bin("foobar").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PROJECT");
+    cmd
+}
+
+/// Lab tests in one binary take turns: they share servers.
+pub fn lab_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Brings the lab of `inventory` up once per test binary; a lab that is
+/// already up is reused as it is.
+pub fn lab_up(inventory: &str) {
+    static UP: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let mut done = UP.get_or_init(Default::default).lock().unwrap();
+    if done.iter().any(|i| i == inventory) {
+        return;
+    }
+    let out = foobar().args(["-i", inventory, "lab", "up"]).output().unwrap();
+    assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
+    done.push(inventory.to_string());
+}
+
+/// Runs one command on a lab server over SSH (host key checked).
+pub fn on_server(inventory: &str, server: &str, command: &str) -> Output {
+    foobar()
+        .args(["-i", inventory, "lab", "ssh", server, command])
+        .output()
+        .unwrap()
+}
+
+pub fn on_server_ok(inventory: &str, server: &str, command: &str) -> String {
+    let out = on_server(inventory, server, command);
+    assert!(out.status.success(), "`{command}` failed on {server}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// SSH logins accepted by a lab server so far, from its sshd log.
+pub fn accepted_logins(inventory: &str, server: &str) -> usize {
+    on_server_ok(inventory, server, "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A plain HTTP GET to a lab server with a Host header; (status, body).
+pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((address, 80)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
