@@ -71,7 +71,10 @@ impl<T: Transport> Applier<'_, T> {
     }
 
     /// Gathers facts for `steps` in one call and plans them.
-    pub async fn plan<'s>(&self, steps: &'s [Resolved]) -> Result<(Vec<Planned<'s>>, Facts), Unreachable> {
+    pub async fn plan<'s>(
+        &self,
+        steps: &'s [Resolved],
+    ) -> Result<(Vec<Planned<'s>>, Facts), Unreachable> {
         let out = self.run(&facts::script(steps), None).await?;
         let facts = facts::parse(&out.stdout_text());
         Ok((plan::plan(steps, &facts, self.today), facts))
@@ -102,7 +105,8 @@ impl<T: Transport> Applier<'_, T> {
                 let (status, detail) = match &planned[i].change {
                     None => (StepStatus::Ok, None),
                     Some(change) => {
-                        let (script, stdin) = script_for(change, &step.desired, step.notify.as_deref());
+                        let (script, stdin) =
+                            script_for(change, &step.desired, step.notify.as_deref());
                         let out = self.run(&script, stdin.as_deref()).await?;
                         if out.success() {
                             (StepStatus::Changed, Some(change.describe()))
@@ -198,7 +202,11 @@ fn remember(notify: Option<&str>) -> String {
 }
 
 /// The script (and its stdin) that makes one change.
-pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (String, Option<Vec<u8>>) {
+pub fn script_for(
+    change: &Change,
+    desired: &Desired,
+    notify: Option<&str>,
+) -> (String, Option<Vec<u8>>) {
     let mut s = String::from("set -e\n");
     let mut stdin = None;
     match (change, desired) {
@@ -243,7 +251,13 @@ pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (
                 ..
             },
         ) => {
-            s.push_str(&write_file_script(path, owner, group, *mode, validate.as_deref()));
+            s.push_str(&write_file_script(
+                path,
+                owner,
+                group,
+                *mode,
+                validate.as_deref(),
+            ));
             s.push_str(&remember(notify));
             stdin = Some(content.clone());
         }
@@ -251,7 +265,16 @@ pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (
             s.push_str(&format!("rm -f {}\n", quote(path)));
             s.push_str(&remember(notify));
         }
-        (Change::Deploy, Desired::Release { root, owner, id, archive, keep }) => {
+        (
+            Change::Deploy,
+            Desired::Release {
+                root,
+                owner,
+                id,
+                archive,
+                keep,
+            },
+        ) => {
             s.push_str(&deploy_script(root, owner, id, *keep));
             s.push_str(&remember(notify));
             stdin = Some(archive.clone());
@@ -267,7 +290,15 @@ pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (
                 n = quote(name)
             ));
         }
-        (Change::Mysql(m), Desired::Mysql { database, user, privileges: _, password }) => {
+        (
+            Change::Mysql(m),
+            Desired::Mysql {
+                database,
+                user,
+                privileges: _,
+                password,
+            },
+        ) => {
             s.push_str("mysql --batch\n");
             stdin = Some(mysql_sql(m, database, user, password).into_bytes());
         }
@@ -276,7 +307,13 @@ pub fn script_for(change: &Change, desired: &Desired, notify: Option<&str>) -> (
     (s, stdin)
 }
 
-fn write_file_script(path: &str, owner: &str, group: &str, mode: u32, validate: Option<&str>) -> String {
+fn write_file_script(
+    path: &str,
+    owner: &str,
+    group: &str,
+    mode: u32,
+    validate: Option<&str>,
+) -> String {
     let mut s = format!(
         "dest={p}\ndir=$(dirname \"$dest\")\nmkdir -p \"$dir\"\n\
          tmp=$(mktemp \"$dir/.foobar.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\n\
@@ -353,16 +390,26 @@ fn mysql_sql(m: &MysqlChange, database: &str, user: &str, password: &str) -> Str
         ));
     }
     if m.create_user {
-        sql.push_str(&format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"));
+        sql.push_str(&format!(
+            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"
+        ));
     }
     if m.set_password {
-        sql.push_str(&format!("ALTER USER {account} IDENTIFIED BY '{password}';\n"));
+        sql.push_str(&format!(
+            "ALTER USER {account} IDENTIFIED BY '{password}';\n"
+        ));
     }
     if !m.grant.is_empty() {
-        sql.push_str(&format!("GRANT {} ON `{database}`.* TO {account};\n", m.grant.join(", ")));
+        sql.push_str(&format!(
+            "GRANT {} ON `{database}`.* TO {account};\n",
+            m.grant.join(", ")
+        ));
     }
     if !m.revoke.is_empty() {
-        sql.push_str(&format!("REVOKE {} ON `{database}`.* FROM {account};\n", m.revoke.join(", ")));
+        sql.push_str(&format!(
+            "REVOKE {} ON `{database}`.* FROM {account};\n",
+            m.revoke.join(", ")
+        ));
     }
     sql
 }
@@ -402,35 +449,67 @@ mod tests {
         let (script, stdin) = script_for(&Change::Mysql(m), &d, None);
         assert!(!script.contains("Secret-Marker-123"));
         let sql = String::from_utf8(stdin.unwrap()).unwrap();
-        assert!(sql.contains("CREATE USER IF NOT EXISTS 'app'@'localhost' IDENTIFIED BY 'Secret-Marker-123';"));
+        assert!(sql.contains(
+            "CREATE USER IF NOT EXISTS 'app'@'localhost' IDENTIFIED BY 'Secret-Marker-123';"
+        ));
         assert!(sql.contains("GRANT SELECT ON `foobar`.* TO 'app'@'localhost';"));
     }
 
     #[test]
     fn whole_config_validation_restores_the_previous_file() {
-        let s = write_file_script("/etc/nginx/sites-enabled/foobar.conf", "root", "root", 0o644, Some("nginx -t"));
+        let s = write_file_script(
+            "/etc/nginx/sites-enabled/foobar.conf",
+            "root",
+            "root",
+            0o644,
+            Some("nginx -t"),
+        );
         let check = s.find("if ! nginx -t").unwrap();
         assert!(s.find("mv -f \"$tmp\" \"$dest\"").unwrap() < check);
         assert!(s[check..].contains("mv -f \"$bak\" \"$dest\""));
-        assert!(s.contains(BACKUP_DIR), "backups stay out of include folders");
+        assert!(
+            s.contains(BACKUP_DIR),
+            "backups stay out of include folders"
+        );
     }
 
     #[test]
     fn file_validation_runs_before_the_rename() {
-        let s = write_file_script("/etc/bind/named.conf.local", "root", "bind", 0o644, Some("named-checkconf %s"));
-        assert!(s.find("named-checkconf \"$tmp\"").unwrap() < s.find("mv -f \"$tmp\" \"$dest\"").unwrap());
+        let s = write_file_script(
+            "/etc/bind/named.conf.local",
+            "root",
+            "bind",
+            0o644,
+            Some("named-checkconf %s"),
+        );
+        assert!(
+            s.find("named-checkconf \"$tmp\"").unwrap()
+                < s.find("mv -f \"$tmp\" \"$dest\"").unwrap()
+        );
     }
 
     #[test]
     fn unit_files_trigger_daemon_reload() {
-        assert!(write_file_script("/etc/systemd/system/app.service", "root", "root", 0o644, None).contains("daemon-reload"));
+        assert!(write_file_script(
+            "/etc/systemd/system/app.service",
+            "root",
+            "root",
+            0o644,
+            None
+        )
+        .contains("daemon-reload"));
         assert!(!write_file_script("/etc/x", "root", "root", 0o644, None).contains("daemon-reload"));
     }
 
     #[test]
     fn notified_changes_record_the_handler_on_the_server() {
-        let d = Desired::Absent { path: "/etc/nginx/sites-enabled/default".into() };
+        let d = Desired::Absent {
+            path: "/etc/nginx/sites-enabled/default".into(),
+        };
         let (s, _) = script_for(&Change::Remove, &d, Some("reload nginx"));
-        assert!(s.contains("echo 'reload nginx' >> /var/lib/foobar/pending-handlers"), "{s}");
+        assert!(
+            s.contains("echo 'reload nginx' >> /var/lib/foobar/pending-handlers"),
+            "{s}"
+        );
     }
 }

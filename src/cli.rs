@@ -40,7 +40,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Inventory file.
-    #[arg(short, long, global = true, env = "FOOBAR_INVENTORY", default_value = "inventory/lab.yml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "FOOBAR_INVENTORY",
+        default_value = "inventory/lab.yml"
+    )]
     pub inventory: PathBuf,
     /// Project folder holding playbooks/ and templates/.
     #[arg(long, global = true, env = "FOOBAR_PROJECT", default_value = ".")]

@@ -159,7 +159,8 @@ pub fn parse(output: &str) -> Facts {
                 }
             }
             ["L", root, target] if !target.is_empty() => {
-                f.current_release.insert(root.to_string(), target.to_string());
+                f.current_release
+                    .insert(root.to_string(), target.to_string());
             }
             ["V", name, enabled, active] => {
                 f.services.insert(
@@ -172,7 +173,10 @@ pub fn parse(output: &str) -> Facts {
             }
             ["Q", "up"] => f.mysql = Some(MysqlFacts::default()),
             ["D", db] => {
-                f.mysql.get_or_insert_with(Default::default).databases.insert(db.to_string());
+                f.mysql
+                    .get_or_insert_with(Default::default)
+                    .databases
+                    .insert(db.to_string());
             }
             ["M", user, auth] => {
                 f.mysql
@@ -217,7 +221,13 @@ M\tfoobar\t*ABC\nG\tfoobar\tfoobar\tSELECT\nH\treload nginx\nH\treload nginx\n";
         assert!(f.paths["/srv"].is_dir);
         assert_eq!(f.serials["/var/lib/bind/db.foobar.com"], 2026112501);
         assert_eq!(f.current_release["/srv/foobar"], "releases/0123abcd");
-        assert_eq!(f.services["nginx"], ServiceFact { enabled: true, active: true });
+        assert_eq!(
+            f.services["nginx"],
+            ServiceFact {
+                enabled: true,
+                active: true
+            }
+        );
         assert_eq!(f.services["named"], ServiceFact::default());
         let m = f.mysql.unwrap();
         assert!(m.databases.contains("foobar"));

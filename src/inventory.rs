@@ -101,7 +101,9 @@ impl<'de> Deserialize<'de> for Servers {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let servers = Vec::<Server>::deserialize(d)?;
         if servers.is_empty() {
-            return Err(D::Error::custom("servers is empty: list at least one server"));
+            return Err(D::Error::custom(
+                "servers is empty: list at least one server",
+            ));
         }
         let mut names = BTreeSet::new();
         let mut addresses = BTreeSet::new();
@@ -307,7 +309,8 @@ pub enum AppKind {
 
 impl<'de> Deserialize<'de> for AppKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "an app server kind", |s| match s {
+        checked_str(d, "an app server kind", |s| {
+            match s {
             "gunicorn" => Ok(AppKind::Gunicorn),
             "php-fpm" | "puma" => Err(
                 "app.kind: this version of foobar provisions `gunicorn` only; php-fpm and puma are planned".into(),
@@ -316,6 +319,7 @@ impl<'de> Deserialize<'de> for AppKind {
                 "app.kind `{}` is unknown: use `gunicorn` (php-fpm and puma are planned)",
                 printable(other)
             )),
+        }
         })
     }
 }
@@ -419,7 +423,11 @@ impl fmt::Display for SecretRef {
 
 /// Deserializes a string and checks it inside the deserializer's visitor,
 /// so that a refused value is reported at its own line and column.
-fn checked_str<'de, D, T>(d: D, expecting: &'static str, check: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
+fn checked_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    check: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -683,7 +691,10 @@ fn check_server_path(s: &str) -> Result<(), String> {
         ));
     }
     if s.split('/').any(|part| part == "..") {
-        return Err(format!("`{}` climbs out with `..`: write the path plainly", printable(s)));
+        return Err(format!(
+            "`{}` climbs out with `..`: write the path plainly",
+            printable(s)
+        ));
     }
     Ok(())
 }
@@ -716,14 +727,21 @@ impl Loaded {
     }
 
     pub fn server(&self, name: &str) -> Option<&Server> {
-        self.inventory.servers.0.iter().find(|s| s.name.as_str() == name)
+        self.inventory
+            .servers
+            .0
+            .iter()
+            .find(|s| s.name.as_str() == name)
     }
 }
 
 /// Reads and checks an inventory file.
 pub fn load(path: &Path) -> Result<Loaded, InputError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        InputError::new(path, format!("cannot read the inventory ({e}); pass one with -i FILE"))
+        InputError::new(
+            path,
+            format!("cannot read the inventory ({e}); pass one with -i FILE"),
+        )
     })?;
     if meta.len() > MAX_INVENTORY_BYTES {
         return Err(InputError::new(
@@ -738,7 +756,12 @@ pub fn load(path: &Path) -> Result<Loaded, InputError> {
         .map_err(|e| InputError::new(path, format!("cannot read the inventory: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let (line, column) = position_of(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
-        InputError::at(path, line, column, "the file is not UTF-8 text: save it as UTF-8")
+        InputError::at(
+            path,
+            line,
+            column,
+            "the file is not UTF-8 text: save it as UTF-8",
+        )
     })?;
     let inventory = parse(path, &text)?;
     Ok(Loaded {
@@ -771,7 +794,10 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         if !inv.servers.0.iter().any(|s| s.has(role)) {
             return Err(at_key(
                 "servers",
-                format!("no server has the `{}` role: add it to one server's roles", role.name()),
+                format!(
+                    "no server has the `{}` role: add it to one server's roles",
+                    role.name()
+                ),
             ));
         }
     }
@@ -814,7 +840,12 @@ fn find_key(text: &str, needle: &str) -> (usize, usize) {
 
 fn position_of(valid_prefix: &[u8]) -> (usize, usize) {
     let line = valid_prefix.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = valid_prefix.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    let column = valid_prefix
+        .iter()
+        .rev()
+        .take_while(|&&b| b != b'\n')
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -919,7 +950,8 @@ mysql:
 
     #[test]
     fn lab_addresses_stay_in_the_lab_subnet() {
-        let text = format!("lab:\n  bridge_address: 10.250.0.1\n{GOOD}").replace("10.250.0.10", "8.8.8.8");
+        let text =
+            format!("lab:\n  bridge_address: 10.250.0.1\n{GOOD}").replace("10.250.0.10", "8.8.8.8");
         let e = err(&text);
         assert!(e.message.contains("outside the lab subnet"), "{e}");
         assert_eq!(e.line, 6, "{e}");

@@ -40,7 +40,11 @@ pub enum LabError {
         stderr: String,
     },
     #[error("lab server {name} did not come up within {secs} s; its console log is {log}")]
-    BootTimeout { name: String, secs: u64, log: String },
+    BootTimeout {
+        name: String,
+        secs: u64,
+        log: String,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -158,7 +162,8 @@ impl Lab {
         self.ensure_proxy(out)?;
         let mut started = Vec::new();
         for s in &self.servers {
-            if self.running_pid(&s.name).is_some() && self.recorded_address(&s.name) == Some(s.address)
+            if self.running_pid(&s.name).is_some()
+                && self.recorded_address(&s.name) == Some(s.address)
             {
                 continue;
             }
@@ -181,8 +186,10 @@ impl Lab {
         preflight()?;
         for name in self.servers_on_disk() {
             self.stop_server(&name)?;
-            fs::remove_dir_all(self.server_dir(&name))
-                .map_err(io_err(format!("removing {}", self.server_dir(&name).display())))?;
+            fs::remove_dir_all(self.server_dir(&name)).map_err(io_err(format!(
+                "removing {}",
+                self.server_dir(&name).display()
+            )))?;
             out.report(Event::Message {
                 text: format!("lab: {name} removed"),
             });
@@ -331,7 +338,9 @@ impl Lab {
         }
         let mirror = host_mirror();
         out.report(Event::Message {
-            text: format!("lab: building the Debian 12 base image from {mirror} (about a minute, once)"),
+            text: format!(
+                "lab: building the Debian 12 base image from {mirror} (about a minute, once)"
+            ),
         });
         run(
             "debootstrap",
@@ -351,7 +360,11 @@ impl Lab {
         // Every server gets its own host keys and machine id at start.
         for entry in fs::read_dir(tmp.join("etc/ssh")).map_err(io_err("reading etc/ssh"))? {
             let path = entry.map_err(io_err("reading etc/ssh"))?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_")) {
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ssh_host_"))
+            {
                 fs::remove_file(&path).map_err(io_err("removing image host keys"))?;
             }
         }
@@ -363,12 +376,23 @@ impl Lab {
     }
 
     fn ensure_key_and_secrets(&self) -> Result<(), LabError> {
-        fs::create_dir_all(&self.dir).map_err(io_err(format!("creating {}", self.dir.display())))?;
+        fs::create_dir_all(&self.dir)
+            .map_err(io_err(format!("creating {}", self.dir.display())))?;
         let key = self.key_path();
         if !key.exists() {
             run(
                 "ssh-keygen",
-                &["-q", "-t", "ed25519", "-N", "", "-C", "foobar-lab", "-f", path_str(&key)],
+                &[
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "foobar-lab",
+                    "-f",
+                    path_str(&key),
+                ],
             )?;
         }
         if !self.known_hosts_path().exists() {
@@ -390,7 +414,13 @@ impl Lab {
             run("ip", &["link", "add", &bridge, "type", "bridge"])?;
             run(
                 "ip",
-                &["addr", "add", &format!("{}/24", self.bridge_address), "dev", &bridge],
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/24", self.bridge_address),
+                    "dev",
+                    &bridge,
+                ],
             )?;
         }
         run("ip", &["link", "set", &bridge, "up"])?;
@@ -431,13 +461,16 @@ impl Lab {
                 &format!("PidFile={}", path_str(&pid_file)),
             ],
         )?;
-        wait_for_port(SocketAddr::from((self.bridge_address, PROXY_PORT)), Duration::from_secs(10))
-            .then_some(())
-            .ok_or_else(|| LabError::Command {
-                command: "apt-cacher-ng".into(),
-                status: "not listening".into(),
-                stderr: format!("see {}", path_str(&dir.join("log"))),
-            })?;
+        wait_for_port(
+            SocketAddr::from((self.bridge_address, PROXY_PORT)),
+            Duration::from_secs(10),
+        )
+        .then_some(())
+        .ok_or_else(|| LabError::Command {
+            command: "apt-cacher-ng".into(),
+            status: "not listening".into(),
+            stderr: format!("see {}", path_str(&dir.join("log"))),
+        })?;
         out.report(Event::Message {
             text: format!("lab: apt proxy on {}:{PROXY_PORT}", self.bridge_address),
         });
@@ -480,7 +513,11 @@ impl Lab {
                 path_str(&merged),
             ],
         )?;
-        write(&merged.join("etc/hostname"), &format!("{}\n", s.name), 0o644)?;
+        write(
+            &merged.join("etc/hostname"),
+            &format!("{}\n", s.name),
+            0o644,
+        )?;
         write(
             &merged.join("etc/hosts"),
             &format!("127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost\n", s.name),
@@ -510,7 +547,8 @@ impl Lab {
         self.record_host_key(s.address, &host_key)?;
 
         self.create_netns(s)?;
-        let log = fs::File::create(sdir.join("console.log")).map_err(io_err("creating console.log"))?;
+        let log =
+            fs::File::create(sdir.join("console.log")).map_err(io_err("creating console.log"))?;
         let log2 = log.try_clone().map_err(io_err("opening console.log"))?;
         let mut cmd = Command::new("systemd-nspawn");
         cmd.args([
@@ -524,7 +562,10 @@ impl Lab {
             "--keep-unit",
             "--resolv-conf=off",
             "--console=read-only",
-            &format!("--network-namespace-path=/run/netns/{}", self.netns(s.address)),
+            &format!(
+                "--network-namespace-path=/run/netns/{}",
+                self.netns(s.address)
+            ),
         ])
         .stdin(Stdio::null())
         .stdout(log)
@@ -537,18 +578,34 @@ impl Lab {
             });
         }
         let child = cmd.spawn().map_err(io_err("starting systemd-nspawn"))?;
-        write(&sdir.join("nspawn.pid"), &format!("{}\n", child.id()), 0o644)?;
+        write(
+            &sdir.join("nspawn.pid"),
+            &format!("{}\n", child.id()),
+            0o644,
+        )?;
         Ok(())
     }
 
     fn create_netns(&self, s: &LabServer) -> Result<(), LabError> {
         let ns = self.netns(s.address);
-        write(&self.server_dir(&s.name).join("netns"), &format!("{ns}\n"), 0o644)?;
+        write(
+            &self.server_dir(&s.name).join("netns"),
+            &format!("{ns}\n"),
+            0o644,
+        )?;
         let host_end = host_veth(s.address);
         let peer = host_end.replacen("fbh", "fbc", 1);
         run("ip", &["netns", "add", &ns])?;
-        run("ip", &["link", "add", &host_end, "type", "veth", "peer", "name", &peer])?;
-        run("ip", &["link", "set", &host_end, "master", &self.bridge(), "up"])?;
+        run(
+            "ip",
+            &[
+                "link", "add", &host_end, "type", "veth", "peer", "name", &peer,
+            ],
+        )?;
+        run(
+            "ip",
+            &["link", "set", &host_end, "master", &self.bridge(), "up"],
+        )?;
         run("ip", &["link", "set", &peer, "netns", &ns])?;
         let [a, b, c, d] = s.address.octets();
         // A MAC derived from the address: re-creating a server on the same
@@ -585,7 +642,10 @@ impl Lab {
         if let Some(ns) = self.netns_of(name) {
             // After a crash the server's processes outlive nspawn and keep
             // its namespace and veth alive: end them first.
-            for pid in run("ip", &["netns", "pids", &ns]).unwrap_or_default().split_whitespace() {
+            for pid in run("ip", &["netns", "pids", &ns])
+                .unwrap_or_default()
+                .split_whitespace()
+            {
                 let _ = run("kill", &["-KILL", pid]);
             }
             run("ip", &["netns", "del", &ns])?;
@@ -593,7 +653,10 @@ impl Lab {
         if let Some(address) = self.recorded_address(name) {
             let host_end = host_veth(address);
             // Deleting the namespace removes the pair a moment later.
-            if link_exists(&host_end) && run("ip", &["link", "del", &host_end]).is_err() && link_exists(&host_end) {
+            if link_exists(&host_end)
+                && run("ip", &["link", "del", &host_end]).is_err()
+                && link_exists(&host_end)
+            {
                 run("ip", &["link", "del", &host_end])?;
             }
         }
@@ -638,7 +701,16 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(100));
         }
         let output = self
-            .ssh_command(&s.name, &["timeout".into(), "50".into(), "systemctl".into(), "is-system-running".into(), "--wait".into()])?
+            .ssh_command(
+                &s.name,
+                &[
+                    "timeout".into(),
+                    "50".into(),
+                    "systemctl".into(),
+                    "is-system-running".into(),
+                    "--wait".into(),
+                ],
+            )?
             .stdin(Stdio::null())
             .output()
             .map_err(io_err("running ssh"))?;
@@ -647,14 +719,26 @@ impl Lab {
             "lab: {} at {} is {} ({:.1} s)",
             s.name,
             s.address,
-            if state.is_empty() { "unreachable" } else { &state },
+            if state.is_empty() {
+                "unreachable"
+            } else {
+                &state
+            },
             start.elapsed().as_secs_f64()
         );
         match state.as_str() {
             "running" => {}
             "degraded" => {
                 let failed = self
-                    .ssh_command(&s.name, &["systemctl".into(), "--failed".into(), "--no-legend".into(), "--plain".into()])?
+                    .ssh_command(
+                        &s.name,
+                        &[
+                            "systemctl".into(),
+                            "--failed".into(),
+                            "--no-legend".into(),
+                            "--plain".into(),
+                        ],
+                    )?
                     .stdin(Stdio::null())
                     .output()
                     .map_err(io_err("running ssh"))?;
@@ -816,10 +900,13 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("lab paths are UTF-8")
 }
 
-
 /// The host end of a server's veth pair: `fbh` and the address in hex.
 fn host_veth(address: Ipv4Addr) -> String {
-    let hex: String = address.octets().iter().map(|o| format!("{o:02x}")).collect();
+    let hex: String = address
+        .octets()
+        .iter()
+        .map(|o| format!("{o:02x}"))
+        .collect();
     format!("fbh{hex}")
 }
 

@@ -17,11 +17,17 @@ pub enum Change {
     /// Create the folder or fix its owner and mode.
     Directory,
     /// Write the file (content with the SOA serial filled in).
-    WriteFile { content: Vec<u8>, reason: String },
+    WriteFile {
+        content: Vec<u8>,
+        reason: String,
+    },
     Remove,
     Deploy,
     /// Enable and/or start.
-    StartService { enable: bool, start: bool },
+    StartService {
+        enable: bool,
+        start: bool,
+    },
     Mysql(MysqlChange),
 }
 
@@ -142,7 +148,12 @@ fn change_for(desired: &Desired, facts: &Facts, today: u32) -> Option<Change> {
         } => {
             let current = facts.paths.get(path);
             let content = if *soa_serial {
-                zone_with_serial(content, facts.serials.get(path).copied(), current.and_then(|c| c.sha256.as_deref()), today)
+                zone_with_serial(
+                    content,
+                    facts.serials.get(path).copied(),
+                    current.and_then(|c| c.sha256.as_deref()),
+                    today,
+                )
             } else {
                 content.clone()
             };
@@ -221,7 +232,8 @@ pub fn zone_with_serial(
         Some(s) if s >= first_today => s + 1,
         _ => first_today,
     };
-    text.replace(SOA_SERIAL_TOKEN, &next.to_string()).into_bytes()
+    text.replace(SOA_SERIAL_TOKEN, &next.to_string())
+        .into_bytes()
 }
 
 /// Today's date in UTC as `YYYYMMDD`, for SOA serials.
@@ -331,17 +343,46 @@ mod tests {
         let c = one(Desired::Packages(vec!["nginx".into(), "bind9".into()]), &f);
         assert_eq!(c, Some(Change::InstallPackages(vec!["bind9".into()])));
         f.packages.insert("bind9".into());
-        assert_eq!(one(Desired::Packages(vec!["nginx".into(), "bind9".into()]), &f), None);
+        assert_eq!(
+            one(Desired::Packages(vec!["nginx".into(), "bind9".into()]), &f),
+            None
+        );
     }
 
     #[test]
     fn service_needs_enabled_and_active() {
-        let d = || Desired::Service { name: "nginx".into() };
+        let d = || Desired::Service {
+            name: "nginx".into(),
+        };
         let mut f = Facts::default();
-        assert_eq!(one(d(), &f), Some(Change::StartService { enable: true, start: true }));
-        f.services.insert("nginx".into(), ServiceFact { enabled: true, active: false });
-        assert_eq!(one(d(), &f), Some(Change::StartService { enable: false, start: true }));
-        f.services.insert("nginx".into(), ServiceFact { enabled: true, active: true });
+        assert_eq!(
+            one(d(), &f),
+            Some(Change::StartService {
+                enable: true,
+                start: true
+            })
+        );
+        f.services.insert(
+            "nginx".into(),
+            ServiceFact {
+                enabled: true,
+                active: false,
+            },
+        );
+        assert_eq!(
+            one(d(), &f),
+            Some(Change::StartService {
+                enable: false,
+                start: true
+            })
+        );
+        f.services.insert(
+            "nginx".into(),
+            ServiceFact {
+                enabled: true,
+                active: true,
+            },
+        );
         assert_eq!(one(d(), &f), None);
     }
 
@@ -356,7 +397,8 @@ mod tests {
         };
         let mut f = Facts::default();
         assert_eq!(one(d(), &f), Some(Change::Deploy));
-        f.current_release.insert("/srv/foobar".into(), "releases/0123456789ab".into());
+        f.current_release
+            .insert("/srv/foobar".into(), "releases/0123456789ab".into());
         assert_eq!(one(d(), &f), None);
     }
 
@@ -371,16 +413,34 @@ mod tests {
         // Changed zone on a later day starts at today's 01.
         let changed = tmpl.replace("10.0.0.1", "10.0.0.2");
         let out = zone_with_serial(changed.as_bytes(), Some(2026112003), Some(&sha), 20261125);
-        assert!(String::from_utf8(out).unwrap().contains("2026112501 ; serial"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("2026112501 ; serial"));
         // Changed twice the same day: +1.
-        let out = zone_with_serial(changed.as_bytes(), Some(2026112501), Some("other"), 20261125);
-        assert!(String::from_utf8(out).unwrap().contains("2026112502 ; serial"));
+        let out = zone_with_serial(
+            changed.as_bytes(),
+            Some(2026112501),
+            Some("other"),
+            20261125,
+        );
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("2026112502 ; serial"));
         // A serial ahead of the date still only goes up.
-        let out = zone_with_serial(changed.as_bytes(), Some(2030010105), Some("other"), 20261125);
-        assert!(String::from_utf8(out).unwrap().contains("2030010106 ; serial"));
+        let out = zone_with_serial(
+            changed.as_bytes(),
+            Some(2030010105),
+            Some("other"),
+            20261125,
+        );
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("2030010106 ; serial"));
         // No zone yet.
         let out = zone_with_serial(tmpl.as_bytes(), None, None, 20261125);
-        assert!(String::from_utf8(out).unwrap().contains("2026112501 ; serial"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("2026112501 ; serial"));
     }
 
     #[test]
@@ -410,23 +470,34 @@ mod tests {
             password: "correct-horse-1".into(),
         };
         let c = one(d(), &Facts::default()).unwrap();
-        assert_eq!(c.describe(), "create database; create user; grant INSERT, SELECT");
+        assert_eq!(
+            c.describe(),
+            "create database; create user; grant INSERT, SELECT"
+        );
         let mut m = MysqlFacts::default();
         m.databases.insert("foobar".into());
-        m.users.insert("foobar".into(), mysql_native_hash("old-password-1"));
+        m.users
+            .insert("foobar".into(), mysql_native_hash("old-password-1"));
         m.grants.insert(
             ("foobar".into(), "foobar".into()),
             ["SELECT", "DROP"].iter().map(|s| s.to_string()).collect(),
         );
-        let f = Facts { mysql: Some(m.clone()), ..Facts::default() };
+        let f = Facts {
+            mysql: Some(m.clone()),
+            ..Facts::default()
+        };
         let c = one(d(), &f).unwrap();
         assert_eq!(c.describe(), "set password; grant INSERT; revoke DROP");
-        m.users.insert("foobar".into(), mysql_native_hash("correct-horse-1"));
+        m.users
+            .insert("foobar".into(), mysql_native_hash("correct-horse-1"));
         m.grants.insert(
             ("foobar".into(), "foobar".into()),
             ["SELECT", "INSERT"].iter().map(|s| s.to_string()).collect(),
         );
-        let f = Facts { mysql: Some(m), ..Facts::default() };
+        let f = Facts {
+            mysql: Some(m),
+            ..Facts::default()
+        };
         assert_eq!(one(d(), &f), None);
     }
 
@@ -434,17 +505,31 @@ mod tests {
     fn handlers_run_for_changes_and_for_pending_ones() {
         use crate::playbook::{Handler, HandlerAction};
         let handlers = vec![
-            Handler { name: "reload nginx".into(), service: "nginx".into(), action: HandlerAction::Reload },
-            Handler { name: "restart app".into(), service: "app".into(), action: HandlerAction::Restart },
+            Handler {
+                name: "reload nginx".into(),
+                service: "nginx".into(),
+                action: HandlerAction::Reload,
+            },
+            Handler {
+                name: "restart app".into(),
+                service: "app".into(),
+                action: HandlerAction::Restart,
+            },
         ];
         let steps = [step(file("a\n"))];
         let unchanged = plan(&steps, &facts_with_file("a\n", 0o644), 20261125);
         assert!(handlers_for(&unchanged, &handlers, Role::Web, &[]).is_empty());
         let changed = plan(&steps, &Facts::default(), 20261125);
-        let names: Vec<_> = handlers_for(&changed, &handlers, Role::Web, &[]).iter().map(|h| h.name.clone()).collect();
+        let names: Vec<_> = handlers_for(&changed, &handlers, Role::Web, &[])
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
         assert_eq!(names, vec!["reload nginx"]);
         let pending = vec!["restart app".to_string()];
-        let names: Vec<_> = handlers_for(&unchanged, &handlers, Role::Web, &pending).iter().map(|h| h.name.clone()).collect();
+        let names: Vec<_> = handlers_for(&unchanged, &handlers, Role::Web, &pending)
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
         assert_eq!(names, vec!["restart app"]);
     }
 }

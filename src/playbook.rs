@@ -256,14 +256,17 @@ mod tests {
 
     #[test]
     fn unknown_field_is_located() {
-        let e = err("roles:\n  - role: web\n    steps:\n      - service: {name: nginx, state: on}\n");
+        let e =
+            err("roles:\n  - role: web\n    steps:\n      - service: {name: nginx, state: on}\n");
         assert_eq!(e.line, 4, "{e}");
         assert!(e.message.contains("unknown field `state`"), "{e}");
     }
 
     #[test]
     fn notify_must_name_a_handler() {
-        let e = err("roles:\n  - role: web\n    steps:\n      - absent: {path: /x, notify: reload nginx}\n");
+        let e = err(
+            "roles:\n  - role: web\n    steps:\n      - absent: {path: /x, notify: reload nginx}\n",
+        );
         assert_eq!(e.line, 4, "{e}");
         assert!(e.message.contains("not a handler"), "{e}");
     }

@@ -32,9 +32,17 @@ impl StepStatus {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A line for the user (lab set-up, notes).
-    Message { text: String },
-    HostStarted { host: String, steps: usize },
-    StepStarted { host: String, step: String },
+    Message {
+        text: String,
+    },
+    HostStarted {
+        host: String,
+        steps: usize,
+    },
+    StepStarted {
+        host: String,
+        step: String,
+    },
     StepFinished {
         host: String,
         step: String,
@@ -42,10 +50,19 @@ pub enum Event {
         detail: Option<String>,
     },
     /// A command run on a server; shown with -v.
-    Command { host: String, command: String },
+    Command {
+        host: String,
+        command: String,
+    },
     /// A unified diff of a file (secrets already masked).
-    Diff { host: String, path: String, diff: String },
-    HostFinished { host: String },
+    Diff {
+        host: String,
+        path: String,
+        diff: String,
+    },
+    HostFinished {
+        host: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -107,7 +124,11 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
         Event::Command { .. } => None,
         Event::Diff { host, path, diff } => Some(format!(
             "[{host}] --- diff {path}\n{}",
-            if colour { colourise(diff) } else { diff.clone() }
+            if colour {
+                colourise(diff)
+            } else {
+                diff.clone()
+            }
         )),
     }
 }
@@ -178,17 +199,5 @@ impl Reporter for Bars {
         if let Some(line) = line_for(&event, self.verbose, true) {
             let _ = self.multi.println(line);
         }
-    }
-}
-
-/// Collects events; for tests of the engine.
-#[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<Event>>,
-}
-
-impl Reporter for Recorder {
-    fn report(&self, event: Event) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
     }
 }

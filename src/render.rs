@@ -103,7 +103,8 @@ impl Renderer {
             .env
             .get_template(name)
             .map_err(|e| template_error(&path, &e))?;
-        tmpl.render(Serde(ctx)).map_err(|e| template_error(&path, &e))
+        tmpl.render(Serde(ctx))
+            .map_err(|e| template_error(&path, &e))
     }
 
     /// Renders one templated playbook field; `what` says which, for errors.
@@ -227,10 +228,16 @@ pub fn resolve(
     let ctx = Context::new(&inv.inventory, server, secrets);
     let pb = &playbook.path;
     let mut out = Vec::new();
-    for role in playbook.playbook.roles.iter().filter(|r| server.has(r.role)) {
+    for role in playbook
+        .playbook
+        .roles
+        .iter()
+        .filter(|r| server.has(r.role))
+    {
         for (i, playbook::StepEntry(step)) in role.steps.iter().enumerate() {
             let what = format!("role {} step {} ({})", role.role.name(), i + 1, step.kind());
-            let field = |name: &str, v: &str| renderer.field(pb, &format!("{what} {name}"), v, &ctx);
+            let field =
+                |name: &str, v: &str| renderer.field(pb, &format!("{what} {name}"), v, &ctx);
             let path = |name: &str, v: &str| -> Result<String, InputError> {
                 let s = field(name, v)?;
                 ServerPath::parse(&s)
@@ -245,7 +252,10 @@ pub fn resolve(
             };
             let mode = |v: &str| {
                 parse_mode(v).ok_or_else(|| {
-                    InputError::new(pb, format!("{what} mode `{v}`: write an octal mode like \"0644\""))
+                    InputError::new(
+                        pb,
+                        format!("{what} mode `{v}`: write an octal mode like \"0644\""),
+                    )
                 })
             };
             let (label, desired) = match step {
@@ -254,7 +264,8 @@ pub fn resolve(
                         .iter()
                         .map(|p| {
                             let p = field("packages", p)?;
-                            check_package(&p).map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
+                            check_package(&p)
+                                .map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
                             Ok(p)
                         })
                         .collect::<Result<Vec<_>, InputError>>()?;
@@ -299,7 +310,10 @@ pub fn resolve(
                 } => {
                     let dest = path("dest", dest)?;
                     let content = renderer.file(src, &ctx)?;
-                    let validate = validate.as_deref().map(|v| field("validate", v)).transpose()?;
+                    let validate = validate
+                        .as_deref()
+                        .map(|v| field("validate", v))
+                        .transpose()?;
                     (
                         format!("template {dest}"),
                         Desired::File {
@@ -324,8 +338,9 @@ pub fn resolve(
                     notify: _,
                 } => {
                     let src = inv.local_path(Path::new(&field("src", src)?));
-                    let (id, archive) = release_archive(&src)
-                        .map_err(|m| InputError::new(pb, format!("{what} src {}: {m}", src.display())))?;
+                    let (id, archive) = release_archive(&src).map_err(|m| {
+                        InputError::new(pb, format!("{what} src {}: {m}", src.display()))
+                    })?;
                     let root = path("root", root)?;
                     (
                         format!("release {root}/releases/{id}"),
@@ -351,7 +366,8 @@ pub fn resolve(
                     let database = field("database", database)?;
                     let user = field("user", user)?;
                     for n in [&database, &user] {
-                        SqlName::parse(n).map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
+                        SqlName::parse(n)
+                            .map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
                     }
                     let privileges = privileges
                         .iter()
@@ -362,7 +378,10 @@ pub fn resolve(
                             } else {
                                 Err(InputError::new(
                                     pb,
-                                    format!("{what}: privilege `{p}` is not one of {}", GRANTABLE.join(", ")),
+                                    format!(
+                                        "{what}: privilege `{p}` is not one of {}",
+                                        GRANTABLE.join(", ")
+                                    ),
                                 ))
                             }
                         })
@@ -390,7 +409,10 @@ pub fn resolve(
 }
 
 fn parse_mode(s: &str) -> Option<u32> {
-    let digits = s.strip_prefix('0').filter(|d| d.len() == 3).or((s.len() == 3).then_some(s))?;
+    let digits = s
+        .strip_prefix('0')
+        .filter(|d| d.len() == 3)
+        .or((s.len() == 3).then_some(s))?;
     u32::from_str_radix(digits, 8).ok()
 }
 
@@ -404,7 +426,9 @@ fn check_package(p: &str) -> Result<(), String> {
 }
 
 fn check_unit(u: &str) -> Result<(), String> {
-    let ok = !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c));
+    let ok = !u.is_empty()
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c));
     ok.then_some(())
         .ok_or_else(|| format!("`{u}` is not a systemd unit name"))
 }
@@ -429,7 +453,9 @@ pub fn release_archive(src: &Path) -> Result<(String, Vec<u8>), String> {
             .map(|m| m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false);
         let mode = if executable { 0o755 } else { 0o644 };
-        let name = rel.to_str().ok_or_else(|| format!("{} is not UTF-8", rel.display()))?;
+        let name = rel
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8", rel.display()))?;
         hasher.update(format!("{name}\0{mode:o}\0{}\0", data.len()));
         hasher.update(&data);
         let mut header = tar::Header::new_gnu();
@@ -445,7 +471,12 @@ pub fn release_archive(src: &Path) -> Result<(String, Vec<u8>), String> {
         return Err("the code base folder is empty".into());
     }
     let archive = builder.into_inner().map_err(|e| e.to_string())?;
-    let id: String = hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let id: String = hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok((id, archive))
 }
 
@@ -466,7 +497,10 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), 
         } else if kind.is_file() {
             out.push(path.strip_prefix(root).expect("under root").to_path_buf());
         } else {
-            return Err(format!("{} is neither a file nor a folder: releases hold plain files", path.display()));
+            return Err(format!(
+                "{} is neither a file nor a folder: releases hold plain files",
+                path.display()
+            ));
         }
     }
     Ok(())

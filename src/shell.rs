@@ -18,7 +18,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_plain() {
-        assert_eq!(quote("/etc/nginx/sites-enabled/foobar"), "/etc/nginx/sites-enabled/foobar");
+        assert_eq!(
+            quote("/etc/nginx/sites-enabled/foobar"),
+            "/etc/nginx/sites-enabled/foobar"
+        );
     }
 
     #[test]

@@ -93,13 +93,10 @@ impl Ssh {
         if let Some(kh) = &t.known_hosts {
             b.user_known_hosts_file(kh);
         }
-        let session = b
-            .connect_mux(&t.address)
-            .await
-            .map_err(|e| Unreachable {
-                host: t.name.clone(),
-                message: explain_connect_error(&e.to_string(), t),
-            })?;
+        let session = b.connect_mux(&t.address).await.map_err(|e| Unreachable {
+            host: t.name.clone(),
+            message: explain_connect_error(&e.to_string(), t),
+        })?;
         Ok(Self {
             name: t.name.clone(),
             session,
@@ -126,13 +123,19 @@ fn explain_connect_error(raw: &str, t: &SshTarget) -> String {
                 .unwrap_or_else(|| "~/.ssh/known_hosts".into())
         )
     } else if raw.contains("Permission denied") {
-        format!("user `{}` was refused: check the user and identity_file", t.user)
+        format!(
+            "user `{}` was refused: check the user and identity_file",
+            t.user
+        )
     } else if raw.contains("timed out") || raw.contains("No route") || raw.contains("refused") {
         format!("is sshd running on {}:{}?", t.address, t.port)
     } else {
         "check the address, port, user and key in the inventory".into()
     };
-    format!("ssh {}@{}:{} failed: {raw} ({hint})", t.user, t.address, t.port)
+    format!(
+        "ssh {}@{}:{} failed: {raw} ({hint})",
+        t.user, t.address, t.port
+    )
 }
 
 impl Transport for Ssh {

@@ -13,7 +13,12 @@ const PAIR_DIR: &str = "/var/lib/foobar/test-lab";
 fn nothing_left_behind() -> Vec<String> {
     let mut left = Vec::new();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    left.extend(mounts.lines().filter(|l| l.contains(PAIR_DIR)).map(str::to_string));
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(PAIR_DIR))
+            .map(str::to_string),
+    );
     if let Ok(rd) = std::fs::read_dir("/run/netns") {
         left.extend(
             rd.flatten()
@@ -29,7 +34,9 @@ fn nothing_left_behind() -> Vec<String> {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(PAIR_DIR) && (cmd.contains("systemd-nspawn") || cmd.contains("apt-cacher-ng")) {
+            if cmd.contains(PAIR_DIR)
+                && (cmd.contains("systemd-nspawn") || cmd.contains("apt-cacher-ng"))
+            {
                 left.push(cmd);
             }
         }
@@ -54,10 +61,15 @@ fn two_servers_up_reachable_reset_and_down_without_leftovers() {
         assert_eq!(on_server_ok(PAIR, name, "hostname").trim(), name);
         assert!(on_server_ok(PAIR, name, "ip -4 addr show eth0").contains(addr));
         assert!(
-            on_server_ok(PAIR, name, "ip route").lines().all(|l| !l.starts_with("default")),
+            on_server_ok(PAIR, name, "ip route")
+                .lines()
+                .all(|l| !l.starts_with("default")),
             "lab servers have no default route"
         );
-        assert_eq!(on_server_ok(PAIR, name, "cat /proc/1/comm").trim(), "systemd");
+        assert_eq!(
+            on_server_ok(PAIR, name, "cat /proc/1/comm").trim(),
+            "systemd"
+        );
     }
 
     // Host keys are checked: without the lab's known_hosts, ssh refuses.
@@ -76,35 +88,63 @@ fn two_servers_up_reachable_reset_and_down_without_leftovers() {
         ])
         .output()
         .unwrap();
-    assert!(!refused.status.success(), "an unknown host key must be refused");
+    assert!(
+        !refused.status.success(),
+        "an unknown host key must be refused"
+    );
 
     // Status lists both as running, as JSON too.
-    let status = foobar().args(["-i", PAIR, "lab", "status", "--json"]).output().unwrap();
+    let status = foobar()
+        .args(["-i", PAIR, "lab", "status", "--json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
-    assert!(v.as_array().unwrap().iter().all(|s| s["state"] == "running"));
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["state"] == "running"));
 
     // Up again changes nothing: the same nspawn keeps running.
-    let pid_before = std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
+    let pid_before =
+        std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
     foobar().args(["-i", PAIR, "lab", "up"]).assert().success();
-    let pid_after = std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
+    let pid_after =
+        std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
     assert_eq!(pid_before, pid_after);
 
     // Reset brings a server back to pristine, with new host keys on record.
-    on_server_ok(PAIR, "pair1", "touch /root/dirty && apt-get --version >/dev/null");
-    foobar().args(["-i", PAIR, "lab", "reset", "pair1"]).assert().success();
-    assert_eq!(on_server_ok(PAIR, "pair1", "ls /root/dirty 2>/dev/null || echo clean").trim(), "clean");
+    on_server_ok(
+        PAIR,
+        "pair1",
+        "touch /root/dirty && apt-get --version >/dev/null",
+    );
+    foobar()
+        .args(["-i", PAIR, "lab", "reset", "pair1"])
+        .assert()
+        .success();
+    assert_eq!(
+        on_server_ok(PAIR, "pair1", "ls /root/dirty 2>/dev/null || echo clean").trim(),
+        "clean"
+    );
 
     // A killed server (a crash) is cleaned up and booted again by `up`.
     let pid = std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
-    std::process::Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let out = foobar().args(["-i", PAIR, "lab", "up"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(on_server_ok(PAIR, "pair2", "hostname").trim(), "pair2");
 
     // Down leaves nothing: no mount, namespace, link or process.
-    foobar().args(["-i", PAIR, "lab", "down"]).assert().success();
+    foobar()
+        .args(["-i", PAIR, "lab", "down"])
+        .assert()
+        .success();
     let left = nothing_left_behind();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -116,5 +156,9 @@ fn lab_commands_need_a_lab_inventory() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("has no `lab:` section"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no `lab:` section"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -19,7 +19,10 @@ fn provision(extra: &[&str]) -> (Option<i32>, Value, String) {
 
 fn pristine() {
     lab_up(LAB);
-    foobar().args(["-i", LAB, "lab", "reset", LAB_SERVER]).assert().success();
+    foobar()
+        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -36,7 +39,15 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
         "0",
         "--check installed nothing"
     );
-    assert_eq!(on_server_ok(LAB, LAB_SERVER, "ls -d /srv/foobar /etc/foobar 2>/dev/null | wc -l").trim(), "0");
+    assert_eq!(
+        on_server_ok(
+            LAB,
+            LAB_SERVER,
+            "ls -d /srv/foobar /etc/foobar 2>/dev/null | wc -l"
+        )
+        .trim(),
+        "0"
+    );
 
     // The real run: everything changes and every hop is proven.
     let (code, json, err) = provision(&[]);
@@ -58,16 +69,30 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     let (_, first) = http_get(LAB_ADDRESS, "www.foobar.com", "/visits");
     let (_, second) = http_get(LAB_ADDRESS, "www.foobar.com", "/visits");
     assert_eq!(count(&second), count(&first) + 1, "{first} then {second}");
-    let stored = on_server_ok(LAB, LAB_SERVER, "mysql -N -B -e 'SELECT count FROM foobar.visits'");
+    let stored = on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "mysql -N -B -e 'SELECT count FROM foobar.visits'",
+    );
     assert_eq!(stored.trim().parse::<u64>().unwrap(), count(&second));
     // The bare domain redirects to www.
     assert_eq!(http_get(LAB_ADDRESS, "foobar.com", "/").0, 301);
 
     // Least privilege: the app user has its own database only.
-    let grants = on_server_ok(LAB, LAB_SERVER, "mysql -N -B -e \"SHOW GRANTS FOR 'foobar'@'localhost'\"");
+    let grants = on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "mysql -N -B -e \"SHOW GRANTS FOR 'foobar'@'localhost'\"",
+    );
     assert!(grants.contains("ON `foobar`.*"), "{grants}");
-    assert!(!grants.contains("ON *.*") || grants.contains("GRANT USAGE ON *.*"), "{grants}");
-    assert_eq!(on_server_ok(LAB, LAB_SERVER, "stat -c %a /etc/foobar/app.env").trim(), "600");
+    assert!(
+        !grants.contains("ON *.*") || grants.contains("GRANT USAGE ON *.*"),
+        "{grants}"
+    );
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "stat -c %a /etc/foobar/app.env").trim(),
+        "600"
+    );
 
     // Again: nothing changes, checks still pass.
     let (code, json, err) = provision(&[]);
@@ -99,8 +124,18 @@ fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
     );
     let (code, json, _) = provision(&[]);
     assert_eq!(code, Some(1), "{json}");
-    assert!(json["hosts"][0]["error"].as_str().unwrap().contains("service nginx"), "{json}");
-    let pending = on_server_ok(LAB, LAB_SERVER, "cat /var/lib/foobar/pending-handlers 2>/dev/null || true");
+    assert!(
+        json["hosts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("service nginx"),
+        "{json}"
+    );
+    let pending = on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "cat /var/lib/foobar/pending-handlers 2>/dev/null || true",
+    );
     assert!(pending.contains("reload nginx"), "pending: {pending:?}");
 
     // Fixed by hand; the next run changes no file, yet runs the handler
@@ -110,10 +145,20 @@ fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
     assert_eq!(code, Some(0), "{err}\n{json}");
     let steps = json["hosts"][0]["steps"].as_array().unwrap();
     assert!(
-        steps.iter().any(|s| s["step"] == "handler: reload nginx" && s["status"] == "changed"),
+        steps
+            .iter()
+            .any(|s| s["step"] == "handler: reload nginx" && s["status"] == "changed"),
         "{json}"
     );
-    assert_eq!(on_server_ok(LAB, LAB_SERVER, "cat /var/lib/foobar/pending-handlers 2>/dev/null || true").trim(), "");
+    assert_eq!(
+        on_server_ok(
+            LAB,
+            LAB_SERVER,
+            "cat /var/lib/foobar/pending-handlers 2>/dev/null || true"
+        )
+        .trim(),
+        ""
+    );
 }
 
 #[test]
@@ -122,7 +167,11 @@ fn diff_shows_changes_with_the_password_masked() {
     lab_up(LAB);
     let (code, _, err) = provision(&[]);
     assert_eq!(code, Some(0), "{err}");
-    on_server_ok(LAB, LAB_SERVER, "sed -i 's/^DB_PASSWORD=.*/DB_PASSWORD=stale/' /etc/foobar/app.env");
+    on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "sed -i 's/^DB_PASSWORD=.*/DB_PASSWORD=stale/' /etc/foobar/app.env",
+    );
     let out = foobar()
         .args(["-i", LAB, "provision", "--check", "--diff"])
         .output()
@@ -155,7 +204,13 @@ fn bad_inventory_exits_2_with_its_location_and_contacts_no_server() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{}:22:8: domain.ttl: ttl 5 is out of range", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:22:8: domain.ttl: ttl 5 is out of range",
+            bad.display()
+        )),
+        "{err}"
+    );
     // Only the two logins of accepted_logins itself happened since.
     assert_eq!(accepted_logins(LAB, LAB_SERVER), logins_before + 1);
 }

@@ -16,13 +16,20 @@ fn snapshot_inventory(tag: &str, inventory_path: &str) {
     for server in &inv.inventory.servers.0 {
         for step in render::resolve(&renderer, &pb, &inv, server, &Secrets::masked()).unwrap() {
             if let Desired::File { path, content, .. } = &step.desired {
-                let name = format!("{tag}__{}__{}", server.name, path.trim_start_matches('/').replace('/', "_"));
+                let name = format!(
+                    "{tag}__{}__{}",
+                    server.name,
+                    path.trim_start_matches('/').replace('/', "_")
+                );
                 insta::assert_snapshot!(name, String::from_utf8(content.clone()).unwrap());
                 seen += 1;
             }
         }
     }
-    assert_eq!(seen, 7, "every template of the playbook is rendered once per server");
+    assert_eq!(
+        seen, 7,
+        "every template of the playbook is rendered once per server"
+    );
 }
 
 #[test]
@@ -46,14 +53,22 @@ fn secrets_never_reach_rendered_files_unmasked() {
     let pb = playbook::load(Path::new("playbooks/provision.yml")).unwrap();
     let renderer = Renderer::new(Path::new("."));
     let secrets = Secrets::masked();
-    let steps = render::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();
+    let steps =
+        render::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();
     let env = steps
         .iter()
         .find_map(|s| match &s.desired {
-            Desired::File { path, content, mode, .. } if path == "/etc/foobar/app.env" => Some((content.clone(), *mode)),
+            Desired::File {
+                path,
+                content,
+                mode,
+                ..
+            } if path == "/etc/foobar/app.env" => Some((content.clone(), *mode)),
             _ => None,
         })
         .unwrap();
-    assert!(String::from_utf8(env.0).unwrap().contains("DB_PASSWORD=********"));
+    assert!(String::from_utf8(env.0)
+        .unwrap()
+        .contains("DB_PASSWORD=********"));
     assert_eq!(env.1, 0o600, "the file holding the password is 0600");
 }

@@ -192,7 +192,9 @@ fn resolve_checks(
         .iter()
         .map(|c| {
             let host = match &c.host {
-                Some(h) => renderer.field(&pb.path, &format!("check `{}` host", c.name), h, &ctx)?,
+                Some(h) => {
+                    renderer.field(&pb.path, &format!("check `{}` host", c.name), h, &ctx)?
+                }
                 None => inv.inventory.domain.fqdn(),
             };
             Ok((c.clone(), host))
@@ -207,7 +209,11 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
         address: server.address.to_string(),
         port: server.ssh.port.0,
         user: server.ssh.user.to_string(),
-        identity_file: server.ssh.identity_file.as_ref().map(|p| inv.local_path(&p.0)),
+        identity_file: server
+            .ssh
+            .identity_file
+            .as_ref()
+            .map(|p| inv.local_path(&p.0)),
         known_hosts: ssh.known_hosts.as_ref().map(|p| inv.local_path(&p.0)),
         accept_new_host_keys: ssh.accept_new_host_keys,
         connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
@@ -260,12 +266,19 @@ async fn converge<T: Transport>(
                 (&p.change, &p.step.desired)
             {
                 let old = applier
-                    .run(&format!("cat {} 2>/dev/null || true", crate::shell::quote(path)), None)
+                    .run(
+                        &format!("cat {} 2>/dev/null || true", crate::shell::quote(path)),
+                        None,
+                    )
                     .await?;
                 out.report(Event::Diff {
                     host: host.clone(),
                     path: path.clone(),
-                    diff: secrets.redact(&unified_diff(&old.stdout_text(), &String::from_utf8_lossy(content), path)),
+                    diff: secrets.redact(&unified_diff(
+                        &old.stdout_text(),
+                        &String::from_utf8_lossy(content),
+                        path,
+                    )),
                 });
             }
         }
@@ -293,7 +306,13 @@ async fn converge<T: Transport>(
         return Ok((result, Vec::new()));
     }
     applier
-        .apply(&job.steps, planned, &pb.playbook.roles, &facts.pending_handlers, &mut result)
+        .apply(
+            &job.steps,
+            planned,
+            &pb.playbook.roles,
+            &facts.pending_handlers,
+            &mut result,
+        )
         .await?;
     if result.error.is_some() {
         return Ok((result, Vec::new()));
@@ -315,21 +334,24 @@ async fn run_checks<T: Transport>(
         // nginx may still be finishing a reload: retry for a few seconds.
         let deadline = Instant::now() + Duration::from_secs(10);
         let verdict = loop {
-            let verdict = match http::get(addr, host_header, &check.path, Duration::from_secs(5)).await {
-                Ok(r) if r.status != check.expect_status => Err(format!(
-                    "expected HTTP {}, got {}: {}",
-                    check.expect_status,
-                    r.status,
-                    first_line(&r.body)
-                )),
-                Ok(r) => match &check.expect_body {
-                    Some(want) if !r.body.contains(want.as_str()) => {
-                        Err(format!("HTTP {} but the body lacks `{want}`: {}", r.status, first_line(&r.body)))
-                    }
-                    _ => Ok(format!("HTTP {}", r.status)),
-                },
-                Err(e) => Err(e),
-            };
+            let verdict =
+                match http::get(addr, host_header, &check.path, Duration::from_secs(5)).await {
+                    Ok(r) if r.status != check.expect_status => Err(format!(
+                        "expected HTTP {}, got {}: {}",
+                        check.expect_status,
+                        r.status,
+                        first_line(&r.body)
+                    )),
+                    Ok(r) => match &check.expect_body {
+                        Some(want) if !r.body.contains(want.as_str()) => Err(format!(
+                            "HTTP {} but the body lacks `{want}`: {}",
+                            r.status,
+                            first_line(&r.body)
+                        )),
+                        _ => Ok(format!("HTTP {}", r.status)),
+                    },
+                    Err(e) => Err(e),
+                };
             if verdict.is_ok() || Instant::now() > deadline {
                 break verdict;
             }
@@ -338,13 +360,24 @@ async fn run_checks<T: Transport>(
         let passed = verdict.is_ok();
         let detail = verdict.unwrap_or_else(|e| e);
         let logs = match (&check.logs, passed) {
-            (Some(cmd), false) => Some(applier.secrets.redact(&applier.run(cmd, None).await?.stdout_text())),
+            (Some(cmd), false) => Some(
+                applier
+                    .secrets
+                    .redact(&applier.run(cmd, None).await?.stdout_text()),
+            ),
             _ => None,
         };
         applier.out.report(Event::StepFinished {
             host: host.clone(),
-            step: format!("check: {} ({} {}{})", check.name, check.hop, host_header, check.path),
-            status: if passed { StepStatus::Ok } else { StepStatus::Failed },
+            step: format!(
+                "check: {} ({} {}{})",
+                check.name, check.hop, host_header, check.path
+            ),
+            status: if passed {
+                StepStatus::Ok
+            } else {
+                StepStatus::Failed
+            },
             detail: Some(match &logs {
                 Some(l) => format!("{detail}\n--- logs from {host}:\n{}", l.trim_end()),
                 None => detail.clone(),
@@ -385,14 +418,21 @@ fn print_summary(s: &Summary) {
             h.count(StepStatus::Ok),
             h.count(StepStatus::Changed),
             h.count(StepStatus::Failed),
-            if s.check_mode { " (check mode: nothing was changed)" } else { "" }
+            if s.check_mode {
+                " (check mode: nothing was changed)"
+            } else {
+                ""
+            }
         );
         if let Some(e) = &h.error {
             println!("  failed: {e}");
         }
     }
     for c in s.checks.iter().filter(|c| !c.passed) {
-        println!("  check failed at the {} hop: {}: {}", c.hop, c.check, c.detail);
+        println!(
+            "  check failed at the {} hop: {}: {}",
+            c.hop, c.check, c.detail
+        );
         if let Some(l) = &c.logs {
             println!("  logs:\n{}", l.trim_end());
         }

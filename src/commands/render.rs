@@ -44,7 +44,9 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
             };
             match &args.out {
                 Some(dir) => {
-                    let dest = dir.join(server.name.as_str()).join(path.trim_start_matches('/'));
+                    let dest = dir
+                        .join(server.name.as_str())
+                        .join(path.trim_start_matches('/'));
                     std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
                     std::fs::write(&dest, &content)?;
                     println!("{}", dest.display());

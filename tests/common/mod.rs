@@ -35,7 +35,10 @@ pub fn lab_up(inventory: &str) {
     if done.iter().any(|i| i == inventory) {
         return;
     }
-    let out = foobar().args(["-i", inventory, "lab", "up"]).output().unwrap();
+    let out = foobar()
+        .args(["-i", inventory, "lab", "up"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
     done.push(inventory.to_string());
 }
@@ -50,7 +53,11 @@ pub fn on_server(inventory: &str, server: &str, command: &str) -> Output {
 
 pub fn on_server_ok(inventory: &str, server: &str, command: &str) -> String {
     let out = on_server(inventory, server, command);
-    assert!(out.status.success(), "`{command}` failed on {server}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "`{command}` failed on {server}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
@@ -60,21 +67,33 @@ pub fn text(b: &[u8]) -> String {
 
 /// SSH logins accepted by a lab server so far, from its sshd log.
 pub fn accepted_logins(inventory: &str, server: &str) -> usize {
-    on_server_ok(inventory, server, "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true")
-        .trim()
-        .parse()
-        .unwrap()
+    on_server_ok(
+        inventory,
+        server,
+        "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true",
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }
 
 /// A plain HTTP GET to a lab server with a Host header; (status, body).
 pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect((address, 80)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
