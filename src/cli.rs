@@ -28,7 +28,7 @@ pub mod exit {
     name = "foobar",
     version,
     about = "Provision a one-server web stack (DNS, nginx, app server, MariaDB) over SSH",
-    after_help = "Examples:\n  foobar lab up                      # boot the local lab server(s)\n  foobar provision                   # provision inventory/lab.yml\n  foobar provision --check --diff    # show what would change\n  foobar -i inventory/foobar.yml render --out /tmp/rendered\n  foobar lab ssh web1 systemctl status nginx"
+    after_help = "Examples:\n  foobar lab up                      # boot the local lab server(s)\n  foobar provision                   # provision inventory/lab.yml\n  foobar provision --check --diff    # show what would change\n  foobar -i inventory/foobar.yml render --out /tmp/rendered\n  foobar dns-check --json            # www and the apex at every nameserver\n  foobar lab ssh web1 systemctl status nginx"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -60,6 +60,9 @@ pub struct Global {
 pub enum Cmd {
     /// Install and configure the whole stack on the inventory's servers.
     Provision(commands::provision::ProvisionArgs),
+    /// Prove that the zone's names resolve to the inventory's address at
+    /// every authoritative nameserver (and resolvers named here).
+    DnsCheck(commands::dns_check::DnsCheckArgs),
     /// Render every file locally, without contacting any server.
     Render(commands::render::RenderArgs),
     /// Disposable local Debian 12 servers for trying foobar and for tests.
@@ -93,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Provision(args) => commands::provision::run(g, args).await,
         Cmd::Render(args) => commands::render::run(g, args),
+        Cmd::DnsCheck(args) => commands::dns_check::run(g, args).await,
         Cmd::Lab(args) => commands::lab::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod dns;
 pub mod error;
 pub mod facts;
 pub mod http;

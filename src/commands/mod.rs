@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod dns_check;
 pub mod lab;
 pub mod provision;
 pub mod render;
