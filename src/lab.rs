@@ -534,6 +534,12 @@ impl Lab {
             ),
             0o644,
         )?;
+        // VERBOSE logs one line per SSH session: tests and benchmarks count them.
+        write(
+            &merged.join("etc/ssh/sshd_config.d/foobar-lab.conf"),
+            "LogLevel VERBOSE\n",
+            0o644,
+        )?;
         let ssh_dir = merged.join("root/.ssh");
         fs::create_dir_all(&ssh_dir).map_err(io_err("creating root/.ssh"))?;
         fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700))

@@ -51,7 +51,7 @@ systemd.service(name="app running", service="foobar-app", running=True, enabled=
 systemd.service(name="restart app", service="foobar-app", restarted=True, daemon_reload=True, _if=[op.did_change for op in app])
 
 web = [
-    files.file(name="no default site", path="/etc/nginx/sites-enabled/default", present=False),
+    files.link(name="no default site", path="/etc/nginx/sites-enabled/default", present=False),
     files.template(name="site", src=f"{R}/etc/nginx/sites-enabled/foobar.conf", dest="/etc/nginx/sites-enabled/foobar.conf", mode="644"),
 ]
 systemd.service(name="nginx running", service="nginx", running=True, enabled=True)

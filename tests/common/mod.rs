@@ -70,7 +70,7 @@ pub fn accepted_logins(inventory: &str, server: &str) -> usize {
     on_server_ok(
         inventory,
         server,
-        "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true",
+        "journalctl -t sshd --no-pager -o cat | grep -c 'Accepted publickey' || true",
     )
     .trim()
     .parse()
