@@ -201,6 +201,37 @@ fn remember(notify: Option<&str>) -> String {
     }
 }
 
+/// Where the last good versions of what a handler watches wait until the
+/// handler has run: `<BACKUP_DIR>/<handler>/<path with / as %>`.
+fn backup_dir(handler: &str) -> String {
+    format!("{BACKUP_DIR}/{}", handler.replace(' ', "_"))
+}
+
+/// Keeps the current `$dest` (file or symlink; or the fact that it did not
+/// exist) before it changes, unless a backup for this handler is already
+/// there: the last version that the service ran with is what counts.
+fn backup(notify: Option<&str>) -> String {
+    match notify {
+        Some(h) => format!(
+            "bk={d}\nmkdir -p \"$bk\"\nb=\"$bk/$(printf %s \"$dest\" | tr / %)\"\n\
+             if [ ! -e \"$b\" ] && [ ! -L \"$b\" ] && [ ! -e \"$b.absent\" ]; then\n\
+             \x20 if [ -e \"$dest\" ] || [ -L \"$dest\" ]; then cp -pP \"$dest\" \"$b\"; else : > \"$b.absent\"; fi\nfi\n",
+            d = quote(&backup_dir(h))
+        ),
+        None => String::new(),
+    }
+}
+
+/// Fails unless the uploaded temp file (a shell word) is exactly what was
+/// sent: a cut connection ends stdin early, and a short file must never go
+/// live.
+fn verify_upload(file: &str, what: &str, content: &[u8]) -> String {
+    format!(
+        "[ \"$(sha256sum < {file} | cut -d' ' -f1)\" = {} ] || {{ echo \"upload of {what} was incomplete\" >&2; exit 1; }}\n",
+        crate::plan::sha256_hex(content)
+    )
+}
+
 /// The script (and its stdin) that makes one change.
 pub fn script_for(
     change: &Change,
@@ -212,8 +243,10 @@ pub fn script_for(
     match (change, desired) {
         (Change::InstallPackages(names), _) => {
             let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            // An earlier run cut during dpkg leaves it half-configured.
             s.push_str(
                 "export DEBIAN_FRONTEND=noninteractive\n\
+                 dpkg --configure -a >&2\n\
                  if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get update -q >&2; fi\n",
             );
             s.push_str(&format!(
@@ -253,16 +286,19 @@ pub fn script_for(
         ) => {
             s.push_str(&write_file_script(
                 path,
+                content,
                 owner,
                 group,
                 *mode,
                 validate.as_deref(),
+                notify,
             ));
-            s.push_str(&remember(notify));
             stdin = Some(content.clone());
         }
         (Change::Remove, Desired::Absent { path }) => {
-            s.push_str(&format!("rm -f {}\n", quote(path)));
+            s.push_str(&format!("dest={}\n", quote(path)));
+            s.push_str(&backup(notify));
+            s.push_str("rm -f \"$dest\"\n");
             s.push_str(&remember(notify));
         }
         (
@@ -275,8 +311,7 @@ pub fn script_for(
                 keep,
             },
         ) => {
-            s.push_str(&deploy_script(root, owner, id, *keep));
-            s.push_str(&remember(notify));
+            s.push_str(&deploy_script(root, owner, id, archive, *keep, notify));
             stdin = Some(archive.clone());
         }
         (Change::StartService { enable, start }, Desired::Service { name }) => {
@@ -309,39 +344,50 @@ pub fn script_for(
 
 fn write_file_script(
     path: &str,
+    content: &[u8],
     owner: &str,
     group: &str,
     mode: u32,
     validate: Option<&str>,
+    notify: Option<&str>,
 ) -> String {
     let mut s = format!(
         "dest={p}\ndir=$(dirname \"$dest\")\nmkdir -p \"$dir\"\n\
-         tmp=$(mktemp \"$dir/.foobar.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\n\
-         cat > \"$tmp\"\nchown {o}:{g} \"$tmp\"\nchmod {mode:04o} \"$tmp\"\n",
+         tmp=$(mktemp \"$dir/.foobar.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n\
+         cat > \"$tmp\"\n{verify}chown {o}:{g} \"$tmp\"\nchmod {mode:04o} \"$tmp\"\n",
         p = quote(path),
         o = quote(owner),
         g = quote(group),
+        verify = verify_upload("\"$tmp\"", "$dest", content),
     );
     match validate {
         // The command checks the new file alone, before it goes live.
         Some(v) if v.contains("%s") => {
             s.push_str(&format!(
-                "if ! {} >&2; then exit {VALIDATION_FAILED}; fi\nmv -f \"$tmp\" \"$dest\"\n",
-                v.replace("%s", "\"$tmp\"")
+                "if ! {} >&2; then exit {VALIDATION_FAILED}; fi\n{}{}mv -f \"$tmp\" \"$dest\"\n",
+                v.replace("%s", "\"$tmp\""),
+                backup(notify),
+                remember(notify),
             ));
         }
         // The command checks the whole configuration (nginx -t): put the
         // file in place, check, and put the old one back if it fails.
         Some(v) => {
             s.push_str(&format!(
-                "mkdir -p {BACKUP_DIR}\nbak=$(mktemp {BACKUP_DIR}/prev.XXXXXX)\nhad=0\n\
-                 if [ -e \"$dest\" ]; then cp -p \"$dest\" \"$bak\"; had=1; fi\n\
-                 mv -f \"$tmp\" \"$dest\"\n\
-                 if ! {v} >&2; then\n  if [ $had = 1 ]; then mv -f \"$bak\" \"$dest\"; else rm -f \"$dest\"; fi\n  exit {VALIDATION_FAILED}\nfi\n\
-                 rm -f \"$bak\"\n"
+                "mkdir -p {BACKUP_DIR}\nprev=$(mktemp {BACKUP_DIR}/prev.XXXXXX)\nhad=0\n\
+                 if [ -e \"$dest\" ]; then cp -p \"$dest\" \"$prev\"; had=1; fi\n\
+                 {keep}mv -f \"$tmp\" \"$dest\"\n\
+                 if ! {v} >&2; then\n  if [ $had = 1 ]; then mv -f \"$prev\" \"$dest\"; else rm -f \"$dest\"; fi\n  exit {VALIDATION_FAILED}\nfi\n\
+                 rm -f \"$prev\"\n{remember}",
+                keep = backup(notify),
+                remember = remember(notify),
             ));
         }
-        None => s.push_str("mv -f \"$tmp\" \"$dest\"\n"),
+        None => {
+            s.push_str(&backup(notify));
+            s.push_str(&remember(notify));
+            s.push_str("mv -f \"$tmp\" \"$dest\"\n");
+        }
     }
     if path.starts_with("/etc/systemd/") {
         // systemd reads unit files only on daemon-reload.
@@ -350,30 +396,47 @@ fn write_file_script(
     s
 }
 
-fn deploy_script(root: &str, owner: &str, id: &str, keep: u8) -> String {
+fn deploy_script(
+    root: &str,
+    owner: &str,
+    id: &str,
+    archive: &[u8],
+    keep: u8,
+    notify: Option<&str>,
+) -> String {
     format!(
         r#"root={r}
 rel="$root/releases/{id}"
+dest="$root/current"
 mkdir -p "$root/releases"
+# Leftovers of a run that was cut off.
 rm -rf "$root"/releases/.incoming.*
-if [ -d "$rel" ]; then
-  cat > /dev/null
+tmp=$(mktemp -d "$root/releases/.incoming.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+cat > "$tmp/.archive"
+{verify}if [ -d "$rel" ]; then
   touch "$rel"
 else
-  tmp=$(mktemp -d "$root/releases/.incoming.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  tar -x -C "$tmp" --no-same-owner -f -
-  chown -R {o}: "$tmp"
-  chmod 755 "$tmp"
-  mv "$tmp" "$rel"
+  mkdir "$tmp/tree"
+  tar -x -C "$tmp/tree" --no-same-owner -f "$tmp/.archive"
+  chown -R {o}: "$tmp/tree"
+  chmod 755 "$tmp/tree"
+  mv "$tmp/tree" "$rel"
 fi
-ln -sfn "releases/{id}" "$root/.current.tmp"
-mv -T "$root/.current.tmp" "$root/current"
+previous=$(readlink "$dest" || true)
+{backup}{remember}ln -sfn "releases/{id}" "$root/.current.tmp"
+mv -T "$root/.current.tmp" "$dest"
 cd "$root/releases"
-ls -1t | tail -n +{first_pruned} | while read -r old; do [ "$old" = {id} ] || rm -rf -- "$old"; done
+ls -1t | tail -n +{first_pruned} | while read -r old; do
+  [ "$old" = {id} ] || [ "releases/$old" = "$previous" ] || rm -rf -- "$old"
+done
 "#,
         r = quote(root),
         o = quote(owner),
+        verify = verify_upload("\"$tmp/.archive\"", "the release", archive),
+        backup = backup(notify),
+        remember = remember(notify),
         first_pruned = u32::from(keep) + 1,
     )
 }
@@ -414,16 +477,49 @@ fn mysql_sql(m: &MysqlChange, database: &str, user: &str, password: &str) -> Str
     sql
 }
 
+/// Runs a handler. When the service does not come back, what it watches
+/// is put back as it was before this change (configs, the `current`
+/// release), the service is started again, and the step fails with the
+/// service's log lines. On success the backups are dropped.
 pub fn handler_script(h: &Handler) -> String {
     let verb = match h.action {
         HandlerAction::Reload => "reload-or-restart",
         HandlerAction::Restart => "restart",
     };
     format!(
-        "set -e\nsystemctl {verb} {s} >&2 || {{ journalctl -u {s} -n 20 --no-pager >&2; exit 1; }}\n\
-         if [ -f {f} ]; then grep -vxF {h} {f} > {f}.tmp || true; mv -f {f}.tmp {f}; fi\n",
+        r#"svc={s}
+bk={bk}
+done_pending() {{ if [ -f {f} ]; then grep -vxF {h} {f} > {f}.tmp || true; mv -f {f}.tmp {f}; fi; }}
+if systemctl {verb} "$svc" >&2 && sleep 0.3 && systemctl is-active --quiet "$svc"; then
+  rm -rf "$bk"
+  done_pending
+  exit 0
+fi
+echo "$svc did not come back after {verb}; its log:" >&2
+journalctl -u "$svc" -n 20 --no-pager >&2
+if [ -d "$bk" ]; then
+  for b in "$bk"/* "$bk"/.[!.]*; do
+    [ -e "$b" ] || [ -L "$b" ] || continue
+    name=$(basename "$b")
+    case "$name" in
+      *.absent) rm -f "$(printf %s "${{name%.absent}}" | tr % /)" ;;
+      *) mv -f "$b" "$(printf %s "$name" | tr % /)" ;;
+    esac
+  done
+  rm -rf "$bk"
+  systemctl daemon-reload
+  if systemctl restart "$svc" >&2 && sleep 0.3 && systemctl is-active --quiet "$svc"; then
+    echo "restored what changed; $svc runs again on the previous version" >&2
+    done_pending
+  else
+    echo "restored what changed, but $svc still does not start" >&2
+  fi
+fi
+exit 1
+"#,
         s = quote(&h.service),
         h = quote(&h.name),
+        bk = quote(&backup_dir(&h.name)),
         f = PENDING_HANDLERS
     )
 }
@@ -455,32 +551,34 @@ mod tests {
         assert!(sql.contains("GRANT SELECT ON `foobar`.* TO 'app'@'localhost';"));
     }
 
+    fn file(path: &str, validate: Option<&str>, notify: Option<&str>) -> String {
+        write_file_script(path, b"x\n", "root", "root", 0o644, validate, notify)
+    }
+
     #[test]
     fn whole_config_validation_restores_the_previous_file() {
-        let s = write_file_script(
+        let s = file(
             "/etc/nginx/sites-enabled/foobar.conf",
-            "root",
-            "root",
-            0o644,
             Some("nginx -t"),
+            Some("reload nginx"),
         );
         let check = s.find("if ! nginx -t").unwrap();
         assert!(s.find("mv -f \"$tmp\" \"$dest\"").unwrap() < check);
-        assert!(s[check..].contains("mv -f \"$bak\" \"$dest\""));
+        assert!(s[check..].contains("mv -f \"$prev\" \"$dest\""));
         assert!(
             s.contains(BACKUP_DIR),
             "backups stay out of include folders"
         );
+        // The handler is recorded only once the file passed its check.
+        assert!(s.find("pending-handlers").unwrap() > check);
     }
 
     #[test]
     fn file_validation_runs_before_the_rename() {
-        let s = write_file_script(
+        let s = file(
             "/etc/bind/named.conf.local",
-            "root",
-            "bind",
-            0o644,
             Some("named-checkconf %s"),
+            None,
         );
         assert!(
             s.find("named-checkconf \"$tmp\"").unwrap()
@@ -489,16 +587,38 @@ mod tests {
     }
 
     #[test]
+    fn uploads_are_verified_before_they_go_live() {
+        let s = file("/etc/x", None, None);
+        let sha = crate::plan::sha256_hex(b"x\n");
+        assert!(s.find(&sha).unwrap() < s.find("mv -f \"$tmp\" \"$dest\"").unwrap());
+        assert!(s.contains("trap 'exit 1' HUP INT TERM PIPE"));
+    }
+
+    #[test]
+    fn notified_changes_keep_the_previous_version_for_the_handler() {
+        let s = file(
+            "/etc/mysql/mariadb.conf.d/60-foobar.cnf",
+            None,
+            Some("restart mariadb"),
+        );
+        let keep = s.find("/var/lib/foobar/backup/restart_mariadb").unwrap();
+        assert!(keep < s.find("mv -f \"$tmp\" \"$dest\"").unwrap());
+        let h = handler_script(&Handler {
+            name: "restart mariadb".into(),
+            service: "mariadb".into(),
+            action: HandlerAction::Restart,
+        });
+        assert!(
+            h.contains("bk=/var/lib/foobar/backup/restart_mariadb"),
+            "{h}"
+        );
+        assert!(h.contains("journalctl -u \"$svc\""));
+    }
+
+    #[test]
     fn unit_files_trigger_daemon_reload() {
-        assert!(write_file_script(
-            "/etc/systemd/system/app.service",
-            "root",
-            "root",
-            0o644,
-            None
-        )
-        .contains("daemon-reload"));
-        assert!(!write_file_script("/etc/x", "root", "root", 0o644, None).contains("daemon-reload"));
+        assert!(file("/etc/systemd/system/app.service", None, None).contains("daemon-reload"));
+        assert!(!file("/etc/x", None, None).contains("daemon-reload"));
     }
 
     #[test]

@@ -556,7 +556,17 @@ impl Lab {
         let log =
             fs::File::create(sdir.join("console.log")).map_err(io_err("creating console.log"))?;
         let log2 = log.try_clone().map_err(io_err("opening console.log"))?;
-        let mut cmd = Command::new("systemd-nspawn");
+        // A small supervisor: nspawn exits with 133 when the server reboots
+        // itself; boot it again, as a real machine would come back. SIGTERM
+        // is passed on, so that `down` halts the server cleanly.
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; exit 0' TERM INT\n\
+             while :; do \"$@\" & child=$!; wait \"$child\"; rc=$?; [ \"$rc\" = 133 ] || exit \"$rc\"; done",
+            "foobar-lab-server",
+            "systemd-nspawn",
+        ]);
         cmd.args([
             "-b",
             "-D",

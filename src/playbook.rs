@@ -203,6 +203,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
     let playbook: Playbook =
         serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, &e))?;
     for role in &playbook.roles {
+        for h in &role.handlers {
+            // Handler names end up in shell words and backup folder names.
+            let plain = |v: &str, extra: &str| {
+                !v.is_empty()
+                    && !v.starts_with(['-', ' '])
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+            };
+            for (what, value, ok) in [
+                ("handler name", &h.name, plain(&h.name, " _-")),
+                ("handler service", &h.service, plain(&h.service, "@._-")),
+            ] {
+                if !ok {
+                    let (line, column) = locate(text, value);
+                    return Err(InputError::at(
+                        path,
+                        line,
+                        column,
+                        format!(
+                            "{what} `{}` may hold only letters, digits, spaces, `_` and `-`",
+                            value.escape_debug()
+                        ),
+                    ));
+                }
+            }
+        }
         let names: BTreeSet<&str> = role.handlers.iter().map(|h| h.name.as_str()).collect();
         for StepEntry(step) in &role.steps {
             if let Some(n) = step.notify() {

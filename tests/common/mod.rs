@@ -97,3 +97,67 @@ pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A copy of the project (playbooks, templates, apps, inventory) to change
+/// for one test; returns its folder. The lab inventory in it points at the
+/// copy's code base.
+pub fn project_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["playbooks", "templates", "apps", "inventory"] {
+        copy_tree(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(sub),
+            &dir.path().join(sub),
+        );
+    }
+    dir
+}
+
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Appends to (or creates) a file of a project copy.
+pub fn append(dir: &std::path::Path, file: &str, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(file))
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// `foobar provision` on a project copy; (exit code, stdout + stderr).
+pub fn provision_project(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = foobar()
+        .args([
+            "-i",
+            dir.join("inventory/lab.yml").to_str().unwrap(),
+            "--project",
+            dir.to_str().unwrap(),
+            "provision",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+pub fn provision_lab() -> (Option<i32>, String) {
+    let out = foobar().args(["-i", LAB, "provision"]).output().unwrap();
+    (
+        out.status.code(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}

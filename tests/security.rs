@@ -1,0 +1,215 @@
+//! Secrets never leak; host keys are always verified; a wrong key is
+//! refused quickly with exit 3.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MARKER: &str = "Leak-Marker-7f3e9a2c41";
+
+/// The lab inventory with the password from the environment variable
+/// FOOBAR_MARKER_PASSWORD (set to MARKER by the test).
+fn marker_inventory(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(LAB)
+        .unwrap()
+        .replace(
+            "file:/var/lib/foobar/lab/secrets/mysql_password",
+            "env:FOOBAR_MARKER_PASSWORD",
+        )
+        .replace(
+            "../apps/python",
+            &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+        );
+    let p = dir.join("marker.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn secrets_appear_in_no_output_log_or_local_file() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = marker_inventory(dir.path());
+    let inv = inv.to_str().unwrap();
+    let render_dir = dir.path().join("rendered");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["-v", "-i", inv, "provision", "--json"],
+        vec!["-v", "-i", inv, "provision", "--check", "--diff", "--json"],
+        vec!["-v", "-i", inv, "provision", "--diff"],
+        vec![
+            "-v",
+            "-i",
+            inv,
+            "render",
+            "--out",
+            render_dir.to_str().unwrap(),
+        ],
+        vec!["-v", "-i", inv, "render"],
+        vec!["-v", "-i", inv, "dns-check", "--json"],
+        vec!["-v", "-i", inv, "lab", "status", "--json"],
+    ];
+    let mut first = true;
+    for args in runs {
+        let out = foobar()
+            .args(&args)
+            .env("FOOBAR_MARKER_PASSWORD", MARKER)
+            .output()
+            .unwrap();
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success() || out.status.code() == Some(4),
+            "{args:?}: {all}"
+        );
+        assert!(!all.contains(MARKER), "{args:?} printed the secret");
+        if first {
+            // The password really changed on the server: the diff had work to do.
+            assert!(all.contains("\"changed\""), "{all}");
+            first = false;
+        }
+    }
+    // Rendered files carry the mask, not the secret.
+    let env = std::fs::read_to_string(render_dir.join("web1/etc/foobar/app.env")).unwrap();
+    assert!(env.contains("DB_PASSWORD=********"));
+    // Local files: the project, the lab folder (its own secret file aside).
+    let local = std::process::Command::new("grep")
+        .args([
+            "-rl",
+            "--exclude-dir=target",
+            "--exclude-dir=.git",
+            MARKER,
+            env!("CARGO_MANIFEST_DIR"),
+            "/var/lib/foobar/lab",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&local.stdout), "", "local files holding the secret");
+    // The server: only the 0600 file that must hold it; no log has it.
+    let holders = on_server_ok(
+        LAB,
+        LAB_SERVER,
+        &format!(
+            "grep -rl {MARKER} /etc /var/log /srv /var/lib/foobar /root /tmp 2>/dev/null || true"
+        ),
+    );
+    assert_eq!(holders.trim(), "/etc/foobar/app.env");
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "stat -c '%a %U' /etc/foobar/app.env").trim(),
+        "600 root"
+    );
+    let journal = on_server_ok(
+        LAB,
+        LAB_SERVER,
+        &format!("journalctl --no-pager -o cat | grep -c {MARKER} || true"),
+    );
+    assert_eq!(journal.trim(), "0");
+    // The lab's own secret file is 0600 too.
+    let mode = std::fs::metadata("/var/lib/foobar/lab/secrets/mysql_password").unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    let (code, out) = provision_lab();
+    assert_eq!(code, Some(0), "back to the lab password: {out}");
+}
+
+#[test]
+fn a_changed_host_key_is_refused() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            other.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    let fake = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut parts = fake.split_whitespace();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "{LAB_ADDRESS} {} {}\n",
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let inv = dir.path().join("inv.yml");
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(LAB)
+            .unwrap()
+            .replace(
+                "known_hosts: /var/lib/foobar/lab/known_hosts",
+                &format!("known_hosts: {}", known.display()),
+            )
+            .replace(
+                "../apps/python",
+                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+            ),
+    )
+    .unwrap();
+    let out = foobar()
+        .args(["-i", inv.to_str().unwrap(), "provision"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("host key of 10.250.0.10 is unknown or has changed"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_wrong_key_is_refused_quickly_with_exit_3() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("wrong");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let inv = dir.path().join("inv.yml");
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(LAB)
+            .unwrap()
+            .replace(
+                "identity_file: /var/lib/foobar/lab/id_ed25519",
+                &format!("identity_file: {}", key.display()),
+            )
+            .replace(
+                "../apps/python",
+                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+            ),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let out = foobar()
+        .args(["-i", inv.to_str().unwrap(), "provision"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("cannot reach web1"), "{all}");
+}
