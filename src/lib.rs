@@ -13,6 +13,7 @@ pub mod facts;
 pub mod http;
 pub mod inventory;
 pub mod lab;
+pub mod maintenance;
 pub mod plan;
 pub mod playbook;
 pub mod progress;
