@@ -243,14 +243,21 @@ pub fn script_for(
     match (change, desired) {
         (Change::InstallPackages(names), _) => {
             let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
-            // An earlier run cut during dpkg leaves it half-configured.
+            // A run that was cut off may have left apt running (wait for
+            // it) or dpkg half-configured (finish it) on the server.
             s.push_str(
                 "export DEBIAN_FRONTEND=noninteractive\n\
-                 dpkg --configure -a >&2\n\
-                 if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get update -q >&2; fi\n",
+                 waited=0\n\
+                 until err=$(dpkg --configure -a 2>&1); do\n\
+                 \x20 case \"$err\" in *lock*) ;; *) echo \"$err\" >&2; exit 1 ;; esac\n\
+                 \x20 waited=$((waited + 1)); [ $waited -lt 300 ] || { echo \"dpkg is locked by another process: $err\" >&2; exit 1; }\n\
+                 \x20 sleep 1\n\
+                 done\n\
+                 apt_opts='-q -o DPkg::Lock::Timeout=300'\n\
+                 if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get $apt_opts update >&2; fi\n",
             );
             s.push_str(&format!(
-                "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold {} >&2\n",
+                "apt-get $apt_opts install -y --no-install-recommends -o Dpkg::Options::=--force-confold {} >&2\n",
                 names.join(" ")
             ));
         }

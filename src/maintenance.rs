@@ -26,7 +26,8 @@ impl Moment {
 
     /// `YYYY-MM-DDTHH:MM` (UTC; a trailing `Z` or seconds are accepted).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a time: write YYYY-MM-DDTHH:MM (UTC), like 2026-11-29T02:30");
+        let bad =
+            || format!("`{s}` is not a time: write YYYY-MM-DDTHH:MM (UTC), like 2026-11-29T02:30");
         let s2 = s.trim_end_matches('Z');
         let (date, time) = s2.split_once('T').ok_or_else(bad)?;
         let d: Vec<&str> = date.split('-').collect();
@@ -36,7 +37,11 @@ impl Moment {
         }
         let num = |x: &str| x.parse::<i64>().map_err(|_| bad());
         let (y, m, dd, hh, mm) = (num(d[0])?, num(d[1])?, num(d[2])?, num(t[0])?, num(t[1])?);
-        if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || !(0..24).contains(&hh) || !(0..60).contains(&mm) {
+        if !(1..=12).contains(&m)
+            || !(1..=31).contains(&dd)
+            || !(0..24).contains(&hh)
+            || !(0..60).contains(&mm)
+        {
             return Err(bad());
         }
         Ok(Self {
@@ -89,7 +94,10 @@ fn openings(w: &Window, day: i64) -> Option<(Moment, Moment)> {
     let end = if e > s {
         Moment { day, minute: e }
     } else {
-        Moment { day: day + 1, minute: e }
+        Moment {
+            day: day + 1,
+            minute: e,
+        }
     };
     Some((Moment { day, minute: s }, end))
 }
@@ -144,22 +152,33 @@ mod tests {
 
     #[test]
     fn inside_and_next_window() {
-        let m = maintenance("windows:\n  - days: [sun]\n    start: \"02:00\"\n    end: \"04:00\"\n");
+        let m =
+            maintenance("windows:\n  - days: [sun]\n    start: \"02:00\"\n    end: \"04:00\"\n");
         let wed = Moment::parse("2026-11-25T20:00").unwrap();
         assert!(!inside(&m, wed));
-        assert_eq!(next_opening(&m, wed).unwrap().to_string(), "Sun 2026-11-29 02:00 UTC");
+        assert_eq!(
+            next_opening(&m, wed).unwrap().to_string(),
+            "Sun 2026-11-29 02:00 UTC"
+        );
         assert!(inside(&m, Moment::parse("2026-11-29T02:00").unwrap()));
         assert!(inside(&m, Moment::parse("2026-11-29T03:59").unwrap()));
         assert!(!inside(&m, Moment::parse("2026-11-29T04:00").unwrap()));
         let after = Moment::parse("2026-11-29T05:00").unwrap();
-        assert_eq!(next_opening(&m, after).unwrap().to_string(), "Sun 2026-12-06 02:00 UTC");
+        assert_eq!(
+            next_opening(&m, after).unwrap().to_string(),
+            "Sun 2026-12-06 02:00 UTC"
+        );
     }
 
     #[test]
     fn windows_past_midnight() {
-        let m = maintenance("windows:\n  - days: [sat]\n    start: \"23:00\"\n    end: \"01:00\"\n");
+        let m =
+            maintenance("windows:\n  - days: [sat]\n    start: \"23:00\"\n    end: \"01:00\"\n");
         assert!(inside(&m, Moment::parse("2026-11-28T23:30").unwrap()));
-        assert!(inside(&m, Moment::parse("2026-11-29T00:30").unwrap()), "Sunday 00:30 is still Saturday's window");
+        assert!(
+            inside(&m, Moment::parse("2026-11-29T00:30").unwrap()),
+            "Sunday 00:30 is still Saturday's window"
+        );
         assert!(!inside(&m, Moment::parse("2026-11-29T01:00").unwrap()));
     }
 

@@ -93,10 +93,19 @@ impl Ssh {
         if let Some(kh) = &t.known_hosts {
             b.user_known_hosts_file(kh);
         }
-        let session = b.connect_mux(&t.address).await.map_err(|e| Unreachable {
-            host: t.name.clone(),
-            message: explain_connect_error(&e.to_string(), t),
-        })?;
+        let session = match b.connect_mux(&t.address).await {
+            Ok(s) => s,
+            Err(e) => {
+                // The mux library reports only that the master failed;
+                // ssh's own words (host key, refused key, timeout) come
+                // from one plain attempt with the same options.
+                let said = diagnose(t).await.unwrap_or_else(|| e.to_string());
+                return Err(Unreachable {
+                    host: t.name.clone(),
+                    message: explain_connect_error(&said, t),
+                });
+            }
+        };
         Ok(Self {
             name: t.name.clone(),
             session,
@@ -107,6 +116,48 @@ impl Ssh {
     pub async fn close(self) {
         let _ = self.session.close().await;
     }
+}
+
+/// What ssh itself says when it tries to connect with `t`'s settings.
+async fn diagnose(t: &SshTarget) -> Option<String> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    let host_keys = if t.accept_new_host_keys {
+        "StrictHostKeyChecking=accept-new"
+    } else {
+        "StrictHostKeyChecking=yes"
+    };
+    cmd.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        host_keys,
+    ])
+    .args([
+        "-o",
+        &format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1)),
+    ])
+    .args(["-p", &t.port.to_string(), "-l", &t.user]);
+    if let Some(k) = &t.identity_file {
+        cmd.arg("-i").arg(k).args(["-o", "IdentitiesOnly=yes"]);
+    }
+    if let Some(kh) = &t.known_hosts {
+        cmd.arg("-o")
+            .arg(format!("UserKnownHostsFile={}", kh.display()));
+    }
+    cmd.arg(&t.address)
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(t.connect_timeout + Duration::from_secs(2), cmd.output())
+        .await
+        .ok()?
+        .ok()?;
+    let said = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .replace('\n', " ");
+    (!said.is_empty()).then_some(said)
 }
 
 fn explain_connect_error(raw: &str, t: &SshTarget) -> String {

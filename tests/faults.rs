@@ -156,11 +156,12 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
         .args(["-i", LAB, "lab", "reset", LAB_SERVER])
         .assert()
         .success();
-    let run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-i", LAB, "provision"])
-        .output();
-    let run = std::thread::spawn(move || run);
+    let run = std::thread::spawn(|| {
+        Command::new(env!("CARGO_BIN_EXE_foobar"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-i", LAB, "provision"])
+            .output()
+    });
     std::thread::sleep(Duration::from_secs(6));
     let _ = on_server(LAB, LAB_SERVER, "systemctl reboot");
     let first = run.join().unwrap().unwrap();

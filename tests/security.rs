@@ -7,10 +7,17 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const MARKER: &str = "Leak-Marker-7f3e9a2c41";
+/// A unique secret for this run; never written in any file of the repo.
+fn marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("Leak-Marker-{:x}-{}", nanos, std::process::id())
+}
 
 /// The lab inventory with the password from the environment variable
-/// FOOBAR_MARKER_PASSWORD (set to MARKER by the test).
+/// FOOBAR_MARKER_PASSWORD (set to a unique marker by the test).
 fn marker_inventory(dir: &std::path::Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(LAB)
         .unwrap()
@@ -31,6 +38,8 @@ fn marker_inventory(dir: &std::path::Path) -> std::path::PathBuf {
 fn secrets_appear_in_no_output_log_or_local_file() {
     let _turn = lab_turn();
     lab_up(LAB);
+    let marker = marker();
+    let marker = marker.as_str();
     let dir = tempfile::tempdir().unwrap();
     let inv = marker_inventory(dir.path());
     let inv = inv.to_str().unwrap();
@@ -55,7 +64,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     for args in runs {
         let out = foobar()
             .args(&args)
-            .env("FOOBAR_MARKER_PASSWORD", MARKER)
+            .env("FOOBAR_MARKER_PASSWORD", marker)
             .output()
             .unwrap();
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -63,7 +72,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
             out.status.success() || out.status.code() == Some(4),
             "{args:?}: {all}"
         );
-        assert!(!all.contains(MARKER), "{args:?} printed the secret");
+        assert!(!all.contains(marker), "{args:?} printed the secret");
         if first {
             // The password really changed on the server: the diff had work to do.
             assert!(all.contains("\"changed\""), "{all}");
@@ -73,13 +82,15 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     // Rendered files carry the mask, not the secret.
     let env = std::fs::read_to_string(render_dir.join("web1/etc/foobar/app.env")).unwrap();
     assert!(env.contains("DB_PASSWORD=********"));
-    // Local files: the project, the lab folder (its own secret file aside).
+    // Local files: the project, the lab folder (the servers' own disks
+    // under servers/ aside), the test's folder.
     let local = std::process::Command::new("grep")
         .args([
             "-rl",
             "--exclude-dir=target",
             "--exclude-dir=.git",
-            MARKER,
+            "--exclude-dir=servers",
+            marker,
             env!("CARGO_MANIFEST_DIR"),
             "/var/lib/foobar/lab",
             dir.path().to_str().unwrap(),
@@ -92,7 +103,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
         LAB,
         LAB_SERVER,
         &format!(
-            "grep -rl {MARKER} /etc /var/log /srv /var/lib/foobar /root /tmp 2>/dev/null || true"
+            "grep -rl {marker} /etc /var/log /srv /var/lib/foobar /root /tmp 2>/dev/null || true"
         ),
     );
     assert_eq!(holders.trim(), "/etc/foobar/app.env");
@@ -103,7 +114,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     let journal = on_server_ok(
         LAB,
         LAB_SERVER,
-        &format!("journalctl --no-pager -o cat | grep -c {MARKER} || true"),
+        &format!("journalctl --no-pager -o cat | grep -c {marker} || true"),
     );
     assert_eq!(journal.trim(), "0");
     // The lab's own secret file is 0600 too.
