@@ -2,7 +2,7 @@
 # Installs what this machine needs to build foobar and run its lab: Debian
 # packages only. Safe to run again.
 set -euo pipefail
-packages=(debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc)
+packages=(debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")

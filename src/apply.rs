@@ -23,6 +23,15 @@ const VALIDATION_FAILED: i32 = 65;
 /// outside include folders such as sites-enabled.
 const BACKUP_DIR: &str = "/var/lib/foobar/backup";
 
+/// Why a server's run stopped before it could finish.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFailure {
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    #[error(transparent)]
+    Locked(#[from] crate::lock::Locked),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub role: Role,
@@ -70,14 +79,20 @@ impl<T: Transport> Applier<'_, T> {
         self.transport.run(script, stdin).await
     }
 
-    /// Gathers facts for `steps` in one call and plans them.
+    /// Gathers facts for `steps` in one call and plans them. `prelude`
+    /// runs first in the same call (taking the server lock); its output is
+    /// returned with the facts.
     pub async fn plan<'s>(
         &self,
         steps: &'s [Resolved],
-    ) -> Result<(Vec<Planned<'s>>, Facts), Unreachable> {
-        let out = self.run(&facts::script(steps), None).await?;
-        let facts = facts::parse(&out.stdout_text());
-        Ok((plan::plan(steps, &facts, self.today), facts))
+        prelude: &str,
+    ) -> Result<(Vec<Planned<'s>>, Facts, String), Unreachable> {
+        let out = self
+            .run(&format!("{prelude}{}", facts::script(steps)), None)
+            .await?;
+        let text = out.stdout_text();
+        let facts = facts::parse(&text);
+        Ok((plan::plan(steps, &facts, self.today), facts, text))
     }
 
     /// Applies the plan role by role. Stops at the first failure; handlers
@@ -122,7 +137,7 @@ impl<T: Transport> Applier<'_, T> {
                 if matches!(planned[i].change, Some(Change::InstallPackages(_))) {
                     // Packages bring files and services of their own (nginx
                     // its default site): plan the rest again from fresh facts.
-                    let (replanned, _) = self.plan(&steps[i + 1..]).await?;
+                    let (replanned, _, _) = self.plan(&steps[i + 1..], "").await?;
                     for (slot, fresh) in planned[i + 1..].iter_mut().zip(replanned) {
                         *slot = fresh;
                     }

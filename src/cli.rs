@@ -21,6 +21,10 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 3;
     /// `provision --check`: changes are pending.
     pub const CHANGES_PENDING: u8 = 4;
+    /// `restart` outside a maintenance window (without --force).
+    pub const OUTSIDE_WINDOW: u8 = 5;
+    /// Another foobar run holds the server lock.
+    pub const LOCKED: u8 = 6;
 }
 
 #[derive(Debug, Parser)]
@@ -28,7 +32,7 @@ pub mod exit {
     name = "foobar",
     version,
     about = "Provision a one-server web stack (DNS, nginx, app server, MariaDB) over SSH",
-    after_help = "Examples:\n  foobar lab up                      # boot the local lab server(s)\n  foobar provision                   # provision inventory/lab.yml\n  foobar provision --check --diff    # show what would change\n  foobar -i inventory/foobar.yml render --out /tmp/rendered\n  foobar dns-check --json            # www and the apex at every nameserver\n  foobar lab ssh web1 systemctl status nginx"
+    after_help = "Examples:\n  foobar lab up                      # boot the local lab server(s)\n  foobar provision                   # provision inventory/lab.yml\n  foobar provision --check --diff    # show what would change\n  foobar -i inventory/foobar.yml render --out /tmp/rendered\n  foobar dns-check --json            # www and the apex at every nameserver\n  foobar restart app                 # graceful, inside a maintenance window\n  foobar lab ssh web1 systemctl status nginx"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -65,6 +69,12 @@ pub enum Cmd {
     DnsCheck(commands::dns_check::DnsCheckArgs),
     /// Render every file locally, without contacting any server.
     Render(commands::render::RenderArgs),
+    /// Restart services inside a maintenance window, dropping no request
+    /// it can avoid dropping; checks every hop after each, rolls back a
+    /// failing release.
+    Restart(commands::restart::RestartArgs),
+    /// Show or take away the maintenance page by hand.
+    Maintenance(commands::maintenance::MaintenanceArgs),
     /// Disposable local Debian 12 servers for trying foobar and for tests.
     Lab(commands::lab::LabArgs),
     /// Print shell completions.
@@ -97,6 +107,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Provision(args) => commands::provision::run(g, args).await,
         Cmd::Render(args) => commands::render::run(g, args),
         Cmd::DnsCheck(args) => commands::dns_check::run(g, args).await,
+        Cmd::Restart(args) => commands::restart::run(g, args).await,
+        Cmd::Maintenance(args) => commands::maintenance::run(g, args).await,
         Cmd::Lab(args) => commands::lab::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());

@@ -5,6 +5,7 @@
 //! locally) -> facts (one batched remote call) -> plan (pure) -> apply.
 
 pub mod apply;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod dns;
@@ -13,6 +14,7 @@ pub mod facts;
 pub mod http;
 pub mod inventory;
 pub mod lab;
+pub mod lock;
 pub mod maintenance;
 pub mod plan;
 pub mod playbook;

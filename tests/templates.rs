@@ -27,7 +27,7 @@ fn snapshot_inventory(tag: &str, inventory_path: &str) {
         }
     }
     assert_eq!(
-        seen, 7,
+        seen, 8,
         "every template of the playbook is rendered once per server"
     );
 }

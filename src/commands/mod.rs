@@ -2,5 +2,7 @@
 
 pub mod dns_check;
 pub mod lab;
+pub mod maintenance;
 pub mod provision;
 pub mod render;
+pub mod restart;

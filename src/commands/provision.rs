@@ -2,22 +2,22 @@
 //! before any connection), then per server: connect, gather facts, plan,
 //! apply, and check every hop over HTTP.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
 
-use crate::apply::{Applier, HostResult, StepResult};
+use crate::apply::{Applier, HostFailure, HostResult, StepResult};
+use crate::checks::{CheckResult, Checks};
 use crate::cli::{exit, Global};
-use crate::http;
 use crate::inventory::{self, Loaded, Role, Server};
+use crate::lock::{self, Claim, Locked};
 use crate::plan::{self, Change};
-use crate::playbook::{self, Check};
+use crate::playbook;
 use crate::progress::{self, Event, Reporter, StepStatus};
 use crate::render::{self, Desired, Renderer, Resolved};
 use crate::secrets::Secrets;
-use crate::transport::{Ssh, SshTarget, Transport, Unreachable};
+use crate::transport::{Ssh, SshTarget, Transport};
 
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
@@ -33,18 +33,9 @@ pub struct ProvisionArgs {
     /// Only these servers (repeatable).
     #[arg(long, value_name = "NAME")]
     pub limit: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    pub host: String,
-    pub check: String,
-    pub hop: String,
-    pub passed: bool,
-    pub detail: String,
-    /// Log lines from the server, when the check failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub logs: Option<String>,
+    /// Take the server lock even if another run holds it (a stale lock).
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,7 +52,8 @@ struct Summary {
     check_mode: bool,
     hosts: Vec<HostResult>,
     checks: Vec<CheckResult>,
-    unreachable: Vec<String>,
+    /// Servers that could not be reached or were locked.
+    errors: Vec<String>,
     totals: Totals,
     elapsed_ms: u64,
 }
@@ -70,8 +62,8 @@ struct Summary {
 struct Job<'a> {
     server: &'a Server,
     steps: Vec<Resolved>,
-    checks: Vec<(Check, String)>,
-    http_port: u16,
+    /// For web servers: the end-to-end checks.
+    checks: Option<Checks>,
 }
 
 pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
@@ -96,15 +88,14 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         }
         let steps = render::resolve(&renderer, &pb, &inv, server, &secrets)?;
         let checks = if server.has(Role::Web) {
-            resolve_checks(&renderer, &pb, &inv, server, &secrets)?
+            Some(Checks::resolve(&renderer, &pb, &inv, server, &secrets)?)
         } else {
-            Vec::new()
+            None
         };
         jobs.push(Job {
             server,
             steps,
             checks,
-            http_port: inv.inventory.nginx.listen.0,
         });
     }
 
@@ -114,6 +105,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         check: args.check,
         diff: args.diff,
         today,
+        break_lock: args.break_lock,
+        claim: Claim::new("provision"),
     };
     let results = futures_util::future::join_all(
         jobs.iter()
@@ -125,7 +118,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         check_mode: args.check,
         hosts: Vec::new(),
         checks: Vec::new(),
-        unreachable: Vec::new(),
+        errors: Vec::new(),
         totals: Totals {
             ok: 0,
             changed: 0,
@@ -135,6 +128,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         },
         elapsed_ms: 0,
     };
+    let mut locked = false;
     for r in results {
         match r {
             Ok((host, checks)) => {
@@ -148,7 +142,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
                 out.report(Event::Message {
                     text: format!("error: {e}"),
                 });
-                summary.unreachable.push(e.to_string());
+                locked |= matches!(e, HostFailure::Locked(_));
+                summary.errors.push(e.to_string());
             }
         }
     }
@@ -164,7 +159,9 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let t = &summary.totals;
     Ok(if t.failed > 0 || t.checks_failed > 0 {
         exit::FAILED
-    } else if !summary.unreachable.is_empty() {
+    } else if locked {
+        exit::LOCKED
+    } else if !summary.errors.is_empty() {
         exit::UNREACHABLE
     } else if args.check && t.changed > 0 {
         exit::CHANGES_PENDING
@@ -177,29 +174,8 @@ struct RunOptions {
     check: bool,
     diff: bool,
     today: u32,
-}
-
-fn resolve_checks(
-    renderer: &Renderer,
-    pb: &playbook::Loaded,
-    inv: &Loaded,
-    server: &Server,
-    secrets: &Secrets,
-) -> Result<Vec<(Check, String)>, crate::error::InputError> {
-    let ctx = render::Context::new(&inv.inventory, server, secrets);
-    pb.playbook
-        .checks
-        .iter()
-        .map(|c| {
-            let host = match &c.host {
-                Some(h) => {
-                    renderer.field(&pb.path, &format!("check `{}` host", c.name), h, &ctx)?
-                }
-                None => inv.inventory.domain.fqdn(),
-            };
-            Ok((c.clone(), host))
-        })
-        .collect()
+    break_lock: bool,
+    claim: Claim,
 }
 
 pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
@@ -227,10 +203,15 @@ async fn provision_host(
     secrets: &Secrets,
     out: &dyn Reporter,
     opts: &RunOptions,
-) -> Result<(HostResult, Vec<CheckResult>), Unreachable> {
+) -> Result<(HostResult, Vec<CheckResult>), HostFailure> {
     let host = job.server.name.to_string();
     let ssh = Ssh::connect(&ssh_target(inv, job.server)).await?;
     let result = converge(&ssh, pb, job, secrets, out, opts).await;
+    if !opts.check && !matches!(result, Err(HostFailure::Locked(_))) {
+        // Best effort: a server that went away keeps a lock that names
+        // this run, for --break-lock.
+        let _ = ssh.run(&opts.claim.release_script(), None).await;
+    }
     ssh.close().await;
     out.report(Event::HostFinished { host });
     result
@@ -243,7 +224,7 @@ async fn converge<T: Transport>(
     secrets: &Secrets,
     out: &dyn Reporter,
     opts: &RunOptions,
-) -> Result<(HostResult, Vec<CheckResult>), Unreachable> {
+) -> Result<(HostResult, Vec<CheckResult>), HostFailure> {
     let applier = Applier {
         transport: t,
         out,
@@ -251,7 +232,16 @@ async fn converge<T: Transport>(
         today: opts.today,
     };
     let host = t.host().to_string();
-    let (planned, facts) = applier.plan(&job.steps).await?;
+    // Check mode changes nothing, so it needs no lock.
+    let prelude = if opts.check {
+        String::new()
+    } else {
+        opts.claim.acquire_script(opts.break_lock)
+    };
+    let (planned, facts, raw) = applier.plan(&job.steps, &prelude).await?;
+    if let Some(owner) = lock::held_by(&raw) {
+        return Err(Locked { host, owner }.into());
+    }
     let mut result = HostResult {
         host: host.clone(),
         ..Default::default()
@@ -317,89 +307,11 @@ async fn converge<T: Transport>(
     if result.error.is_some() {
         return Ok((result, Vec::new()));
     }
-    let checks = run_checks(&applier, job).await?;
+    let checks = match &job.checks {
+        Some(c) => c.run(&applier).await?,
+        None => Vec::new(),
+    };
     Ok((result, checks))
-}
-
-/// The end-to-end checks; the first failure names its hop and brings the
-/// server's log lines, and the rest are not tried.
-async fn run_checks<T: Transport>(
-    applier: &Applier<'_, T>,
-    job: &Job<'_>,
-) -> Result<Vec<CheckResult>, Unreachable> {
-    let host = job.server.name.to_string();
-    let addr: SocketAddr = (job.server.address, job.http_port).into();
-    let mut results = Vec::new();
-    for (check, host_header) in &job.checks {
-        // nginx may still be finishing a reload: retry for a few seconds.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let verdict = loop {
-            let verdict =
-                match http::get(addr, host_header, &check.path, Duration::from_secs(5)).await {
-                    Ok(r) if r.status != check.expect_status => Err(format!(
-                        "expected HTTP {}, got {}: {}",
-                        check.expect_status,
-                        r.status,
-                        first_line(&r.body)
-                    )),
-                    Ok(r) => match &check.expect_body {
-                        Some(want) if !r.body.contains(want.as_str()) => Err(format!(
-                            "HTTP {} but the body lacks `{want}`: {}",
-                            r.status,
-                            first_line(&r.body)
-                        )),
-                        _ => Ok(format!("HTTP {}", r.status)),
-                    },
-                    Err(e) => Err(e),
-                };
-            if verdict.is_ok() || Instant::now() > deadline {
-                break verdict;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        let passed = verdict.is_ok();
-        let detail = verdict.unwrap_or_else(|e| e);
-        let logs = match (&check.logs, passed) {
-            (Some(cmd), false) => Some(
-                applier
-                    .secrets
-                    .redact(&applier.run(cmd, None).await?.stdout_text()),
-            ),
-            _ => None,
-        };
-        applier.out.report(Event::StepFinished {
-            host: host.clone(),
-            step: format!(
-                "check: {} ({} {}{})",
-                check.name, check.hop, host_header, check.path
-            ),
-            status: if passed {
-                StepStatus::Ok
-            } else {
-                StepStatus::Failed
-            },
-            detail: Some(match &logs {
-                Some(l) => format!("{detail}\n--- logs from {host}:\n{}", l.trim_end()),
-                None => detail.clone(),
-            }),
-        });
-        results.push(CheckResult {
-            host: host.clone(),
-            check: check.name.clone(),
-            hop: check.hop.clone(),
-            passed,
-            detail,
-            logs,
-        });
-        if !passed {
-            break;
-        }
-    }
-    Ok(results)
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 fn unified_diff(old: &str, new: &str, path: &str) -> String {
@@ -437,8 +349,8 @@ fn print_summary(s: &Summary) {
             println!("  logs:\n{}", l.trim_end());
         }
     }
-    for u in &s.unreachable {
-        println!("unreachable: {u}");
+    for e in &s.errors {
+        println!("error: {e}");
     }
     if !s.checks.is_empty() {
         println!(

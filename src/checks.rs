@@ -1,0 +1,147 @@
+//! The end-to-end checks: HTTP requests from the machine running foobar
+//! to each web server, one per hop (nginx, app server, database). Used
+//! after provision and after every restart.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::apply::Applier;
+use crate::error::InputError;
+use crate::http;
+use crate::inventory::{Loaded, Server};
+use crate::playbook::{self, Check};
+use crate::progress::{Event, StepStatus};
+use crate::render::{self, Renderer};
+use crate::secrets::Secrets;
+use crate::transport::{Transport, Unreachable};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub host: String,
+    pub check: String,
+    pub hop: String,
+    pub passed: bool,
+    pub detail: String,
+    /// Log lines from the server, when the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+}
+
+/// The playbook's checks for one web server, with their Host headers.
+pub struct Checks {
+    pub list: Vec<(Check, String)>,
+    pub addr: SocketAddr,
+}
+
+impl Checks {
+    pub fn resolve(
+        renderer: &Renderer,
+        pb: &playbook::Loaded,
+        inv: &Loaded,
+        server: &Server,
+        secrets: &Secrets,
+    ) -> Result<Self, InputError> {
+        let ctx = render::Context::new(&inv.inventory, server, secrets);
+        let list = pb
+            .playbook
+            .checks
+            .iter()
+            .map(|c| {
+                let host = match &c.host {
+                    Some(h) => {
+                        renderer.field(&pb.path, &format!("check `{}` host", c.name), h, &ctx)?
+                    }
+                    None => inv.inventory.domain.fqdn(),
+                };
+                Ok((c.clone(), host))
+            })
+            .collect::<Result<_, InputError>>()?;
+        Ok(Self {
+            list,
+            addr: (server.address, inv.inventory.nginx.listen.0).into(),
+        })
+    }
+
+    /// The end-to-end checks; the first failure names its hop and brings the
+    /// server's log lines, and the rest are not tried.
+    pub async fn run<T: Transport>(
+        &self,
+        applier: &Applier<'_, T>,
+    ) -> Result<Vec<CheckResult>, Unreachable> {
+        let host = applier.transport.host().to_string();
+        let addr = self.addr;
+        let mut results = Vec::new();
+        for (check, host_header) in &self.list {
+            // nginx may still be finishing a reload: retry for a few seconds.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let verdict = loop {
+                let verdict =
+                    match http::get(addr, host_header, &check.path, Duration::from_secs(5)).await {
+                        Ok(r) if r.status != check.expect_status => Err(format!(
+                            "expected HTTP {}, got {}: {}",
+                            check.expect_status,
+                            r.status,
+                            first_line(&r.body)
+                        )),
+                        Ok(r) => match &check.expect_body {
+                            Some(want) if !r.body.contains(want.as_str()) => Err(format!(
+                                "HTTP {} but the body lacks `{want}`: {}",
+                                r.status,
+                                first_line(&r.body)
+                            )),
+                            _ => Ok(format!("HTTP {}", r.status)),
+                        },
+                        Err(e) => Err(e),
+                    };
+                if verdict.is_ok() || Instant::now() > deadline {
+                    break verdict;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            let passed = verdict.is_ok();
+            let detail = verdict.unwrap_or_else(|e| e);
+            let logs = match (&check.logs, passed) {
+                (Some(cmd), false) => Some(
+                    applier
+                        .secrets
+                        .redact(&applier.run(cmd, None).await?.stdout_text()),
+                ),
+                _ => None,
+            };
+            applier.out.report(Event::StepFinished {
+                host: host.clone(),
+                step: format!(
+                    "check: {} ({} {}{})",
+                    check.name, check.hop, host_header, check.path
+                ),
+                status: if passed {
+                    StepStatus::Ok
+                } else {
+                    StepStatus::Failed
+                },
+                detail: Some(match &logs {
+                    Some(l) => format!("{detail}\n--- logs from {host}:\n{}", l.trim_end()),
+                    None => detail.clone(),
+                }),
+            });
+            results.push(CheckResult {
+                host: host.clone(),
+                check: check.name.clone(),
+                hop: check.hop.clone(),
+                passed,
+                detail,
+                logs,
+            });
+            if !passed {
+                break;
+            }
+        }
+        Ok(results)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}

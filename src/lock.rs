@@ -1,0 +1,104 @@
+//! The server lock: one provision or restart at a time per server. A
+//! folder made atomically with mkdir, holding who took it, when, for what.
+
+use std::io::Read;
+
+use crate::shell::quote;
+
+pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
+
+/// Another run holds the server (exit code 6).
+#[derive(Debug, thiserror::Error)]
+#[error("{host} is locked by another foobar run ({owner}); wait for it, or pass --break-lock if that run is gone")]
+pub struct Locked {
+    pub host: String,
+    pub owner: String,
+}
+
+/// This run's identity on the lock.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub token: String,
+    pub owner: String,
+}
+
+impl Claim {
+    /// `command` says what this run does, e.g. `restart app`.
+    pub fn new(command: &str) -> Self {
+        let mut bytes = [0u8; 12];
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let when = crate::maintenance::Moment::now();
+        let owner: String = format!(
+            "{user}@{} pid {}, since {when}, foobar {command}",
+            host.trim(),
+            std::process::id()
+        )
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+        Self { token, owner }
+    }
+
+    /// Takes the lock, or prints `LOCKED\t<owner>` when another run has it.
+    pub fn acquire_script(&self, break_lock: bool) -> String {
+        format!(
+            "mkdir -p /var/lib/foobar\n{brk}if mkdir {d} 2>/dev/null; then printf '%s\\n' {o} > {d}/owner; printf '%s' {t} > {d}/token; \
+             else printf 'LOCKED\\t%s\\n' \"$(cat {d}/owner 2>/dev/null)\"; fi\n",
+            brk = if break_lock { format!("rm -rf {LOCK_DIR}\n") } else { String::new() },
+            d = LOCK_DIR,
+            o = quote(&self.owner),
+            t = quote(&self.token),
+        )
+    }
+
+    /// Gives the lock back, only if it is still this run's.
+    pub fn release_script(&self) -> String {
+        format!(
+            "if [ \"$(cat {d}/token 2>/dev/null)\" = {t} ]; then rm -rf {d}; fi\n",
+            d = LOCK_DIR,
+            t = quote(&self.token)
+        )
+    }
+}
+
+/// The owner named in an acquire script's output, when the lock was held.
+pub fn held_by(output: &str) -> Option<String> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("LOCKED\t"))
+        .map(|o| {
+            if o.is_empty() {
+                "owner unknown".to_string()
+            } else {
+                o.to_string()
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_scripts_quote_the_owner_and_check_the_token() {
+        let c = Claim {
+            token: "abc123".into(),
+            owner: "me@host; rm -rf /".into(),
+        };
+        let a = c.acquire_script(false);
+        assert!(a.contains("'me@host; rm -rf /'"), "{a}");
+        assert!(!a.contains("rm -rf /var/lib/foobar/lock"));
+        assert!(c
+            .acquire_script(true)
+            .contains("rm -rf /var/lib/foobar/lock"));
+        assert!(c.release_script().contains("= abc123 ]"));
+        assert_eq!(
+            held_by("F\tx\nLOCKED\tyou, since then\n").as_deref(),
+            Some("you, since then")
+        );
+        assert_eq!(held_by("F\tx\n"), None);
+    }
+}
