@@ -284,6 +284,7 @@ async fn restart_one<T: Transport>(
             "restart behind the maintenance page",
             format!(
                 "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
+                 sleep 1 # requests already at the app finish before the database goes\n\
                  systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
                  i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the database did not answer within 30 s; the maintenance page stays' >&2; exit 1; }}; sleep 0.5; done\n\
                  rm -f {flag}\n",
