@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::facts::{self, Facts, PENDING_HANDLERS};
 use crate::inventory::Role;
+use crate::lock::{self, Claim, Locked};
 use crate::plan::{self, Change, MysqlChange, Planned};
 use crate::playbook::{Handler, HandlerAction, RoleSteps};
 use crate::progress::{Event, Reporter, StepStatus};
@@ -29,7 +30,7 @@ pub enum HostFailure {
     #[error(transparent)]
     Unreachable(#[from] Unreachable),
     #[error(transparent)]
-    Locked(#[from] crate::lock::Locked),
+    Locked(#[from] Locked),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,20 +80,63 @@ impl<T: Transport> Applier<'_, T> {
         self.transport.run(script, stdin).await
     }
 
-    /// Gathers facts for `steps` in one call and plans them. `prelude`
-    /// runs first in the same call (taking the server lock); its output is
-    /// returned with the facts.
+    /// Gathers facts for `steps` in one call and plans them.
     pub async fn plan<'s>(
         &self,
         steps: &'s [Resolved],
-        prelude: &str,
-    ) -> Result<(Vec<Planned<'s>>, Facts, String), Unreachable> {
+    ) -> Result<(Vec<Planned<'s>>, Facts), Unreachable> {
+        let out = self.run(&facts::script(steps), None).await?;
+        let facts = facts::parse(&out.stdout_text());
+        Ok((plan::plan(steps, &facts, self.today), facts))
+    }
+
+    /// Takes the server lock and gathers facts in the same call.
+    pub async fn plan_under_lock<'s>(
+        &self,
+        steps: &'s [Resolved],
+        claim: &Claim,
+        break_lock: bool,
+    ) -> Result<(Vec<Planned<'s>>, Facts), HostFailure> {
         let out = self
-            .run(&format!("{prelude}{}", facts::script(steps)), None)
+            .lock_then(claim, break_lock, &facts::script(steps))
             .await?;
-        let text = out.stdout_text();
-        let facts = facts::parse(&text);
-        Ok((plan::plan(steps, &facts, self.today), facts, text))
+        let facts = facts::parse(&out);
+        Ok((plan::plan(steps, &facts, self.today), facts))
+    }
+
+    /// Takes the server lock, then runs `then` in the same call; returns
+    /// its output. A lock left by a run of this machine that is gone (a
+    /// killed run) is taken over, and said so.
+    pub async fn lock_then(
+        &self,
+        claim: &Claim,
+        break_lock: bool,
+        then: &str,
+    ) -> Result<String, HostFailure> {
+        let out = self
+            .run(&format!("{}{then}", claim.acquire_script(break_lock)), None)
+            .await?;
+        let Some(held) = lock::held_by(&out.stdout_text()) else {
+            return Ok(out.stdout_text());
+        };
+        if !held.is_stale_here(claim) {
+            return Err(Locked {
+                host: self.transport.host().to_string(),
+                owner: held.owner,
+            }
+            .into());
+        }
+        self.out.report(Event::Message {
+            text: format!(
+                "[{}] taking over the lock left by a run that is gone ({})",
+                self.transport.host(),
+                held.owner
+            ),
+        });
+        let out = self
+            .run(&format!("{}{then}", claim.acquire_script(true)), None)
+            .await?;
+        Ok(out.stdout_text())
     }
 
     /// Applies the plan role by role. Stops at the first failure; handlers
@@ -137,7 +181,7 @@ impl<T: Transport> Applier<'_, T> {
                 if matches!(planned[i].change, Some(Change::InstallPackages(_))) {
                     // Packages bring files and services of their own (nginx
                     // its default site): plan the rest again from fresh facts.
-                    let (replanned, _, _) = self.plan(&steps[i + 1..], "").await?;
+                    let (replanned, _) = self.plan(&steps[i + 1..]).await?;
                     for (slot, fresh) in planned[i + 1..].iter_mut().zip(replanned) {
                         *slot = fresh;
                     }

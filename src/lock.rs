@@ -20,6 +20,31 @@ pub struct Locked {
 pub struct Claim {
     pub token: String,
     pub owner: String,
+    /// `<machine> <pid>`: lets a later run on this machine see that the
+    /// holder is gone (killed) and take the lock over.
+    pub holder: String,
+}
+
+/// The lock as another run left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub owner: String,
+    pub holder: String,
+}
+
+impl Held {
+    /// True when the holder ran on this machine and its process is gone.
+    pub fn is_stale_here(&self, claim: &Claim) -> bool {
+        let (Some((machine, pid)), Some((mine, _))) =
+            (self.holder.split_once(' '), claim.holder.split_once(' '))
+        else {
+            return false;
+        };
+        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("foobar"))
+            .unwrap_or(false);
+        machine == mine && !alive
+    }
 }
 
 impl Claim {
@@ -30,6 +55,11 @@ impl Claim {
         let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let machine: String = host
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
+            .collect();
         let when = crate::maintenance::Moment::now();
         let owner: String = format!(
             "{user}@{} pid {}, since {when}, foobar {command}",
@@ -39,18 +69,25 @@ impl Claim {
         .chars()
         .filter(|c| !c.is_control())
         .collect();
-        Self { token, owner }
+        let holder = format!("{machine} {}", std::process::id());
+        Self {
+            token,
+            owner,
+            holder,
+        }
     }
 
-    /// Takes the lock, or prints `LOCKED\t<owner>` when another run has it.
+    /// Takes the lock, or prints `LOCKED\t<owner>\t<holder>` when another
+    /// run has it.
     pub fn acquire_script(&self, break_lock: bool) -> String {
         format!(
-            "mkdir -p /var/lib/foobar\n{brk}if mkdir {d} 2>/dev/null; then printf '%s\\n' {o} > {d}/owner; printf '%s' {t} > {d}/token; \
-             else printf 'LOCKED\\t%s\\n' \"$(cat {d}/owner 2>/dev/null)\"; fi\n",
+            "mkdir -p /var/lib/foobar\n{brk}if mkdir {d} 2>/dev/null; then printf '%s\\n' {o} > {d}/owner; printf '%s' {t} > {d}/token; printf '%s' {h} > {d}/holder; \
+             else printf 'LOCKED\\t%s\\t%s\\n' \"$(cat {d}/owner 2>/dev/null)\" \"$(cat {d}/holder 2>/dev/null)\"; fi\n",
             brk = if break_lock { format!("rm -rf {LOCK_DIR}\n") } else { String::new() },
             d = LOCK_DIR,
             o = quote(&self.owner),
             t = quote(&self.token),
+            h = quote(&self.holder),
         )
     }
 
@@ -64,16 +101,20 @@ impl Claim {
     }
 }
 
-/// The owner named in an acquire script's output, when the lock was held.
-pub fn held_by(output: &str) -> Option<String> {
+/// Who holds the lock, from an acquire script's output, when it was held.
+pub fn held_by(output: &str) -> Option<Held> {
     output
         .lines()
         .find_map(|l| l.strip_prefix("LOCKED\t"))
-        .map(|o| {
-            if o.is_empty() {
-                "owner unknown".to_string()
-            } else {
-                o.to_string()
+        .map(|rest| {
+            let (owner, holder) = rest.split_once('\t').unwrap_or((rest, ""));
+            Held {
+                owner: if owner.is_empty() {
+                    "owner unknown".to_string()
+                } else {
+                    owner.to_string()
+                },
+                holder: holder.to_string(),
             }
         })
 }
@@ -87,6 +128,7 @@ mod tests {
         let c = Claim {
             token: "abc123".into(),
             owner: "me@host; rm -rf /".into(),
+            holder: "box 42".into(),
         };
         let a = c.acquire_script(false);
         assert!(a.contains("'me@host; rm -rf /'"), "{a}");
@@ -95,10 +137,30 @@ mod tests {
             .acquire_script(true)
             .contains("rm -rf /var/lib/foobar/lock"));
         assert!(c.release_script().contains("= abc123 ]"));
-        assert_eq!(
-            held_by("F\tx\nLOCKED\tyou, since then\n").as_deref(),
-            Some("you, since then")
+        let held = held_by("F\tx\nLOCKED\tyou, since then\tbox 4000000\n").unwrap();
+        assert_eq!(held.owner, "you, since then");
+        let here = Claim {
+            holder: format!("box {}", std::process::id()),
+            ..c.clone()
+        };
+        assert!(
+            held.is_stale_here(&here),
+            "pid 4000000 on this machine is gone"
         );
+        let elsewhere = Held {
+            owner: "x".into(),
+            holder: "other-box 1".into(),
+        };
+        assert!(
+            !elsewhere.is_stale_here(&here),
+            "another machine's lock is never taken over"
+        );
+        // This test's own process (target/debug/deps/foobar-...) is alive.
+        let alive = Held {
+            owner: "x".into(),
+            holder: format!("box {}", std::process::id()),
+        };
+        assert!(!alive.is_stale_here(&here));
         assert_eq!(held_by("F\tx\n"), None);
     }
 }

@@ -146,6 +146,11 @@ fn a_killed_run_is_converged_by_the_next() {
     let (code, out) = provision_lab();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checks: 5 passed"), "{out}");
+    // The killed run's lock was taken over: its process is gone.
+    assert!(
+        out.contains("taking over the lock left by a run that is gone"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::apply::{Applier, HostFailure, HostResult, StepResult};
 use crate::checks::{CheckResult, Checks};
 use crate::cli::{exit, Global};
 use crate::inventory::{self, Loaded, Role, Server};
-use crate::lock::{self, Claim, Locked};
+use crate::lock::Claim;
 use crate::plan::{self, Change};
 use crate::playbook;
 use crate::progress::{self, Event, Reporter, StepStatus};
@@ -233,15 +233,13 @@ async fn converge<T: Transport>(
     };
     let host = t.host().to_string();
     // Check mode changes nothing, so it needs no lock.
-    let prelude = if opts.check {
-        String::new()
+    let (planned, facts) = if opts.check {
+        applier.plan(&job.steps).await?
     } else {
-        opts.claim.acquire_script(opts.break_lock)
+        applier
+            .plan_under_lock(&job.steps, &opts.claim, opts.break_lock)
+            .await?
     };
-    let (planned, facts, raw) = applier.plan(&job.steps, &prelude).await?;
-    if let Some(owner) = lock::held_by(&raw) {
-        return Err(Locked { host, owner }.into());
-    }
     let mut result = HostResult {
         host: host.clone(),
         ..Default::default()

@@ -15,7 +15,7 @@ use crate::commands::provision::ssh_target;
 use crate::dns;
 use crate::error::InputError;
 use crate::inventory::{self, Loaded, Role, Server};
-use crate::lock::{self, Claim, Locked};
+use crate::lock::Claim;
 use crate::maintenance::{self, Moment};
 use crate::playbook::{self, Step, StepEntry};
 use crate::progress::{self, Event, Reporter, StepStatus};
@@ -230,14 +230,9 @@ async fn restart_host(
         secrets,
         today: crate::plan::today(),
     };
-    let taken = applier.run(&claim.acquire_script(break_lock), None).await?;
-    if let Some(owner) = lock::held_by(&taken.stdout_text()) {
+    if let Err(e) = applier.lock_then(claim, break_lock, "").await {
         ssh.close().await;
-        return Err(Locked {
-            host: server.name.to_string(),
-            owner,
-        }
-        .into());
+        return Err(e);
     }
     let mut results = Vec::new();
     let mut outcome = Ok(());
