@@ -11,12 +11,6 @@ use common::*;
 use foobar::plan::Change;
 use foobar::render::Desired;
 
-fn converged() {
-    lab_up(LAB);
-    let (code, out) = provision_lab();
-    assert_eq!(code, Some(0), "{out}");
-}
-
 fn static_page_served() -> bool {
     http_get(LAB_ADDRESS, "www.foobar.com", "/index.html").0 == 200
 }

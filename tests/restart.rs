@@ -44,12 +44,6 @@ fn get(path: &str) -> (u16, bool, String) {
     )
 }
 
-fn converged() {
-    lab_up(LAB);
-    let (code, out) = provision_lab();
-    assert_eq!(code, Some(0), "{out}");
-}
-
 #[test]
 fn windows_decide_and_force_overrides() {
     let _turn = lab_turn();

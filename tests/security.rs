@@ -16,24 +16,6 @@ fn marker() -> String {
     format!("Leak-Marker-{:x}-{}", nanos, std::process::id())
 }
 
-/// The lab inventory with the password from the environment variable
-/// FOOBAR_MARKER_PASSWORD (set to a unique marker by the test).
-fn marker_inventory(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(LAB)
-        .unwrap()
-        .replace(
-            "file:/var/lib/foobar/lab/secrets/mysql_password",
-            "env:FOOBAR_MARKER_PASSWORD",
-        )
-        .replace(
-            "../apps/python",
-            &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
-        );
-    let p = dir.join("marker.yml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn secrets_appear_in_no_output_log_or_local_file() {
     let _turn = lab_turn();
@@ -41,7 +23,13 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     let marker = marker();
     let marker = marker.as_str();
     let dir = tempfile::tempdir().unwrap();
-    let inv = marker_inventory(dir.path());
+    let inv = lab_inventory_with(
+        dir.path(),
+        &[(
+            "file:/var/lib/foobar/lab/secrets/mysql_password",
+            "env:FOOBAR_MARKER_PASSWORD",
+        )],
+    );
     let inv = inv.to_str().unwrap();
     let render_dir = dir.path().join("rendered");
     let runs: Vec<Vec<&str>> = vec![
@@ -158,21 +146,14 @@ fn a_changed_host_key_is_refused() {
         ),
     )
     .unwrap();
-    let inv = dir.path().join("inv.yml");
-    std::fs::write(
-        &inv,
-        std::fs::read_to_string(LAB)
-            .unwrap()
-            .replace(
-                "known_hosts: /var/lib/foobar/lab/known_hosts",
-                &format!("known_hosts: {}", known.display()),
-            )
-            .replace(
-                "../apps/python",
-                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
-            ),
-    )
-    .unwrap();
+    let known_hosts = format!("known_hosts: {}", known.display());
+    let inv = lab_inventory_with(
+        dir.path(),
+        &[(
+            "known_hosts: /var/lib/foobar/lab/known_hosts",
+            known_hosts.as_str(),
+        )],
+    );
     let out = foobar()
         .args(["-i", inv.to_str().unwrap(), "provision"])
         .output()
@@ -195,21 +176,14 @@ fn a_wrong_key_is_refused_quickly_with_exit_3() {
         .args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
         .status()
         .unwrap();
-    let inv = dir.path().join("inv.yml");
-    std::fs::write(
-        &inv,
-        std::fs::read_to_string(LAB)
-            .unwrap()
-            .replace(
-                "identity_file: /var/lib/foobar/lab/id_ed25519",
-                &format!("identity_file: {}", key.display()),
-            )
-            .replace(
-                "../apps/python",
-                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
-            ),
-    )
-    .unwrap();
+    let identity = format!("identity_file: {}", key.display());
+    let inv = lab_inventory_with(
+        dir.path(),
+        &[(
+            "identity_file: /var/lib/foobar/lab/id_ed25519",
+            identity.as_str(),
+        )],
+    );
     let start = Instant::now();
     let out = foobar()
         .args(["-i", inv.to_str().unwrap(), "provision"])

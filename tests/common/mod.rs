@@ -161,3 +161,29 @@ pub fn provision_lab() -> (Option<i32>, String) {
         format!("{}{}", text(&out.stdout), text(&out.stderr)),
     )
 }
+
+/// The lab server provisioned and passing its checks.
+pub fn converged() {
+    lab_up(LAB);
+    let (code, out) = provision_lab();
+    assert_eq!(code, Some(0), "{out}");
+}
+
+/// A copy of the lab inventory in `dir` with `changes` made to its text;
+/// the code base path made absolute so that the copy works from anywhere.
+pub fn lab_inventory_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(LAB))
+            .unwrap()
+            .replace(
+                "../apps/python",
+                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+            );
+    for (from, to) in changes {
+        assert!(text.contains(from), "{from} is in the lab inventory");
+        text = text.replace(from, to);
+    }
+    let p = dir.join("inventory.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
