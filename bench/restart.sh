@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Requests dropped while a service restarts: foobar's restarts beside a
 # plain `systemctl restart` (what Ansible's `service: state=restarted`
-# runs), under load from wrk against the lab server through nginx.
+# runs), under load from wrk against the lab server through nginx; the
+# app server in each of its three kinds.
 #
 #   bench/restart.sh     (writes bench/restart-results.md)
 set -euo pipefail
@@ -10,7 +11,6 @@ scripts/host-setup.sh
 cargo build --release --locked -q
 F=$PWD/target/release/foobar
 $F lab up
-$F provision > /dev/null
 WORK=/var/lib/foobar/bench
 mkdir -p "$WORK"
 
@@ -31,13 +31,20 @@ measure() { # label, command run 3 s into 8 s of load
   sleep 2
 }
 
+app_server() { # inventory, kind label, service
+  $F -i "$1" provision > /dev/null 2>&1
+  measure "foobar restart app ($2)" "$F -i $1 restart app --force"
+  measure "systemctl restart $3 ($2)" "$F lab ssh web1 systemctl restart $3"
+}
+
 {
-  echo "wrk -t2 -c16 -d8s on /visits (nginx -> gunicorn -> MariaDB), the action 3 s in (\`bench/restart.sh\`)."
+  echo "wrk -t2 -c16 -d8s on /visits (nginx -> app server -> MariaDB), the action 3 s in (\`bench/restart.sh\`)."
   echo
   echo "| action | requests | 2xx | maintenance page (503 + Retry-After) | other non-2xx | socket errors | failed |"
   echo "|---|---|---|---|---|---|---|"
-  measure "foobar restart app" "$F restart app --force"
-  measure "systemctl restart foobar-app" "$F lab ssh web1 systemctl restart foobar-app"
+  app_server inventory/lab-php.yml php-fpm php8.2-fpm
+  app_server inventory/lab-ruby.yml puma foobar-puma
+  app_server inventory/lab.yml gunicorn foobar-app
   measure "foobar restart web" "$F restart web --force"
   measure "systemctl restart nginx" "$F lab ssh web1 systemctl restart nginx"
   measure "foobar restart db" "$F restart db --force"

@@ -150,9 +150,14 @@ impl<T: Transport> Applier<'_, T> {
         result: &mut HostResult,
     ) -> Result<(), Unreachable> {
         let host = self.transport.host().to_string();
-        for role in roles {
+        for (block, role) in roles.iter().enumerate() {
+            // A block whose `when` is false for this server resolved no
+            // steps; its handlers are not this server's either.
+            if !planned.iter().any(|p| p.step.block == block) {
+                continue;
+            }
             for i in 0..planned.len() {
-                if planned[i].step.role != role.role {
+                if planned[i].step.block != block {
                     continue;
                 }
                 let start = Instant::now();
@@ -390,6 +395,9 @@ pub fn script_for(
                 "systemctl {verb} {n} >&2 || {{ journalctl -u {n} -n 20 --no-pager >&2; exit 1; }}\n",
                 n = quote(name)
             ));
+        }
+        (Change::StopService, Desired::Stopped { name }) => {
+            s.push_str(&format!("systemctl disable --now {} >&2\n", quote(name)));
         }
         (
             Change::Mysql(m),

@@ -55,7 +55,9 @@ impl Checks {
                     }
                     None => inv.inventory.domain.fqdn(),
                 };
-                Ok((c.clone(), host))
+                let hop =
+                    renderer.field(&pb.path, &format!("check `{}` hop", c.name), &c.hop, &ctx)?;
+                Ok((Check { hop, ..c.clone() }, host))
             })
             .collect::<Result<_, InputError>>()?;
         Ok(Self {

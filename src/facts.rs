@@ -91,7 +91,7 @@ fi; }
                 q = quote(root),
                 c = quote(&format!("{root}/current"))
             )),
-            Desired::Service { name } => s.push_str(&format!(
+            Desired::Service { name } | Desired::Stopped { name } => s.push_str(&format!(
                 "printf 'V\\t%s\\t%s\\t%s\\n' {q} \"$(systemctl is-enabled {q})\" \"$(systemctl is-active {q})\"\n",
                 q = quote(name)
             )),

@@ -270,7 +270,8 @@ pub struct App {
     pub source: LocalPath,
     #[serde(default = "default_workers")]
     pub workers: Workers,
-    /// Unix socket between nginx and the app server; under /run/.
+    /// Unix socket between nginx and gunicorn or puma; under /run/.
+    /// (php-fpm listens on /run/php/foobar-fpm.sock.)
     #[serde(default = "default_socket")]
     pub socket: RunSocket,
     /// System user the app server runs as.
@@ -309,17 +310,14 @@ pub enum AppKind {
 
 impl<'de> Deserialize<'de> for AppKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "an app server kind", |s| {
-            match s {
+        checked_str(d, "an app server kind", |s| match s {
             "gunicorn" => Ok(AppKind::Gunicorn),
-            "php-fpm" | "puma" => Err(
-                "app.kind: this version of foobar provisions `gunicorn` only; php-fpm and puma are planned".into(),
-            ),
+            "php-fpm" => Ok(AppKind::PhpFpm),
+            "puma" => Ok(AppKind::Puma),
             other => Err(format!(
-                "app.kind `{}` is unknown: use `gunicorn` (php-fpm and puma are planned)",
+                "app.kind `{}` is unknown: use gunicorn (Python), php-fpm (PHP) or puma (Ruby)",
                 printable(other)
             )),
-        }
         })
     }
 }

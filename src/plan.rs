@@ -23,6 +23,8 @@ pub enum Change {
     },
     Remove,
     Deploy,
+    /// Stop and disable.
+    StopService,
     /// Enable and/or start.
     StartService {
         enable: bool,
@@ -49,6 +51,7 @@ impl Change {
             Change::Directory => "create or fix owner/mode".into(),
             Change::WriteFile { reason, .. } => reason.clone(),
             Change::Remove => "remove".into(),
+            Change::StopService => "stop and disable".into(),
             Change::Deploy => "deploy and switch current".into(),
             Change::StartService { enable, start } => match (enable, start) {
                 (true, true) => "enable and start".into(),
@@ -185,6 +188,10 @@ fn change_for(desired: &Desired, facts: &Facts, today: u32) -> Option<Change> {
                 start: !f.active,
             })
         }
+        Desired::Stopped { name } => {
+            let f = facts.services.get(name).cloned().unwrap_or_default();
+            (f.enabled || f.active).then_some(Change::StopService)
+        }
         Desired::Mysql {
             database,
             user,
@@ -287,6 +294,7 @@ mod tests {
     fn step(desired: Desired) -> Resolved {
         Resolved {
             role: Role::Web,
+            block: 0,
             label: "test".into(),
             desired,
             notify: Some("reload nginx".into()),
@@ -384,6 +392,23 @@ mod tests {
             },
         );
         assert_eq!(one(d(), &f), None);
+    }
+
+    #[test]
+    fn stopped_service_is_stopped_only_when_it_runs_or_is_enabled() {
+        let d = || Desired::Stopped {
+            name: "php8.2-fpm".into(),
+        };
+        let mut f = Facts::default();
+        assert_eq!(one(d(), &f), None, "absent or stopped: nothing to do");
+        f.services.insert(
+            "php8.2-fpm".into(),
+            ServiceFact {
+                enabled: true,
+                active: false,
+            },
+        );
+        assert_eq!(one(d(), &f), Some(Change::StopService));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct Playbook {
 #[serde(deny_unknown_fields)]
 pub struct RoleSteps {
     pub role: Role,
+    /// A template expression (`app.kind == 'php-fpm'`): the block applies
+    /// only where it is true. Handlers run at the end of the block that
+    /// defines them, for changes in any block of the same role.
+    #[serde(default)]
+    pub when: Option<String>,
     pub steps: Vec<StepEntry>,
     #[serde(default)]
     pub handlers: Vec<Handler>,
@@ -93,6 +98,9 @@ pub enum Step {
     },
     /// A systemd service enabled and running.
     Service { name: String },
+    /// A systemd service stopped and disabled (if it exists at all), e.g.
+    /// the app server of another kind after a switch.
+    Stopped { name: String },
     /// A MariaDB database and a user with privileges on it only.
     Mysql {
         database: String,
@@ -121,6 +129,7 @@ impl Step {
             Step::Absent { .. } => "absent",
             Step::Release { .. } => "release",
             Step::Service { .. } => "service",
+            Step::Stopped { .. } => "stopped",
             Step::Mysql { .. } => "mysql",
         }
     }
@@ -229,7 +238,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
                 }
             }
         }
-        let names: BTreeSet<&str> = role.handlers.iter().map(|h| h.name.as_str()).collect();
+        let names: BTreeSet<&str> = playbook
+            .roles
+            .iter()
+            .filter(|r| r.role == role.role)
+            .flat_map(|r| r.handlers.iter().map(|h| h.name.as_str()))
+            .collect();
         for StepEntry(step) in &role.steps {
             if let Some(n) = step.notify() {
                 if !names.contains(n) {

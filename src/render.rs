@@ -127,6 +127,26 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// Evaluates a `when` expression; an error names the playbook.
+    pub fn condition(
+        &self,
+        playbook: &Path,
+        what: &str,
+        expr: &str,
+        ctx: &Context,
+    ) -> Result<bool, InputError> {
+        let fail = |e: minijinja::Error| {
+            InputError::new(
+                playbook,
+                format!("{what}: cannot evaluate `{expr}`: {}", describe(&e)),
+            )
+        };
+        let compiled = self.env.compile_expression(expr).map_err(fail)?;
+        Ok(compiled.eval(Serde(ctx)).map_err(fail)?.is_true())
+    }
+}
+
 fn template_error(path: &Path, e: &minijinja::Error) -> InputError {
     // Never `display_debug_info()`: it would print variable values,
     // secrets included.
@@ -149,6 +169,8 @@ fn describe(e: &minijinja::Error) -> String {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub role: Role,
+    /// Index of the playbook's role block the step comes from.
+    pub block: usize,
     /// Short description for progress lines, e.g. `template /etc/nginx/...`.
     pub label: String,
     pub desired: Desired,
@@ -191,6 +213,9 @@ pub enum Desired {
     Service {
         name: String,
     },
+    Stopped {
+        name: String,
+    },
     Mysql {
         database: String,
         user: String,
@@ -228,12 +253,10 @@ pub fn resolve(
     let ctx = Context::new(&inv.inventory, server, secrets);
     let pb = &playbook.path;
     let mut out = Vec::new();
-    for role in playbook
-        .playbook
-        .roles
-        .iter()
-        .filter(|r| server.has(r.role))
-    {
+    for (block, role) in playbook.playbook.roles.iter().enumerate() {
+        if !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
+            continue;
+        }
         for (i, playbook::StepEntry(step)) in role.steps.iter().enumerate() {
             let what = format!("role {} step {} ({})", role.role.name(), i + 1, step.kind());
             let field =
@@ -358,6 +381,11 @@ pub fn resolve(
                     check_unit(&name).map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
                     (format!("service {name}"), Desired::Service { name })
                 }
+                Step::Stopped { name } => {
+                    let name = field("name", name)?;
+                    check_unit(&name).map_err(|m| InputError::new(pb, format!("{what}: {m}")))?;
+                    (format!("stopped {name}"), Desired::Stopped { name })
+                }
                 Step::Mysql {
                     database,
                     user,
@@ -399,6 +427,7 @@ pub fn resolve(
             };
             out.push(Resolved {
                 role: role.role,
+                block,
                 label,
                 desired,
                 notify: step.notify().map(str::to_string),
@@ -406,6 +435,24 @@ pub fn resolve(
         }
     }
     Ok(out)
+}
+
+/// Whether role block `block` applies, by its `when` expression.
+pub fn block_applies(
+    renderer: &Renderer,
+    playbook: &playbook::Loaded,
+    block: usize,
+    ctx: &Context,
+) -> Result<bool, InputError> {
+    let Some(expr) = &playbook.playbook.roles[block].when else {
+        return Ok(true);
+    };
+    renderer.condition(
+        &playbook.path,
+        &format!("role block {} `when`", block + 1),
+        expr,
+        ctx,
+    )
 }
 
 fn parse_mode(s: &str) -> Option<u32> {

@@ -43,6 +43,16 @@ fn production_inventory() {
 }
 
 #[test]
+fn php_inventory() {
+    snapshot_inventory("php", "inventory/lab-php.yml");
+}
+
+#[test]
+fn ruby_inventory() {
+    snapshot_inventory("ruby", "inventory/lab-ruby.yml");
+}
+
+#[test]
 fn tls_inventory() {
     snapshot_inventory("tls", "tests/fixtures/tls.yml");
 }

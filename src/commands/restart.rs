@@ -14,12 +14,12 @@ use crate::cli::{exit, Global};
 use crate::commands::provision::ssh_target;
 use crate::dns;
 use crate::error::InputError;
-use crate::inventory::{self, Loaded, Role, Server};
+use crate::inventory::{self, AppKind, Loaded, Role, Server};
 use crate::lock::Claim;
 use crate::maintenance::{self, Moment};
 use crate::playbook::{self, Step, StepEntry};
 use crate::progress::{self, Event, Reporter, StepStatus};
-use crate::render::Renderer;
+use crate::render::{self, Renderer};
 use crate::secrets::Secrets;
 use crate::shell::quote;
 use crate::transport::{Ssh, Transport, Unreachable};
@@ -110,11 +110,13 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     };
     let mut plans = Vec::new();
     for server in &inv.inventory.servers.0 {
-        let services: Vec<(Role, String)> = roles
-            .iter()
-            .filter(|r| server.has(**r))
-            .filter_map(|r| service_of(&pb, *r).map(|s| (*r, s)))
-            .collect();
+        let ctx = render::Context::new(&inv.inventory, server, &secrets);
+        let mut services = Vec::new();
+        for role in roles.iter().filter(|r| server.has(**r)) {
+            if let Some(s) = service_of(&renderer, &pb, *role, &ctx)? {
+                services.push((*role, s));
+            }
+        }
         if services.is_empty() {
             continue;
         }
@@ -199,17 +201,32 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The service a role runs, from the playbook's `service` steps.
-fn service_of(pb: &playbook::Loaded, role: Role) -> Option<String> {
-    pb.playbook
-        .roles
-        .iter()
-        .filter(|r| r.role == role)
-        .flat_map(|r| r.steps.iter())
-        .find_map(|StepEntry(s)| match s {
+/// The service a role runs on this server, from the `service` steps of
+/// the role's blocks that apply to it.
+fn service_of(
+    renderer: &Renderer,
+    pb: &playbook::Loaded,
+    role: Role,
+    ctx: &render::Context,
+) -> Result<Option<String>, InputError> {
+    for (block, steps) in pb.playbook.roles.iter().enumerate() {
+        if steps.role != role || !render::block_applies(renderer, pb, block, ctx)? {
+            continue;
+        }
+        let found = steps.steps.iter().find_map(|StepEntry(s)| match s {
             Step::Service { name } => Some(name.clone()),
             _ => None,
-        })
+        });
+        if let Some(name) = found {
+            return Ok(Some(renderer.field(
+                &pb.path,
+                "service name",
+                &name,
+                ctx,
+            )?));
+        }
+    }
+    Ok(None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -271,8 +288,15 @@ async fn restart_one<T: Transport>(
     let (method, script) = match role {
         // Old workers finish their requests; a bad config never loads.
         Role::Web => ("nginx -t, then reload", format!("nginx -t >&2 && systemctl reload {svc}")),
-        // gunicorn's HUP: new workers start, old ones finish in-flight requests.
-        Role::App => ("graceful reload (HUP)", format!("systemctl reload {svc}")),
+        // New workers start, old ones finish their requests in flight.
+        Role::App => (
+            match inv.inventory.app.kind {
+                AppKind::Gunicorn => "graceful reload (HUP)",
+                AppKind::PhpFpm => "graceful reload (USR2)",
+                AppKind::Puma => "phased restart (USR1)",
+            },
+            format!("systemctl reload {svc}"),
+        ),
         // A real restart; meanwhile nginx serves the maintenance page for
         // dynamic requests, and static files as ever.
         Role::Db => (

@@ -1,0 +1,165 @@
+//! The three application servers of the design on a real lab server:
+//! gunicorn (Python), php-fpm (PHP) and puma (Ruby). One field in the
+//! inventory switches between them; the same end-to-end checks prove
+//! every hop.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const PHP: &str = "inventory/lab-php.yml";
+const RUBY: &str = "inventory/lab-ruby.yml";
+
+fn provision(inventory: &str) -> Value {
+    let out = foobar()
+        .args(["-i", inventory, "provision", "--json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{inventory}: {}{json}",
+        text(&out.stderr)
+    );
+    assert_eq!(json["totals"]["checks_passed"], 5, "{json}");
+    json
+}
+
+fn pristine() {
+    lab_up(LAB);
+    foobar()
+        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
+        .assert()
+        .success();
+}
+
+fn visits() -> u64 {
+    let (status, body) = http_get(LAB_ADDRESS, "www.foobar.com", "/visits");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(body.trim()).unwrap();
+    v["visits"].as_u64().unwrap()
+}
+
+fn quiet(service: &str) {
+    assert_eq!(
+        on_server(LAB, LAB_SERVER, &format!("systemctl is-active {service}"))
+            .status
+            .code(),
+        Some(3),
+        "{service} stopped"
+    );
+    assert_ne!(
+        on_server_ok(
+            LAB,
+            LAB_SERVER,
+            &format!("systemctl is-enabled {service} 2>&1 || true")
+        )
+        .trim(),
+        "enabled",
+        "{service} disabled"
+    );
+}
+
+#[test]
+fn each_kind_on_a_pristine_server_then_nothing_to_change() {
+    let _turn = lab_turn();
+    for (inventory, service, process) in [
+        (PHP, "php8.2-fpm", "php-fpm"),
+        (RUBY, "foobar-puma", "puma"),
+    ] {
+        pristine();
+        let first = provision(inventory);
+        assert!(first["totals"]["changed"].as_u64().unwrap() > 10);
+        let again = provision(inventory);
+        assert_eq!(again["totals"]["changed"], 0, "{inventory}: {again}");
+        // The dynamic page reads and writes MySQL through this app server.
+        let n = visits();
+        assert_eq!(visits(), n + 1);
+        assert_eq!(
+            on_server_ok(LAB, LAB_SERVER, &format!("systemctl is-active {service}")).trim(),
+            "active"
+        );
+        assert!(
+            !on_server_ok(LAB, LAB_SERVER, &format!("pgrep -a {process} || true"))
+                .trim()
+                .is_empty()
+        );
+        assert_eq!(
+            on_server_ok(LAB, LAB_SERVER, "pgrep -c gunicorn || true").trim(),
+            "0",
+            "no gunicorn"
+        );
+    }
+    // Put the lab back to the default kind for the other tests.
+    provision(LAB);
+}
+
+#[test]
+fn switching_kinds_stops_the_old_app_server_and_frees_its_socket() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    provision(LAB);
+    provision(PHP);
+    quiet("foobar-app");
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "pgrep -c gunicorn || true").trim(),
+        "0"
+    );
+    assert_eq!(
+        on_server_ok(
+            LAB,
+            LAB_SERVER,
+            "ls /run/foobar/app.sock 2>/dev/null | wc -l"
+        )
+        .trim(),
+        "0",
+        "gunicorn's socket is gone"
+    );
+
+    provision(RUBY);
+    quiet("php8.2-fpm");
+    assert_eq!(
+        on_server_ok(
+            LAB,
+            LAB_SERVER,
+            "ls /run/php/foobar-fpm.sock 2>/dev/null | wc -l"
+        )
+        .trim(),
+        "0",
+        "php-fpm's socket is gone"
+    );
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "stat -c %a /run/foobar/app.sock").trim(),
+        "770"
+    );
+
+    provision(LAB);
+    quiet("foobar-puma");
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "pgrep -c puma || true").trim(),
+        "0"
+    );
+}
+
+#[test]
+fn restart_app_is_graceful_for_each_kind() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    for (inventory, method) in [
+        (PHP, "graceful reload (USR2)"),
+        (RUBY, "phased restart (USR1)"),
+        (LAB, "graceful reload (HUP)"),
+    ] {
+        provision(inventory);
+        let out = foobar()
+            .args(["-i", inventory, "restart", "app", "--force", "--json"])
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{json}");
+        assert_eq!(json["services"][0]["method"], method);
+        assert_eq!(json["services"][0]["ok"], true);
+    }
+}
