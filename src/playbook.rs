@@ -283,8 +283,12 @@ mod tests {
     #[test]
     fn shipped_playbook_parses() {
         let p = load(Path::new("playbooks/provision.yml")).unwrap();
-        assert_eq!(p.playbook.roles.len(), 4);
-        assert!(!p.playbook.checks.is_empty());
+        let roles: BTreeSet<Role> = p.playbook.roles.iter().map(|r| r.role).collect();
+        assert_eq!(roles.len(), 4, "dns, db, app and web");
+        // One shared app block and one per app server kind.
+        let kinds = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
+        assert_eq!(kinds, 3);
+        assert_eq!(p.playbook.checks.len(), 5);
     }
 
     #[test]

@@ -162,3 +162,20 @@ fn lab_commands_need_a_lab_inventory() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_lab_needs_root_and_says_so() {
+    // setpriv (util-linux) runs foobar as nobody.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_foobar"))
+        .args(["-i", LAB, "lab", "up"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("foobar lab needs root"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
