@@ -33,6 +33,20 @@ pub enum HostFailure {
     Locked(#[from] Locked),
 }
 
+impl HostFailure {
+    /// The exit code when some servers stopped early: a lock held by
+    /// another run outranks an unreachable server.
+    pub fn exit_code(failures: &[HostFailure]) -> Option<u8> {
+        if failures.iter().any(|f| matches!(f, HostFailure::Locked(_))) {
+            Some(crate::cli::exit::LOCKED)
+        } else if failures.is_empty() {
+            None
+        } else {
+            Some(crate::cli::exit::UNREACHABLE)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub role: Role,

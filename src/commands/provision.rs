@@ -128,7 +128,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         },
         elapsed_ms: 0,
     };
-    let mut locked = false;
+    let mut failures = Vec::new();
     for r in results {
         match r {
             Ok((host, checks)) => {
@@ -142,8 +142,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
                 out.report(Event::Message {
                     text: format!("error: {e}"),
                 });
-                locked |= matches!(e, HostFailure::Locked(_));
                 summary.errors.push(e.to_string());
+                failures.push(e);
             }
         }
     }
@@ -159,10 +159,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let t = &summary.totals;
     Ok(if t.failed > 0 || t.checks_failed > 0 {
         exit::FAILED
-    } else if locked {
-        exit::LOCKED
-    } else if !summary.errors.is_empty() {
-        exit::UNREACHABLE
+    } else if let Some(code) = HostFailure::exit_code(&failures) {
+        code
     } else if args.check && t.changed > 0 {
         exit::CHANGES_PENDING
     } else {

@@ -150,16 +150,16 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         errors: Vec::new(),
         elapsed_ms: 0,
     };
-    let mut locked = false;
+    let mut failures = Vec::new();
     for r in results {
         match r {
             Ok(mut s) => report.services.append(&mut s),
             Err(e) => {
-                locked |= matches!(e, HostFailure::Locked(_));
                 out.report(Event::Message {
                     text: format!("error: {e}"),
                 });
                 report.errors.push(e.to_string());
+                failures.push(e);
             }
         }
     }
@@ -190,10 +190,8 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         }
         println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
     }
-    Ok(if locked {
-        exit::LOCKED
-    } else if !report.errors.is_empty() {
-        exit::UNREACHABLE
+    Ok(if let Some(code) = HostFailure::exit_code(&failures) {
+        code
     } else if report.services.iter().any(|s| !s.ok) {
         exit::FAILED
     } else {
