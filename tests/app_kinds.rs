@@ -12,27 +12,10 @@ const PHP: &str = "inventory/lab-php.yml";
 const RUBY: &str = "inventory/lab-ruby.yml";
 
 fn provision(inventory: &str) -> Value {
-    let out = foobar()
-        .args(["-i", inventory, "provision", "--json"])
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{inventory}: {}{json}",
-        text(&out.stderr)
-    );
+    let (code, json, err) = provision_json(inventory, &[]);
+    assert_eq!(code, Some(0), "{inventory}: {err}{json}");
     assert_eq!(json["totals"]["checks_passed"], 5, "{json}");
     json
-}
-
-fn pristine() {
-    lab_up(LAB);
-    foobar()
-        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
-        .assert()
-        .success();
 }
 
 fn visits() -> u64 {

@@ -121,11 +121,7 @@ fn a_cut_upload_never_leaves_a_partial_file() {
 #[test]
 fn a_killed_run_is_converged_by_the_next() {
     let _turn = lab_turn();
-    lab_up(LAB);
-    foobar()
-        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
-        .assert()
-        .success();
+    pristine();
     let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["-i", LAB, "provision"])
@@ -150,11 +146,7 @@ fn a_killed_run_is_converged_by_the_next() {
 #[test]
 fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     let _turn = lab_turn();
-    lab_up(LAB);
-    foobar()
-        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
-        .assert()
-        .success();
+    pristine();
     let run = std::thread::spawn(|| {
         Command::new(env!("CARGO_BIN_EXE_foobar"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -182,26 +174,35 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     assert!(out.contains("checks: 5 passed"), "{out}");
 }
 
+/// Provisions a project copy whose `template` gets `line` appended, which
+/// breaks the service: the run fails, `live` (the file on the server) is
+/// as it was before. Returns the run's output.
+fn broken_config_is_kept_out(template: &str, line: &str, live: &str) -> String {
+    converged();
+    let before = on_server_ok(LAB, LAB_SERVER, &format!("cat {live}"));
+    let p = project_copy();
+    append(p.path(), template, line);
+    let (code, out) = provision_project(p.path(), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, &format!("cat {live}")),
+        before,
+        "{out}"
+    );
+    out
+}
+
 #[test]
 fn an_nginx_config_that_nginx_rejects_is_never_activated() {
     let _turn = lab_turn();
-    converged();
-    let before = on_server_ok(LAB, LAB_SERVER, "cat /etc/nginx/sites-enabled/foobar.conf");
-    let p = project_copy();
-    append(
-        p.path(),
+    let out = broken_config_is_kept_out(
         "templates/nginx/site.conf.j2",
         "this_is_not_a_directive on;\n",
+        "/etc/nginx/sites-enabled/foobar.conf",
     );
-    let (code, out) = provision_project(p.path(), &[]);
-    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("unknown directive \"this_is_not_a_directive\""),
         "nginx's own error: {out}"
-    );
-    assert_eq!(
-        on_server_ok(LAB, LAB_SERVER, "cat /etc/nginx/sites-enabled/foobar.conf"),
-        before
     );
     assert!(static_page_served());
     let (code, out) = provision_lab();
@@ -211,33 +212,16 @@ fn an_nginx_config_that_nginx_rejects_is_never_activated() {
 #[test]
 fn mariadb_failing_to_start_gets_its_previous_config_back() {
     let _turn = lab_turn();
-    converged();
-    let before = on_server_ok(
-        LAB,
-        LAB_SERVER,
-        "cat /etc/mysql/mariadb.conf.d/60-foobar.cnf",
-    );
-    let p = project_copy();
-    append(
-        p.path(),
+    let out = broken_config_is_kept_out(
         "templates/mariadb/foobar.cnf.j2",
         "no_such_option_at_all = 1\n",
+        "/etc/mysql/mariadb.conf.d/60-foobar.cnf",
     );
-    let (code, out) = provision_project(p.path(), &[]);
-    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("no_such_option_at_all"),
         "MariaDB's log lines: {out}"
     );
     assert!(out.contains("restored what changed"), "{out}");
-    assert_eq!(
-        on_server_ok(
-            LAB,
-            LAB_SERVER,
-            "cat /etc/mysql/mariadb.conf.d/60-foobar.cnf"
-        ),
-        before
-    );
     assert_eq!(
         on_server_ok(LAB, LAB_SERVER, "systemctl is-active mariadb").trim(),
         "active"

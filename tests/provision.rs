@@ -8,21 +8,7 @@ use common::*;
 use serde_json::Value;
 
 fn provision(extra: &[&str]) -> (Option<i32>, Value, String) {
-    let out = foobar()
-        .args(["-i", LAB, "provision", "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), json, text(&out.stderr))
-}
-
-fn pristine() {
-    lab_up(LAB);
-    foobar()
-        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
-        .assert()
-        .success();
+    provision_json(LAB, extra)
 }
 
 #[test]

@@ -183,3 +183,24 @@ pub fn lab_inventory_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> st
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// `foobar -i INVENTORY provision --json` with `extra` arguments:
+/// (exit code, JSON result, stderr).
+pub fn provision_json(inventory: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = foobar()
+        .args(["-i", inventory, "provision", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), json, text(&out.stderr))
+}
+
+/// The lab server back to pristine (the lab brought up if need be).
+pub fn pristine() {
+    lab_up(LAB);
+    foobar()
+        .args(["-i", LAB, "lab", "reset", LAB_SERVER])
+        .assert()
+        .success();
+}
