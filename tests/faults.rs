@@ -47,6 +47,20 @@ fn ssh_script(script: &str) -> Command {
     c
 }
 
+/// The destination of the cut upload still holds the old file, and no temp
+/// file is left beside it.
+fn old_file_untouched() {
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "cat /etc/fault/site.conf").trim(),
+        "old"
+    );
+    assert_eq!(
+        on_server_ok(LAB, LAB_SERVER, "ls -A /etc/fault").trim(),
+        "site.conf",
+        "no temp file left"
+    );
+}
+
 #[test]
 fn a_cut_upload_never_leaves_a_partial_file() {
     let _turn = lab_turn();
@@ -80,15 +94,7 @@ fn a_cut_upload_never_leaves_a_partial_file() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(
-        on_server_ok(LAB, LAB_SERVER, "cat /etc/fault/site.conf").trim(),
-        "old"
-    );
-    assert_eq!(
-        on_server_ok(LAB, LAB_SERVER, "ls -A /etc/fault").trim(),
-        "site.conf",
-        "no temp file left"
-    );
+    old_file_untouched();
 
     // The SSH client killed in the middle of the upload.
     let mut child = ssh_script(&script)
@@ -103,15 +109,7 @@ fn a_cut_upload_never_leaves_a_partial_file() {
     drop(pipe);
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        on_server_ok(LAB, LAB_SERVER, "cat /etc/fault/site.conf").trim(),
-        "old"
-    );
-    assert_eq!(
-        on_server_ok(LAB, LAB_SERVER, "ls -A /etc/fault").trim(),
-        "site.conf",
-        "no temp file left"
-    );
+    old_file_untouched();
     on_server_ok(LAB, LAB_SERVER, "rm -rf /etc/fault; sed -i '/^reload nginx$/d' /var/lib/foobar/pending-handlers; rm -rf /var/lib/foobar/backup/reload_nginx");
 
     let (code, out) = provision_lab();

@@ -116,24 +116,23 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     assert_eq!(code, Some(0), "back to the lab password: {out}");
 }
 
+/// A fresh ed25519 key pair in `dir`; returns the private key's path.
+fn new_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let key = dir.join(name);
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    key
+}
+
 #[test]
 fn a_changed_host_key_is_refused() {
     let _turn = lab_turn();
     lab_up(LAB);
     let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other");
-    std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            other.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
+    let other = new_key(dir.path(), "other");
     let fake = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let mut parts = fake.split_whitespace();
     let known = dir.path().join("known_hosts");
@@ -171,11 +170,7 @@ fn a_wrong_key_is_refused_quickly_with_exit_3() {
     let _turn = lab_turn();
     lab_up(LAB);
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("wrong");
-    std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
-        .status()
-        .unwrap();
+    let key = new_key(dir.path(), "wrong");
     let identity = format!("identity_file: {}", key.display());
     let inv = lab_inventory_with(
         dir.path(),
