@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands;
+use crate::engine::HostFailure;
 use crate::error::InputError;
 use crate::transport::Unreachable;
 
@@ -25,6 +26,21 @@ pub mod exit {
     pub const OUTSIDE_WINDOW: u8 = 5;
     /// Another foobar run holds the server lock.
     pub const LOCKED: u8 = 6;
+
+    /// The exit code when some servers stopped early: a lock held by
+    /// another run outranks an unreachable server.
+    pub fn for_host_failures(failures: &[&crate::engine::HostFailure]) -> Option<u8> {
+        if failures
+            .iter()
+            .any(|f| matches!(f, crate::engine::HostFailure::Locked(_)))
+        {
+            Some(LOCKED)
+        } else if failures.is_empty() {
+            None
+        } else {
+            Some(UNREACHABLE)
+        }
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -55,9 +71,12 @@ pub struct Global {
     /// Project folder holding playbooks/ and templates/.
     #[arg(long, global = true, env = "FOOBAR_PROJECT", default_value = ".")]
     pub project: PathBuf,
-    /// Show every command run on the servers.
+    /// Show every command run on the servers, and how long each phase took.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// How many servers to work on at once.
+    #[arg(long, global = true, default_value_t = crate::engine::DEFAULT_FORKS, value_parser = forks)]
+    pub forks: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +136,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `--forks`: 1 to 256 servers at once.
+fn forks(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number of servers from 1 to 256")),
+    }
+}
+
 /// The error and its causes on one line, without a backtrace.
 fn chain(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
@@ -132,7 +159,11 @@ fn chain(err: &anyhow::Error) -> String {
 fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<InputError>()) {
         exit::BAD_INPUT
-    } else if err.chain().any(|c| c.is::<Unreachable>()) {
+    } else if err.chain().any(|c| {
+        c.is::<Unreachable>()
+            || c.downcast_ref::<HostFailure>()
+                .is_some_and(|f| matches!(f, HostFailure::Unreachable(_)))
+    }) {
         exit::UNREACHABLE
     } else {
         exit::FAILED

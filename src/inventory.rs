@@ -334,7 +334,7 @@ pub struct Mysql {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Maintenance {
-    /// Only `UTC` for now; windows are read in that zone.
+    /// The zone the windows' days and hours are read in (tz database name).
     #[serde(default = "default_time_zone")]
     pub time_zone: TimeZone,
     #[serde(default)]
@@ -581,17 +581,15 @@ checked_string!(
     }
 );
 checked_string!(
-    /// A time zone name; only UTC is understood for now.
+    /// A time zone of the tz database, like `UTC` or `Europe/Berlin`.
     TimeZone,
     |s| {
-        if s == "UTC" {
-            Ok(())
-        } else {
-            Err(format!(
-                "time zone `{}` is not supported yet: write UTC",
+        jiff::tz::TimeZone::get(s).map(|_| ()).map_err(|_| {
+            format!(
+                "time zone `{}` is not in the tz database: write a name like UTC or Europe/Berlin",
                 printable(s)
-            ))
-        }
+            )
+        })
     }
 );
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::inventory::Role;
+use crate::steps::StepArgs;
 
 const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
 
@@ -35,114 +36,11 @@ pub struct RoleSteps {
 }
 
 /// A step written as a one-key map (`- template: {...}`), the way
-/// Ansible users write tasks, rather than as a YAML tag.
+/// Ansible users write tasks, rather than as a YAML tag. The kinds and
+/// their fields are the step kinds' own (src/steps/).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
-pub struct StepEntry(#[serde(with = "serde_yaml::with::singleton_map")] pub Step);
-
-/// One step. String fields may use template syntax (`{{ app.root }}`);
-/// they are rendered with the inventory and checked before anything runs.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Step {
-    /// Debian packages present.
-    Apt { packages: Vec<String> },
-    /// A system user for a service, without login shell.
-    User { name: String, home: String },
-    /// A folder with owner and mode.
-    Directory {
-        path: String,
-        #[serde(default = "root")]
-        owner: String,
-        #[serde(default = "root")]
-        group: String,
-        #[serde(default = "dir_mode")]
-        mode: String,
-    },
-    /// A file rendered from `templates/<src>`.
-    Template {
-        src: String,
-        dest: String,
-        #[serde(default = "root")]
-        owner: String,
-        #[serde(default = "root")]
-        group: String,
-        #[serde(default = "file_mode")]
-        mode: String,
-        /// With `%s`: run on the new file before it replaces the old one.
-        /// Without: run after it is in place; the old file is put back
-        /// when it fails (for `nginx -t`, which checks the whole config).
-        #[serde(default)]
-        validate: Option<String>,
-        /// The template holds `{{ soa_serial }}`: foobar keeps the serial
-        /// while the zone is unchanged and raises it when it changes.
-        #[serde(default)]
-        soa_serial: bool,
-        #[serde(default)]
-        notify: Option<String>,
-    },
-    /// A file that must not exist.
-    Absent {
-        path: String,
-        #[serde(default)]
-        notify: Option<String>,
-    },
-    /// The code base, pushed as a new release folder; `current` is switched
-    /// atomically and old releases are pruned.
-    Release {
-        src: String,
-        root: String,
-        owner: String,
-        #[serde(default)]
-        notify: Option<String>,
-    },
-    /// A systemd service enabled and running.
-    Service { name: String },
-    /// A systemd service stopped and disabled (if it exists at all), e.g.
-    /// the app server of another kind after a switch.
-    Stopped { name: String },
-    /// A MariaDB database and a user with privileges on it only.
-    Mysql {
-        database: String,
-        user: String,
-        privileges: Vec<String>,
-    },
-}
-
-fn root() -> String {
-    "root".into()
-}
-fn dir_mode() -> String {
-    "0755".into()
-}
-fn file_mode() -> String {
-    "0644".into()
-}
-
-impl Step {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::Apt { .. } => "apt",
-            Step::User { .. } => "user",
-            Step::Directory { .. } => "directory",
-            Step::Template { .. } => "template",
-            Step::Absent { .. } => "absent",
-            Step::Release { .. } => "release",
-            Step::Service { .. } => "service",
-            Step::Stopped { .. } => "stopped",
-            Step::Mysql { .. } => "mysql",
-        }
-    }
-
-    pub fn notify(&self) -> Option<&str> {
-        match self {
-            Step::Template { notify, .. }
-            | Step::Absent { notify, .. }
-            | Step::Release { notify, .. } => notify.as_deref(),
-            _ => None,
-        }
-    }
-}
+pub struct StepEntry(#[serde(with = "serde_yaml::with::singleton_map")] pub StepArgs);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

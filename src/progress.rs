@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use anstyle::AnsiColor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -63,29 +64,39 @@ pub enum Event {
     HostFinished {
         host: String,
     },
+    /// How long a phase of a server's run took (connect, facts, plan,
+    /// lock, apply, checks); shown with -v.
+    Phase {
+        host: String,
+        phase: &'static str,
+        elapsed_ms: u64,
+    },
 }
 
 pub trait Reporter: Send + Sync {
     fn report(&self, event: Event);
 }
 
-/// Picks the reporter for this run: bars on a terminal, lines otherwise.
+/// Picks the reporter for this run: bars on a terminal, lines otherwise;
+/// colour only where the terminal and `NO_COLOR`/`TERM` allow it.
 pub fn reporter(verbose: bool) -> Box<dyn Reporter> {
-    if std::io::stderr().is_terminal() {
-        Box::new(Bars::new(verbose))
+    let colour = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
+    if std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb") {
+        Box::new(Bars::new(verbose, colour))
     } else {
-        Box::new(Lines { verbose })
+        Box::new(Lines { verbose, colour })
     }
 }
 
 /// Plain lines, for CI logs and pipes.
 pub struct Lines {
     pub verbose: bool,
+    pub colour: bool,
 }
 
 impl Reporter for Lines {
     fn report(&self, event: Event) {
-        if let Some(line) = line_for(&event, self.verbose, false) {
+        if let Some(line) = line_for(&event, self.verbose, self.colour) {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
         }
@@ -107,13 +118,15 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
             if *status == StepStatus::Ok && !verbose {
                 return None;
             }
-            let word = status.word();
-            let word = match (colour, status) {
-                (true, StepStatus::Changed) => format!("\x1b[33m{word}\x1b[0m"),
-                (true, StepStatus::Failed) => format!("\x1b[31m{word}\x1b[0m"),
-                (true, StepStatus::Ok) => format!("\x1b[32m{word}\x1b[0m"),
-                _ => word.to_string(),
-            };
+            let word = paint(
+                colour,
+                match status {
+                    StepStatus::Changed => AnsiColor::Yellow,
+                    StepStatus::Failed => AnsiColor::Red,
+                    StepStatus::Ok => AnsiColor::Green,
+                },
+                status.word(),
+            );
             let mut line = format!("[{host}] {word}: {step}");
             if let Some(d) = detail {
                 line.push_str(&format!(" ({d})"));
@@ -122,6 +135,12 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
         }
         Event::Command { host, command } if verbose => Some(format!("[{host}] $ {command}")),
         Event::Command { .. } => None,
+        Event::Phase {
+            host,
+            phase,
+            elapsed_ms,
+        } if verbose => Some(format!("[{host}] {phase}: {elapsed_ms} ms")),
+        Event::Phase { .. } => None,
         Event::Diff { host, path, diff } => Some(format!(
             "[{host}] --- diff {path}\n{}",
             if colour {
@@ -133,13 +152,22 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
     }
 }
 
+fn paint(colour: bool, c: AnsiColor, text: &str) -> String {
+    if colour {
+        let style = c.on_default();
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
+}
+
 fn colourise(diff: &str) -> String {
     diff.lines()
         .map(|l| {
             if l.starts_with('+') && !l.starts_with("+++") {
-                format!("\x1b[32m{l}\x1b[0m")
+                paint(true, AnsiColor::Green, l)
             } else if l.starts_with('-') && !l.starts_with("---") {
-                format!("\x1b[31m{l}\x1b[0m")
+                paint(true, AnsiColor::Red, l)
             } else {
                 l.to_string()
             }
@@ -151,14 +179,16 @@ fn colourise(diff: &str) -> String {
 /// One bar per host on a terminal; notable lines printed above the bars.
 pub struct Bars {
     verbose: bool,
+    colour: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Bars {
-    fn new(verbose: bool) -> Self {
+    fn new(verbose: bool, colour: bool) -> Self {
         Self {
             verbose,
+            colour,
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
         }
@@ -196,7 +226,7 @@ impl Reporter for Bars {
             }
             _ => {}
         }
-        if let Some(line) = line_for(&event, self.verbose, true) {
+        if let Some(line) = line_for(&event, self.verbose, self.colour) {
             let _ = self.multi.println(line);
         }
     }

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use foobar::plan::Change;
-use foobar::render::Desired;
+use foobar::steps::template::{Desired, Template, WriteFile};
+use foobar::steps::Kind;
 
 fn static_page_served() -> bool {
     http_get(LAB_ADDRESS, "www.foobar.com", "/index.html").0 == 200
@@ -17,7 +17,7 @@ fn static_page_served() -> bool {
 
 /// The script foobar runs to write `path`, and the bytes it uploads.
 fn write_script(path: &str, content: Vec<u8>) -> (String, Vec<u8>) {
-    let desired = Desired::File {
+    let desired = Desired {
         path: path.into(),
         content: content.clone(),
         owner: "root".into(),
@@ -26,12 +26,12 @@ fn write_script(path: &str, content: Vec<u8>) -> (String, Vec<u8>) {
         validate: None,
         soa_serial: false,
     };
-    let change = Change::WriteFile {
+    let change = WriteFile {
         content,
         reason: "test".into(),
     };
-    let (script, stdin) = foobar::apply::script_for(&change, &desired, Some("reload nginx"));
-    (script, stdin.unwrap())
+    let script = Template::script(&desired, &change, Some("reload nginx"));
+    (script.text, script.stdin.unwrap())
 }
 
 fn ssh_script(script: &str) -> Command {

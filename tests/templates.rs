@@ -5,7 +5,7 @@ use std::path::Path;
 
 use foobar::inventory;
 use foobar::playbook;
-use foobar::render::{self, Desired, Renderer};
+use foobar::render::{self, Renderer};
 use foobar::secrets::Secrets;
 
 fn snapshot_inventory(tag: &str, inventory_path: &str) {
@@ -15,13 +15,13 @@ fn snapshot_inventory(tag: &str, inventory_path: &str) {
     let mut seen = 0;
     for server in &inv.inventory.servers.0 {
         for step in render::resolve(&renderer, &pb, &inv, server, &Secrets::masked()).unwrap() {
-            if let Desired::File { path, content, .. } = &step.desired {
+            if let Some(file) = step.step.file() {
                 let name = format!(
                     "{tag}__{}__{}",
                     server.name,
-                    path.trim_start_matches('/').replace('/', "_")
+                    file.path.trim_start_matches('/').replace('/', "_")
                 );
-                insta::assert_snapshot!(name, String::from_utf8(content.clone()).unwrap());
+                insta::assert_snapshot!(name, String::from_utf8(file.content.to_vec()).unwrap());
                 seen += 1;
             }
         }
@@ -67,14 +67,11 @@ fn secrets_never_reach_rendered_files_unmasked() {
         render::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();
     let env = steps
         .iter()
-        .find_map(|s| match &s.desired {
-            Desired::File {
-                path,
-                content,
-                mode,
-                ..
-            } if path == "/etc/foobar/app.env" => Some((content.clone(), *mode)),
-            _ => None,
+        .find_map(|s| {
+            s.step
+                .file()
+                .filter(|f| f.path == "/etc/foobar/app.env")
+                .map(|f| (f.content.to_vec(), f.mode))
         })
         .unwrap();
     assert!(String::from_utf8(env.0)

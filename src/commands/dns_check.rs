@@ -11,8 +11,8 @@ use clap::Args;
 use hickory_proto::rr::RecordType;
 use serde::Serialize;
 
+use crate::checks::dns::{self, Reply, ServerKind, Verdict};
 use crate::cli::{exit, Global};
-use crate::dns::{self, Reply, ServerKind, Verdict};
 use crate::inventory;
 use crate::progress::{self, Event};
 
@@ -243,7 +243,7 @@ fn print_table(r: &Report) {
                 if rep.authoritative { "yes" } else { "no" },
             ),
             Some(rep) => (
-                rep.rcode.clone(),
+                rep.rcode.to_string(),
                 "-".into(),
                 if rep.authoritative { "yes" } else { "no" },
             ),

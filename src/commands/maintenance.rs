@@ -4,11 +4,11 @@
 use clap::{Args, ValueEnum};
 
 use crate::cli::{exit, Global};
-use crate::commands::provision::ssh_target;
-use crate::commands::restart::MAINTENANCE_FLAG;
+use crate::engine::{self, Engine, MaintenanceSwitch};
 use crate::inventory::{self, Role};
-use crate::shell::quote;
-use crate::transport::{Ssh, Transport};
+use crate::progress;
+use crate::secrets::Secrets;
+use crate::transport::SshConnector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -25,23 +25,32 @@ pub struct MaintenanceArgs {
 
 pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let flag = quote(MAINTENANCE_FLAG);
-    let script = match args.switch {
-        Switch::On => format!("mkdir -p \"$(dirname {flag})\" && touch {flag} && echo on"),
-        Switch::Off => format!("rm -f {flag} && echo off"),
-        Switch::Status => format!("if [ -e {flag} ]; then echo on; else echo off; fi"),
+    let servers: Vec<_> = inv.inventory.servers_with(Role::Web).collect();
+    let targets: Vec<_> = servers
+        .iter()
+        .map(|s| engine::ssh_target(&inv, s))
+        .collect();
+    let out = progress::reporter(g.verbose);
+    let engine = Engine {
+        connector: &SshConnector,
+        out: out.as_ref(),
+        secrets: &Secrets::masked(),
+        forks: g.forks,
     };
-    for server in inv.inventory.servers_with(Role::Web) {
-        let ssh = Ssh::connect(&ssh_target(&inv, server)).await?;
-        let out = ssh.run(&script, None).await?;
-        ssh.close().await;
-        if !out.success() {
-            anyhow::bail!("{}: {}", server.name, out.stderr_text());
-        }
+    let switch = match args.switch {
+        Switch::On => MaintenanceSwitch::On,
+        Switch::Off => MaintenanceSwitch::Off,
+        Switch::Status => MaintenanceSwitch::Status,
+    };
+    for (server, result) in servers
+        .iter()
+        .zip(engine::maintenance(&engine, &targets, switch).await)
+    {
+        let on = result?;
         println!(
             "{}: maintenance page {}",
             server.name,
-            out.stdout_text().trim()
+            if on { "on" } else { "off" }
         );
     }
     Ok(exit::OK)

@@ -1,23 +1,23 @@
 //! `foobar provision`: load and render everything (bad input stops here,
-//! before any connection), then per server: connect, gather facts, plan,
-//! apply, and check every hop over HTTP.
+//! before any connection), let the engine converge every server, and turn
+//! its outcomes into a summary and an exit code.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
 
-use crate::apply::{Applier, HostFailure, HostResult, StepResult};
 use crate::checks::{CheckResult, Checks};
 use crate::cli::{exit, Global};
-use crate::inventory::{self, Loaded, Role, Server};
-use crate::lock::Claim;
-use crate::plan::{self, Change};
+use crate::engine::{self, Claim, Engine, HostResult, ProvisionJob, ProvisionOptions};
+use crate::inventory::{self, Role};
+use crate::plan;
 use crate::playbook;
-use crate::progress::{self, Event, Reporter, StepStatus};
-use crate::render::{self, Desired, Renderer, Resolved};
+use crate::progress::{self, Event, StepStatus};
+use crate::render::{self, Renderer};
 use crate::secrets::Secrets;
-use crate::transport::{Ssh, SshTarget, Transport};
+use crate::steps::PlanCx;
+use crate::transport::SshConnector;
 
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
@@ -58,14 +58,6 @@ struct Summary {
     elapsed_ms: u64,
 }
 
-/// Everything one server needs, rendered before any connection.
-struct Job<'a> {
-    server: &'a Server,
-    steps: Vec<Resolved>,
-    /// For web servers: the end-to-end checks.
-    checks: Option<Checks>,
-}
-
 pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inv = inventory::load(&g.inventory)?;
@@ -92,27 +84,30 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         } else {
             None
         };
-        jobs.push(Job {
-            server,
+        jobs.push(ProvisionJob {
+            target: engine::ssh_target(&inv, server),
             steps,
             checks,
         });
     }
 
     let out = progress::reporter(g.verbose);
-    let today = plan::today();
-    let opts = RunOptions {
+    let engine = Engine {
+        connector: &SshConnector,
+        out: out.as_ref(),
+        secrets: &secrets,
+        forks: g.forks,
+    };
+    let opts = ProvisionOptions {
         check: args.check,
         diff: args.diff,
-        today,
         break_lock: args.break_lock,
-        claim: Claim::new("provision"),
+        claim: Claim::new("provision")?,
+        plan_cx: PlanCx {
+            today: plan::today(),
+        },
     };
-    let results = futures_util::future::join_all(
-        jobs.iter()
-            .map(|job| provision_host(&inv, &pb, job, &secrets, out.as_ref(), &opts)),
-    )
-    .await;
+    let results = engine::provision(&engine, &jobs, &pb.playbook.roles, &opts).await;
 
     let mut summary = Summary {
         check_mode: args.check,
@@ -129,14 +124,14 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         elapsed_ms: 0,
     };
     let mut failures = Vec::new();
-    for r in results {
+    for r in &results {
         match r {
             Ok((host, checks)) => {
                 summary.totals.ok += host.count(StepStatus::Ok);
                 summary.totals.changed += host.count(StepStatus::Changed);
                 summary.totals.failed += host.count(StepStatus::Failed);
-                summary.hosts.push(host);
-                summary.checks.extend(checks);
+                summary.hosts.push(host.clone());
+                summary.checks.extend(checks.iter().cloned());
             }
             Err(e) => {
                 out.report(Event::Message {
@@ -159,163 +154,13 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let t = &summary.totals;
     Ok(if t.failed > 0 || t.checks_failed > 0 {
         exit::FAILED
-    } else if let Some(code) = HostFailure::exit_code(&failures) {
+    } else if let Some(code) = exit::for_host_failures(&failures) {
         code
     } else if args.check && t.changed > 0 {
         exit::CHANGES_PENDING
     } else {
         exit::OK
     })
-}
-
-struct RunOptions {
-    check: bool,
-    diff: bool,
-    today: u32,
-    break_lock: bool,
-    claim: Claim,
-}
-
-pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
-    let ssh = &inv.inventory.ssh;
-    SshTarget {
-        name: server.name.to_string(),
-        address: server.address.to_string(),
-        port: server.ssh.port.0,
-        user: server.ssh.user.to_string(),
-        identity_file: server
-            .ssh
-            .identity_file
-            .as_ref()
-            .map(|p| inv.local_path(&p.0)),
-        known_hosts: ssh.known_hosts.as_ref().map(|p| inv.local_path(&p.0)),
-        accept_new_host_keys: ssh.accept_new_host_keys,
-        connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
-    }
-}
-
-async fn provision_host(
-    inv: &Loaded,
-    pb: &playbook::Loaded,
-    job: &Job<'_>,
-    secrets: &Secrets,
-    out: &dyn Reporter,
-    opts: &RunOptions,
-) -> Result<(HostResult, Vec<CheckResult>), HostFailure> {
-    let host = job.server.name.to_string();
-    let ssh = Ssh::connect(&ssh_target(inv, job.server)).await?;
-    let result = converge(&ssh, pb, job, secrets, out, opts).await;
-    if !opts.check && !matches!(result, Err(HostFailure::Locked(_))) {
-        // Best effort: a server that went away keeps a lock that names
-        // this run, for --break-lock.
-        let _ = ssh.run(&opts.claim.release_script(), None).await;
-    }
-    ssh.close().await;
-    out.report(Event::HostFinished { host });
-    result
-}
-
-async fn converge<T: Transport>(
-    t: &T,
-    pb: &playbook::Loaded,
-    job: &Job<'_>,
-    secrets: &Secrets,
-    out: &dyn Reporter,
-    opts: &RunOptions,
-) -> Result<(HostResult, Vec<CheckResult>), HostFailure> {
-    let applier = Applier {
-        transport: t,
-        out,
-        secrets,
-        today: opts.today,
-    };
-    let host = t.host().to_string();
-    // Check mode changes nothing, so it needs no lock.
-    let (planned, facts) = if opts.check {
-        applier.plan(&job.steps).await?
-    } else {
-        applier
-            .plan_under_lock(&job.steps, &opts.claim, opts.break_lock)
-            .await?
-    };
-    let mut result = HostResult {
-        host: host.clone(),
-        ..Default::default()
-    };
-    out.report(Event::HostStarted {
-        host: host.clone(),
-        steps: planned.len(),
-    });
-    if opts.diff {
-        for p in &planned {
-            if let (Some(Change::WriteFile { content, .. }), Desired::File { path, .. }) =
-                (&p.change, &p.step.desired)
-            {
-                let old = applier
-                    .run(
-                        &format!("cat {} 2>/dev/null || true", crate::shell::quote(path)),
-                        None,
-                    )
-                    .await?;
-                out.report(Event::Diff {
-                    host: host.clone(),
-                    path: path.clone(),
-                    diff: secrets.redact(&unified_diff(
-                        &old.stdout_text(),
-                        &String::from_utf8_lossy(content),
-                        path,
-                    )),
-                });
-            }
-        }
-    }
-    if opts.check {
-        for p in &planned {
-            let (status, detail) = match &p.change {
-                Some(c) => (StepStatus::Changed, Some(format!("would {}", c.describe()))),
-                None => (StepStatus::Ok, None),
-            };
-            out.report(Event::StepFinished {
-                host: host.clone(),
-                step: p.step.label.clone(),
-                status,
-                detail: detail.clone(),
-            });
-            result.steps.push(StepResult {
-                role: p.step.role,
-                step: p.step.label.clone(),
-                status,
-                detail,
-                elapsed_ms: 0,
-            });
-        }
-        return Ok((result, Vec::new()));
-    }
-    applier
-        .apply(
-            &job.steps,
-            planned,
-            &pb.playbook.roles,
-            &facts.pending_handlers,
-            &mut result,
-        )
-        .await?;
-    if result.error.is_some() {
-        return Ok((result, Vec::new()));
-    }
-    let checks = match &job.checks {
-        Some(c) => c.run(&applier).await?,
-        None => Vec::new(),
-    };
-    Ok((result, checks))
-}
-
-fn unified_diff(old: &str, new: &str, path: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("{path} (server)"), &format!("{path} (foobar)"))
-        .to_string()
 }
 
 fn print_summary(s: &Summary) {

@@ -9,8 +9,9 @@ use crate::cli::{exit, Global};
 use crate::inventory;
 use crate::plan;
 use crate::playbook;
-use crate::render::{self, Desired, Renderer};
+use crate::render::{self, Renderer};
 use crate::secrets::Secrets;
+use crate::steps::template::zone_with_serial;
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -27,20 +28,14 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let today = plan::today();
     for server in &inv.inventory.servers.0 {
         for step in render::resolve(&renderer, &pb, &inv, server, &secrets)? {
-            let Desired::File {
-                path,
-                content,
-                mode,
-                soa_serial,
-                ..
-            } = &step.desired
-            else {
+            let Some(file) = step.step.file() else {
                 continue;
             };
-            let content = if *soa_serial {
-                plan::zone_with_serial(content, None, None, today)
+            let (path, mode) = (file.path, file.mode);
+            let content = if file.soa_serial {
+                zone_with_serial(file.content, None, None, today)
             } else {
-                content.clone()
+                file.content.to_vec()
             };
             match &args.out {
                 Some(dir) => {

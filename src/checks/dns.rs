@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 use tokio::net::UdpSocket;
@@ -13,7 +13,8 @@ use tokio::net::UdpSocket;
 /// What one server answered to one question.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Reply {
-    pub rcode: String,
+    #[serde(serialize_with = "rcode_text")]
+    pub rcode: ResponseCode,
     pub authoritative: bool,
     pub addresses: BTreeSet<Ipv4Addr>,
     /// Lowest TTL of the A records.
@@ -77,7 +78,7 @@ pub async fn query(
 
 fn summarise(m: &Message) -> Reply {
     let mut r = Reply {
-        rcode: m.metadata.response_code.to_string(),
+        rcode: m.metadata.response_code,
         authoritative: m.metadata.authoritative,
         ..Reply::default()
     };
@@ -95,6 +96,11 @@ fn summarise(m: &Message) -> Reply {
         }
     }
     r
+}
+
+/// The response code as DNS tools name it (`No Error`, `Non-Existent Domain`).
+fn rcode_text<S: serde::Serializer>(code: &ResponseCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&code.to_string())
 }
 
 /// Who was asked: an authoritative nameserver must answer with the AA
@@ -120,7 +126,7 @@ pub fn judge(kind: ServerKind, expected: Ipv4Addr, reply: &Result<Reply, QueryEr
         Err(e) => return Verdict::Unreachable(e.to_string()),
         Ok(r) => r,
     };
-    if r.rcode != "No Error" {
+    if r.rcode != ResponseCode::NoError {
         return Verdict::Mismatch(format!("expected {expected}, found {}", r.rcode));
     }
     if kind == ServerKind::Authoritative && !r.authoritative {
@@ -184,7 +190,7 @@ mod tests {
 
     fn reply(addrs: &[Ipv4Addr], aa: bool) -> Result<Reply, QueryError> {
         Ok(Reply {
-            rcode: "No Error".into(),
+            rcode: ResponseCode::NoError,
             authoritative: aa,
             addresses: addrs.iter().copied().collect(),
             ttl: Some(300),
@@ -216,7 +222,7 @@ mod tests {
             Verdict::Match
         );
         let nx = Ok(Reply {
-            rcode: "Non-Existent Domain".into(),
+            rcode: ResponseCode::NXDomain,
             authoritative: true,
             ..Reply::default()
         });

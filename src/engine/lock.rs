@@ -1,8 +1,6 @@
 //! The server lock: one provision or restart at a time per server. A
 //! folder made atomically with mkdir, holding who took it, when, for what.
 
-use std::io::Read;
-
 use crate::shell::quote;
 
 pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
@@ -47,11 +45,16 @@ impl Held {
     }
 }
 
+/// The system gave no randomness for the lock token.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw a random lock token: {0}")]
+pub struct NoRandomness(getrandom::Error);
+
 impl Claim {
     /// `command` says what this run does, e.g. `restart app`.
-    pub fn new(command: &str) -> Self {
+    pub fn new(command: &str) -> Result<Self, NoRandomness> {
         let mut bytes = [0u8; 12];
-        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        getrandom::fill(&mut bytes).map_err(NoRandomness)?;
         let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
@@ -60,7 +63,9 @@ impl Claim {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
             .collect();
-        let when = crate::maintenance::Moment::now();
+        let when = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_default();
         let owner: String = format!(
             "{user}@{} pid {}, since {when}, foobar {command}",
             host.trim(),
@@ -70,11 +75,20 @@ impl Claim {
         .filter(|c| !c.is_control())
         .collect();
         let holder = format!("{machine} {}", std::process::id());
-        Self {
+        Ok(Self {
             token,
             owner,
             holder,
-        }
+        })
+    }
+
+    /// Prints `LOCKED\t<owner>\t<holder>` when a run holds the lock; takes
+    /// nothing. For runs that take the lock only when they change something.
+    pub fn status_script() -> String {
+        format!(
+            "[ -d {d} ] && printf 'LOCKED\\t%s\\t%s\\n' \"$(cat {d}/owner 2>/dev/null)\" \"$(cat {d}/holder 2>/dev/null)\"\n",
+            d = LOCK_DIR
+        )
     }
 
     /// Takes the lock, or prints `LOCKED\t<owner>\t<holder>` when another

@@ -1,18 +1,20 @@
-//! The end-to-end checks: HTTP requests from the machine running foobar
-//! to each web server, one per hop (nginx, app server, database). Used
-//! after provision and after every restart.
+//! End-to-end checks, from the machine running foobar: HTTP requests to
+//! each web server, one per hop (nginx, app server, database), used after
+//! provision and after every restart; and DNS queries (`dns`). They return
+//! results and report events; they print nothing.
+
+pub mod dns;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::apply::Applier;
 use crate::error::InputError;
-use crate::http;
 use crate::inventory::{Loaded, Server};
 use crate::playbook::{self, Check};
-use crate::progress::{Event, StepStatus};
+use crate::progress::{Event, Reporter, StepStatus};
 use crate::render::{self, Renderer};
 use crate::secrets::Secrets;
 use crate::transport::{Transport, Unreachable};
@@ -70,33 +72,39 @@ impl Checks {
     /// server's log lines, and the rest are not tried.
     pub async fn run<T: Transport>(
         &self,
-        applier: &Applier<'_, T>,
+        transport: &T,
+        out: &dyn Reporter,
+        secrets: &Secrets,
     ) -> Result<Vec<CheckResult>, Unreachable> {
-        let host = applier.transport.host().to_string();
-        let addr = self.addr;
+        let host = transport.host().to_string();
+        let names: Vec<&str> = self.list.iter().map(|(_, h)| h.as_str()).collect();
+        let client = http::Client::new(self.addr, &names, false, None, Duration::from_secs(5));
         let mut results = Vec::new();
         for (check, host_header) in &self.list {
             // nginx may still be finishing a reload: retry for a few seconds.
             let deadline = Instant::now() + Duration::from_secs(10);
             let verdict = loop {
-                let verdict =
-                    match http::get(addr, host_header, &check.path, Duration::from_secs(5)).await {
-                        Ok(r) if r.status != check.expect_status => Err(format!(
-                            "expected HTTP {}, got {}: {}",
-                            check.expect_status,
+                let answer = match &client {
+                    Ok(c) => c.get(host_header, &check.path).await,
+                    Err(e) => Err(e.clone()),
+                };
+                let verdict = match answer {
+                    Ok(r) if r.status != check.expect_status => Err(format!(
+                        "expected HTTP {}, got {}: {}",
+                        check.expect_status,
+                        r.status,
+                        first_line(&r.body)
+                    )),
+                    Ok(r) => match &check.expect_body {
+                        Some(want) if !r.body.contains(want.as_str()) => Err(format!(
+                            "HTTP {} but the body lacks `{want}`: {}",
                             r.status,
                             first_line(&r.body)
                         )),
-                        Ok(r) => match &check.expect_body {
-                            Some(want) if !r.body.contains(want.as_str()) => Err(format!(
-                                "HTTP {} but the body lacks `{want}`: {}",
-                                r.status,
-                                first_line(&r.body)
-                            )),
-                            _ => Ok(format!("HTTP {}", r.status)),
-                        },
-                        Err(e) => Err(e),
-                    };
+                        _ => Ok(format!("HTTP {}", r.status)),
+                    },
+                    Err(e) => Err(e),
+                };
                 if verdict.is_ok() || Instant::now() > deadline {
                     break verdict;
                 }
@@ -105,14 +113,16 @@ impl Checks {
             let passed = verdict.is_ok();
             let detail = verdict.unwrap_or_else(|e| e);
             let logs = match (&check.logs, passed) {
-                (Some(cmd), false) => Some(
-                    applier
-                        .secrets
-                        .redact(&applier.run(cmd, None).await?.stdout_text()),
-                ),
+                (Some(cmd), false) => {
+                    out.report(Event::Command {
+                        host: host.clone(),
+                        command: cmd.clone(),
+                    });
+                    Some(secrets.redact(&transport.run(cmd, None).await?.stdout_text()))
+                }
                 _ => None,
             };
-            applier.out.report(Event::StepFinished {
+            out.report(Event::StepFinished {
                 host: host.clone(),
                 step: format!(
                     "check: {} ({} {}{})",

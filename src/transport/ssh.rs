@@ -1,57 +1,13 @@
-//! Running scripts on a server. The engine sees only the `Transport` trait;
-//! `Ssh` implements it over one multiplexed OpenSSH connection per server,
-//! with host keys always verified.
+//! `Ssh`: the transport over one multiplexed OpenSSH connection per
+//! server, with host keys always verified.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
-/// What a remote script produced.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// The exit code; -1 when the script was killed by a signal.
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Output {
-    pub fn success(&self) -> bool {
-        self.code == 0
-    }
-
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).trim().to_string()
-    }
-}
-
-/// A server could not be reached (exit code 3).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot reach {host}: {message}")]
-pub struct Unreachable {
-    pub host: String,
-    pub message: String,
-}
-
-pub trait Transport: Send + Sync {
-    /// The server's name, for messages.
-    fn host(&self) -> &str;
-
-    /// Runs `script` with `sh -c` as root (through sudo when the SSH user
-    /// is not root), feeding `stdin` to it.
-    fn run(
-        &self,
-        script: &str,
-        stdin: Option<&[u8]>,
-    ) -> impl Future<Output = Result<Output, Unreachable>> + Send;
-}
+use super::{Connector, Output, Transport, Unreachable};
 
 /// How to reach one server.
 #[derive(Debug, Clone)]
@@ -112,9 +68,16 @@ impl Ssh {
             sudo: t.user != "root",
         })
     }
+}
 
-    pub async fn close(self) {
-        let _ = self.session.close().await;
+/// Connects over SSH with the target's settings.
+pub struct SshConnector;
+
+impl Connector for SshConnector {
+    type Transport = Ssh;
+
+    async fn connect(&self, target: &SshTarget) -> Result<Ssh, Unreachable> {
+        Ssh::connect(target).await
     }
 }
 
@@ -192,6 +155,10 @@ fn explain_connect_error(raw: &str, t: &SshTarget) -> String {
 impl Transport for Ssh {
     fn host(&self) -> &str {
         &self.name
+    }
+
+    async fn close(self) {
+        let _ = self.session.close().await;
     }
 
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {

@@ -1,0 +1,85 @@
+//! The engine: runs servers. Per server it connects, reads facts, plans,
+//! applies, runs handlers and checks, under the server lock; over servers
+//! it fans out with a concurrency limit. It knows no command line: it
+//! returns outcomes, and the commands turn them into output and exit codes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::inventory::{Loaded, Server};
+use crate::progress::Reporter;
+use crate::secrets::Secrets;
+use crate::transport::{Connector, SshTarget, Unreachable};
+
+mod host;
+pub mod lock;
+mod provision;
+mod restart;
+
+pub use host::{handler_script, HostResult, HostRun, StepResult};
+pub use lock::{Claim, Locked};
+pub use provision::{provision, HostOutcome, ProvisionJob, ProvisionOptions};
+pub use restart::{
+    maintenance, restart, MaintenanceError, MaintenanceSwitch, RestartJob, ServiceResult,
+    MAINTENANCE_FLAG,
+};
+
+/// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated
+/// connections past 10 at once: stay under it.
+pub const DEFAULT_FORKS: usize = 10;
+
+/// Why a server's run stopped before it could finish.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFailure {
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    #[error(transparent)]
+    Locked(#[from] Locked),
+}
+
+/// What every run shares: how to connect, where progress goes, the secrets
+/// to mask, and how many servers run at once.
+pub struct Engine<'a, C: Connector> {
+    pub connector: &'a C,
+    pub out: &'a dyn Reporter,
+    pub secrets: &'a Secrets,
+    pub forks: usize,
+}
+
+impl<C: Connector> Engine<'_, C> {
+    /// Runs `run` for every item, at most `forks` at once; results come
+    /// back in the items' order.
+    pub(crate) async fn fan_out<I, F, Fut, T>(&self, items: I, run: F) -> Vec<T>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        futures_util::stream::iter(items)
+            .map(run)
+            .buffered(self.forks.max(1))
+            .collect()
+            .await
+    }
+}
+
+/// How to reach `server`, from the inventory.
+pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
+    let ssh = &inv.inventory.ssh;
+    SshTarget {
+        name: server.name.to_string(),
+        address: server.address.to_string(),
+        port: server.ssh.port.0,
+        user: server.ssh.user.to_string(),
+        identity_file: server
+            .ssh
+            .identity_file
+            .as_ref()
+            .map(|p| inv.local_path(&p.0)),
+        known_hosts: ssh.known_hosts.as_ref().map(|p| inv.local_path(&p.0)),
+        accept_new_host_keys: ssh.accept_new_host_keys,
+        connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
+    }
+}

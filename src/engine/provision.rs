@@ -1,0 +1,212 @@
+//! Provisioning: per server, facts and plan in one call, then (only when
+//! something is to change) the lock, the changes, the handlers; then the
+//! end-to-end checks. A no-op is one remote call.
+
+use std::time::Instant;
+
+use super::host::{HostResult, HostRun, StepResult};
+use super::lock::{self, Claim, Locked};
+use super::{Engine, HostFailure};
+use crate::checks::{CheckResult, Checks};
+use crate::plan::{self, Planned, Resolved};
+use crate::playbook::RoleSteps;
+use crate::progress::{Event, StepStatus};
+use crate::shell::quote;
+use crate::steps::PlanCx;
+use crate::transport::{Connector, SshTarget, Transport};
+
+/// Everything one server needs, rendered before any connection.
+pub struct ProvisionJob {
+    pub target: SshTarget,
+    pub steps: Vec<Resolved>,
+    /// For web servers: the end-to-end checks.
+    pub checks: Option<Checks>,
+}
+
+pub struct ProvisionOptions {
+    /// Change nothing; report what would change.
+    pub check: bool,
+    /// Report a diff of every file that changes.
+    pub diff: bool,
+    pub break_lock: bool,
+    pub claim: Claim,
+    pub plan_cx: PlanCx,
+}
+
+pub type HostOutcome = Result<(HostResult, Vec<CheckResult>), HostFailure>;
+
+/// Provisions every job's server, at most `engine.forks` at once.
+pub async fn provision<C: Connector>(
+    engine: &Engine<'_, C>,
+    jobs: &[ProvisionJob],
+    roles: &[RoleSteps],
+    opts: &ProvisionOptions,
+) -> Vec<HostOutcome> {
+    engine
+        .fan_out(jobs, |job| provision_host(engine, job, roles, opts))
+        .await
+}
+
+async fn provision_host<C: Connector>(
+    engine: &Engine<'_, C>,
+    job: &ProvisionJob,
+    roles: &[RoleSteps],
+    opts: &ProvisionOptions,
+) -> HostOutcome {
+    let host = job.target.name.clone();
+    let start = Instant::now();
+    let transport = engine.connector.connect(&job.target).await?;
+    let run = HostRun {
+        transport: &transport,
+        out: engine.out,
+        secrets: engine.secrets,
+        plan_cx: opts.plan_cx,
+    };
+    run.phase("connect", start);
+    let mut locked = false;
+    let result = converge(&run, job, roles, opts, &mut locked).await;
+    if locked {
+        // Best effort: a server that went away keeps a lock that names
+        // this run, for --break-lock.
+        let _ = run.run(&opts.claim.release_script(), None).await;
+    }
+    transport.close().await;
+    engine.out.report(Event::HostFinished { host });
+    result
+}
+
+async fn converge<T: Transport>(
+    run: &HostRun<'_, T>,
+    job: &ProvisionJob,
+    roles: &[RoleSteps],
+    opts: &ProvisionOptions,
+    locked: &mut bool,
+) -> HostOutcome {
+    let start = Instant::now();
+    // Facts and the lock's state in one call; the lock is taken only when
+    // something is to change, so a no-op stays one round trip.
+    let mut facts = run.facts(&Claim::status_script(), &job.steps).await?;
+    run.phase("facts", start);
+    let start = Instant::now();
+    let mut planned = plan::plan(&job.steps, &facts, &opts.plan_cx);
+    run.phase("plan", start);
+    let held = lock::held_by(&facts.engine);
+    if !opts.check {
+        // A live holder is refused; a killed run's lock (or any, with
+        // --break-lock) is taken over.
+        let take_over = match &held {
+            Some(h) if !opts.break_lock => run.take_over(&opts.claim, h).map(|()| true)?,
+            Some(_) => true,
+            None => false,
+        };
+        let changes = planned.iter().any(|p| p.change.is_some());
+        if changes || !facts.pending_handlers.is_empty() || take_over {
+            // Under the lock the facts are read again: another run may
+            // have changed the server in between.
+            let start = Instant::now();
+            facts = run
+                .facts(&opts.claim.acquire_script(take_over), &job.steps)
+                .await?;
+            if let Some(held) = lock::held_by(&facts.engine) {
+                return Err(Locked {
+                    host: run.host().to_string(),
+                    owner: held.owner,
+                }
+                .into());
+            }
+            *locked = true;
+            planned = plan::plan(&job.steps, &facts, &opts.plan_cx);
+            run.phase("lock", start);
+        }
+    }
+    let mut result = HostResult {
+        host: run.host().to_string(),
+        ..Default::default()
+    };
+    run.out.report(Event::HostStarted {
+        host: run.host().to_string(),
+        steps: planned.len(),
+    });
+    if opts.diff {
+        report_diffs(run, &planned).await?;
+    }
+    if opts.check {
+        report_check_mode(run, &planned, &mut result);
+        return Ok((result, Vec::new()));
+    }
+    let start = Instant::now();
+    run.apply(
+        &job.steps,
+        planned,
+        roles,
+        &facts.pending_handlers,
+        &mut result,
+    )
+    .await?;
+    run.phase("apply", start);
+    if result.error.is_some() {
+        return Ok((result, Vec::new()));
+    }
+    let start = Instant::now();
+    let checks = match &job.checks {
+        Some(c) => c.run(run.transport, run.out, run.secrets).await?,
+        None => Vec::new(),
+    };
+    run.phase("checks", start);
+    Ok((result, checks))
+}
+
+/// A unified diff of every file that would change, secrets masked.
+async fn report_diffs<T: Transport>(
+    run: &HostRun<'_, T>,
+    planned: &[Planned<'_>],
+) -> Result<(), HostFailure> {
+    for p in planned {
+        let Some((path, content)) = p.change.as_ref().and_then(|c| c.new_file()) else {
+            continue;
+        };
+        let old = run
+            .run(&format!("cat {} 2>/dev/null || true", quote(path)), None)
+            .await?;
+        let diff = similar::TextDiff::from_lines(
+            old.stdout_text().as_str(),
+            String::from_utf8_lossy(content).as_ref(),
+        )
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{path} (server)"), &format!("{path} (foobar)"))
+        .to_string();
+        run.out.report(Event::Diff {
+            host: run.host().to_string(),
+            path: path.to_string(),
+            diff: run.secrets.redact(&diff),
+        });
+    }
+    Ok(())
+}
+
+fn report_check_mode<T: Transport>(
+    run: &HostRun<'_, T>,
+    planned: &[Planned<'_>],
+    result: &mut HostResult,
+) {
+    for p in planned {
+        let (status, detail) = match &p.change {
+            Some(c) => (StepStatus::Changed, Some(format!("would {}", c.describe()))),
+            None => (StepStatus::Ok, None),
+        };
+        run.out.report(Event::StepFinished {
+            host: run.host().to_string(),
+            step: p.step.label.clone(),
+            status,
+            detail: detail.clone(),
+        });
+        result.steps.push(StepResult {
+            role: p.step.role,
+            step: p.step.label.clone(),
+            status,
+            detail,
+            elapsed_ms: 0,
+        });
+    }
+}

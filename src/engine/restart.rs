@@ -1,0 +1,307 @@
+//! Restarts for maintenance windows: each service in the least disruptive
+//! way there is, then the same end-to-end checks as provision; a failing
+//! app check rolls the release back. And the maintenance page by hand.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::host::HostRun;
+use super::lock::Claim;
+use super::{Engine, HostFailure};
+use crate::checks::{dns, CheckResult, Checks};
+use crate::inventory::{AppKind, Loaded, Role, Server};
+use crate::progress::{Event, StepStatus};
+use crate::shell::quote;
+use crate::steps::PlanCx;
+use crate::transport::{Connector, SshTarget, Transport, Unreachable};
+
+/// While this file exists, nginx answers dynamic requests with the
+/// maintenance page (503, Retry-After); see templates/nginx/site.conf.j2.
+pub const MAINTENANCE_FLAG: &str = "/var/lib/foobar/maintenance/on";
+
+/// One server's services to restart, in order.
+pub struct RestartJob<'a> {
+    pub server: &'a Server,
+    pub target: SshTarget,
+    pub services: Vec<(Role, String)>,
+    pub checks: Option<Checks>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceResult {
+    pub host: String,
+    pub role: &'static str,
+    pub service: String,
+    pub method: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Restarts every job's services under the server lock.
+pub async fn restart<C: Connector>(
+    engine: &Engine<'_, C>,
+    inv: &Loaded,
+    jobs: &[RestartJob<'_>],
+    claim: &Claim,
+    break_lock: bool,
+) -> Vec<Result<Vec<ServiceResult>, HostFailure>> {
+    engine
+        .fan_out(jobs, |job| {
+            restart_host(engine, inv, job, claim, break_lock)
+        })
+        .await
+}
+
+async fn restart_host<C: Connector>(
+    engine: &Engine<'_, C>,
+    inv: &Loaded,
+    job: &RestartJob<'_>,
+    claim: &Claim,
+    break_lock: bool,
+) -> Result<Vec<ServiceResult>, HostFailure> {
+    let transport = engine.connector.connect(&job.target).await?;
+    let run = HostRun {
+        transport: &transport,
+        out: engine.out,
+        secrets: engine.secrets,
+        plan_cx: PlanCx {
+            today: crate::plan::today(),
+        },
+    };
+    if let Err(e) = run.lock_then(claim, break_lock, "").await {
+        transport.close().await;
+        return Err(e);
+    }
+    let mut results = Vec::new();
+    let mut outcome = Ok(());
+    for (role, service) in &job.services {
+        match restart_one(&run, inv, job, *role, service).await {
+            Ok(r) => {
+                let ok = r.ok;
+                results.push(r);
+                if !ok {
+                    break;
+                }
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let _ = run.run(&claim.release_script(), None).await;
+    transport.close().await;
+    outcome?;
+    Ok(results)
+}
+
+async fn restart_one<T: Transport>(
+    run: &HostRun<'_, T>,
+    inv: &Loaded,
+    job: &RestartJob<'_>,
+    role: Role,
+    service: &str,
+) -> Result<ServiceResult, Unreachable> {
+    let start = Instant::now();
+    let host = run.host().to_string();
+    let svc = quote(service);
+    let (method, script) = match role {
+        // Old workers finish their requests; a bad config never loads.
+        Role::Web => ("nginx -t, then reload", format!("nginx -t >&2 && systemctl reload {svc}")),
+        // New workers start, old ones finish their requests in flight.
+        Role::App => (
+            match inv.inventory.app.kind {
+                AppKind::Gunicorn => "graceful reload (HUP)",
+                AppKind::PhpFpm => "graceful reload (USR2)",
+                AppKind::Puma => "phased restart (USR1)",
+            },
+            format!("systemctl reload {svc}"),
+        ),
+        // A real restart; meanwhile nginx serves the maintenance page for
+        // dynamic requests, and static files as ever.
+        Role::Db => (
+            "restart behind the maintenance page",
+            format!(
+                "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
+                 sleep 1 # requests already at the app finish before the database goes\n\
+                 systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
+                 i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the database did not answer within 30 s; the maintenance page stays' >&2; exit 1; }}; sleep 0.5; done\n\
+                 rm -f {flag}\n",
+                flag = MAINTENANCE_FLAG
+            ),
+        ),
+        Role::Dns => ("named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),
+    };
+    run.out.report(Event::StepStarted {
+        host: host.clone(),
+        step: format!("restart {service}"),
+    });
+    let ran = run.run(&format!("set -e\n{script}"), None).await?;
+    let mut result = ServiceResult {
+        host: host.clone(),
+        role: role.name(),
+        service: service.to_string(),
+        method,
+        ok: ran.success(),
+        detail: if ran.success() {
+            String::new()
+        } else {
+            run.secrets.redact(&ran.stderr_text())
+        },
+        checks: Vec::new(),
+        rolled_back_to: None,
+        elapsed_ms: 0,
+    };
+    if result.ok {
+        let (checks, failure) = verify(run, inv, job, role).await?;
+        result.checks = checks;
+        if let Some(failure) = failure {
+            result.ok = false;
+            result.detail = failure;
+            if role == Role::App {
+                result.rolled_back_to = roll_back_release(run, inv, service).await?;
+                if let Some(rel) = &result.rolled_back_to {
+                    let (checks, still) = verify(run, inv, job, role).await?;
+                    result.detail = format!(
+                        "{}; rolled back to release {rel}: checks {}",
+                        result.detail,
+                        if still.is_none() {
+                            "pass again"
+                        } else {
+                            "still fail"
+                        }
+                    );
+                    result.checks.extend(checks);
+                }
+            }
+        }
+    }
+    result.elapsed_ms = start.elapsed().as_millis() as u64;
+    run.out.report(Event::StepFinished {
+        host,
+        step: format!("restart {service} ({method})"),
+        status: if result.ok {
+            StepStatus::Changed
+        } else {
+            StepStatus::Failed
+        },
+        detail: (!result.detail.is_empty()).then(|| result.detail.clone()),
+    });
+    Ok(result)
+}
+
+/// The checks after a restart: HTTP on web servers, and for DNS a query
+/// for www at this server. Returns the results and the first failure.
+async fn verify<T: Transport>(
+    run: &HostRun<'_, T>,
+    inv: &Loaded,
+    job: &RestartJob<'_>,
+    role: Role,
+) -> Result<(Vec<CheckResult>, Option<String>), Unreachable> {
+    if role == Role::Dns {
+        let fqdn = inv.inventory.domain.fqdn();
+        let expected = inv.inventory.web_address();
+        let reply = dns::query(
+            (job.server.address, 53).into(),
+            &fqdn,
+            hickory_proto::rr::RecordType::A,
+            false,
+            Duration::from_secs(2),
+        )
+        .await;
+        return Ok(
+            match dns::judge(dns::ServerKind::Authoritative, expected, &reply) {
+                dns::Verdict::Match => (Vec::new(), None),
+                dns::Verdict::Mismatch(why) | dns::Verdict::Unreachable(why) => (
+                    Vec::new(),
+                    Some(format!("DNS check of {fqdn} failed: {why}")),
+                ),
+            },
+        );
+    }
+    let Some(checks) = &job.checks else {
+        return Ok((Vec::new(), None));
+    };
+    let results = checks.run(run.transport, run.out, run.secrets).await?;
+    let failure = results.iter().find(|c| !c.passed).map(|c| {
+        format!(
+            "check failed at the {} hop: {}: {}",
+            c.hop, c.check, c.detail
+        )
+    });
+    Ok((results, failure))
+}
+
+/// Points `current` at the newest other release and restarts the app
+/// (a reload would keep the failing workers' imports). Returns the release.
+async fn roll_back_release<T: Transport>(
+    run: &HostRun<'_, T>,
+    inv: &Loaded,
+    service: &str,
+) -> Result<Option<String>, Unreachable> {
+    let root = quote(inv.inventory.app.root.as_str());
+    let svc = quote(service);
+    let script = format!(
+        "set -e\nroot={root}\ncur=$(readlink \"$root/current\")\ncd \"$root/releases\"\n\
+         prev=$(ls -1t | grep -vx \"${{cur#releases/}}\" | head -n1)\n\
+         [ -n \"$prev\" ] || {{ echo 'no earlier release to roll back to' >&2; exit 1; }}\n\
+         ln -sfn \"releases/$prev\" \"$root/.current.tmp\"\nmv -T \"$root/.current.tmp\" \"$root/current\"\n\
+         systemctl restart {svc} >&2\necho \"$prev\"\n"
+    );
+    let out = run.run(&script, None).await?;
+    Ok(out.success().then(|| out.stdout_text().trim().to_string()))
+}
+
+/// The maintenance page by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaintenanceSwitch {
+    On,
+    Off,
+    Status,
+}
+
+/// Switches (or reads) the maintenance page on every target; per server,
+/// whether the page is on afterwards.
+pub async fn maintenance<C: Connector>(
+    engine: &Engine<'_, C>,
+    targets: &[SshTarget],
+    switch: MaintenanceSwitch,
+) -> Vec<Result<bool, MaintenanceError>> {
+    let flag = quote(MAINTENANCE_FLAG);
+    let script = match switch {
+        MaintenanceSwitch::On => format!("mkdir -p \"$(dirname {flag})\" && touch {flag}"),
+        MaintenanceSwitch::Off => format!("rm -f {flag}"),
+        MaintenanceSwitch::Status => String::new(),
+    } + &format!("\nif [ -e {flag} ]; then echo on; else echo off; fi\n");
+    engine
+        .fan_out(targets, |target| {
+            let script = &script;
+            async move {
+                let transport = engine.connector.connect(target).await?;
+                let out = transport.run(&format!("set -e\n{script}"), None).await;
+                transport.close().await;
+                let out = out?;
+                if !out.success() {
+                    return Err(MaintenanceError::Failed {
+                        host: target.name.clone(),
+                        message: out.stderr_text(),
+                    });
+                }
+                Ok(out.stdout_text().trim() == "on")
+            }
+        })
+        .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    #[error("{host}: {message}")]
+    Failed { host: String, message: String },
+}

@@ -1,0 +1,291 @@
+//! Step kinds. Each kind is one module holding its schema (the playbook
+//! arguments), how it resolves, its fact fragment and how that is parsed,
+//! its plan rule and the script that applies it, all behind [`Kind`].
+//! `registry!` at the bottom lists the kinds: adding one is a new file
+//! plus one line there, and the compiler checks the rest.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+mod parts;
+mod resolve;
+
+pub use parts::{
+    backup_dir, mysql_native_hash, sha256_hex, PathFact, Script, PENDING_HANDLERS,
+    VALIDATION_FAILED,
+};
+pub use resolve::ResolveCx;
+
+/// What the plan needs besides facts.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanCx {
+    /// `YYYYMMDD` (UTC), for SOA serials.
+    pub today: u32,
+}
+
+/// A file a step writes, as rendered (for `render`, snapshots and diffs).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderedFile<'a> {
+    pub path: &'a str,
+    pub content: &'a [u8],
+    pub mode: u32,
+    /// The content holds the SOA serial token the plan fills in.
+    pub soa_serial: bool,
+}
+
+/// One kind of step.
+pub trait Kind: 'static {
+    /// As written in the playbook (strict serde: unknown fields are errors).
+    type Args: Debug + Clone + Serialize + DeserializeOwned + Send + Sync;
+    /// What the server should have, every value rendered and checked.
+    type Desired: Debug + Clone + PartialEq + Send + Sync;
+    /// What the server has now, parsed from the kind's fact fragment.
+    type Fact: Debug + Clone + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// What must change; absent when the server is already so.
+    type Change: Debug + Clone + PartialEq + Send + Sync;
+
+    /// The handler a change notifies.
+    fn notify(_args: &Self::Args) -> Option<&str> {
+        None
+    }
+    fn resolve(args: &Self::Args, cx: &ResolveCx) -> Result<Self::Desired, InputError>;
+    /// A short description for progress lines, e.g. `template /etc/x`.
+    fn label(desired: &Self::Desired) -> String;
+    /// Shell that prints this step's facts (stderr is discarded).
+    fn fact_script(desired: &Self::Desired) -> String;
+    fn parse_fact(output: &str) -> Self::Fact;
+    /// The plan rule: pure.
+    fn plan(desired: &Self::Desired, fact: &Self::Fact, cx: &PlanCx) -> Option<Self::Change>;
+    /// A few words for progress lines; never file contents or secrets.
+    fn describe(change: &Self::Change) -> String;
+    fn script(desired: &Self::Desired, change: &Self::Change, notify: Option<&str>) -> Script;
+    /// The facts the server reports once `change` is applied: the plan of
+    /// the same step over them must be empty (idempotence, tested).
+    fn converged(desired: &Self::Desired, change: &Self::Change, before: &Self::Fact)
+        -> Self::Fact;
+
+    /// The rendered file, for kinds that write one.
+    fn file(_desired: &Self::Desired) -> Option<RenderedFile<'_>> {
+        None
+    }
+    /// The service this step keeps running, for restarts.
+    fn service(_desired: &Self::Desired) -> Option<&str> {
+        None
+    }
+    /// After this change the remaining steps are planned again from fresh
+    /// facts (packages bring files and services of their own).
+    fn refreshes_facts(_change: &Self::Change) -> bool {
+        false
+    }
+    /// The new content of a file this change writes, for `--diff`.
+    fn new_content<'c>(_desired: &Self::Desired, _change: &'c Self::Change) -> Option<&'c [u8]> {
+        None
+    }
+}
+
+/// A resolved step of any kind, as the engine sees it.
+pub trait Step: Debug + Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn label(&self) -> String;
+    fn fact_script(&self) -> String;
+    /// Parses this step's fact output and plans it.
+    fn plan(&self, fact_output: &str, cx: &PlanCx) -> Option<Box<dyn Change + '_>>;
+    fn file(&self) -> Option<RenderedFile<'_>>;
+    fn service(&self) -> Option<&str>;
+}
+
+/// A planned change of any kind.
+pub trait Change: Send + Sync {
+    fn describe(&self) -> String;
+    fn script(&self) -> Script;
+    fn refreshes_facts(&self) -> bool;
+    /// (path, new content) of a file this change writes.
+    fn new_file(&self) -> Option<(&str, &[u8])>;
+}
+
+struct Resolved<K: Kind> {
+    kind: &'static str,
+    desired: K::Desired,
+    notify: Option<String>,
+}
+
+impl<K: Kind> Debug for Resolved<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(self.kind)
+            .field("desired", &self.desired)
+            .field("notify", &self.notify)
+            .finish()
+    }
+}
+
+struct Planned<'a, K: Kind> {
+    step: &'a Resolved<K>,
+    change: K::Change,
+}
+
+impl<K: Kind> Step for Resolved<K> {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn label(&self) -> String {
+        K::label(&self.desired)
+    }
+    fn fact_script(&self) -> String {
+        K::fact_script(&self.desired)
+    }
+    fn plan(&self, fact_output: &str, cx: &PlanCx) -> Option<Box<dyn Change + '_>> {
+        let fact = K::parse_fact(fact_output);
+        K::plan(&self.desired, &fact, cx)
+            .map(|change| Box::new(Planned { step: self, change }) as Box<dyn Change>)
+    }
+    fn file(&self) -> Option<RenderedFile<'_>> {
+        K::file(&self.desired)
+    }
+    fn service(&self) -> Option<&str> {
+        K::service(&self.desired)
+    }
+}
+
+impl<K: Kind> Change for Planned<'_, K> {
+    fn describe(&self) -> String {
+        K::describe(&self.change)
+    }
+    fn script(&self) -> Script {
+        K::script(
+            &self.step.desired,
+            &self.change,
+            self.step.notify.as_deref(),
+        )
+    }
+    fn refreshes_facts(&self) -> bool {
+        K::refreshes_facts(&self.change)
+    }
+    fn new_file(&self) -> Option<(&str, &[u8])> {
+        let content = K::new_content(&self.step.desired, &self.change)?;
+        Some((K::file(&self.step.desired)?.path, content))
+    }
+}
+
+/// Lists the kinds: `module::Type`, the module named as in the playbook.
+macro_rules! registry {
+    ($($module:ident :: $kind:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// One step as written in the playbook.
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(rename_all = "snake_case", deny_unknown_fields)]
+        pub enum StepArgs {
+            $($kind(<$module::$kind as Kind>::Args),)*
+        }
+
+        /// Every kind's playbook name, in registry order.
+        pub const KINDS: &[&str] = &[$(stringify!($module)),*];
+
+        impl StepArgs {
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$kind(_) => stringify!($module),)*
+                }
+            }
+
+            pub fn notify(&self) -> Option<&str> {
+                match self {
+                    $(Self::$kind(a) => <$module::$kind as Kind>::notify(a),)*
+                }
+            }
+
+            /// Renders and checks every value; the result knows its kind.
+            pub fn resolve(&self, cx: &ResolveCx) -> Result<Box<dyn Step>, InputError> {
+                let notify = self.notify().map(str::to_string);
+                Ok(match self {
+                    $(Self::$kind(a) => Box::new(Resolved::<$module::$kind> {
+                        kind: stringify!($module),
+                        desired: <$module::$kind as Kind>::resolve(a, cx)?,
+                        notify,
+                    }),)*
+                })
+            }
+        }
+
+        /// Runs one data-driven case (see tests/steps/): the kind is picked
+        /// by the case's playbook entry.
+        #[doc(hidden)]
+        pub fn run_case(args: &StepArgs, cx: &ResolveCx, fact: &serde_json::Value, plan: &PlanCx)
+            -> Result<CaseOutcome, String> {
+            match args {
+                $(StepArgs::$kind(a) => case::<$module::$kind>(a, cx, fact, plan),)*
+            }
+        }
+    };
+}
+
+/// What a data-driven case produced: the change and script for the given
+/// facts, and whether planning again over the converged facts is empty.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CaseOutcome {
+    pub change: Option<String>,
+    pub script: Option<String>,
+    pub stdin_sha256: Option<String>,
+    pub idempotent: bool,
+}
+
+fn case<K: Kind>(
+    args: &K::Args,
+    cx: &ResolveCx,
+    fact: &serde_json::Value,
+    plan: &PlanCx,
+) -> Result<CaseOutcome, String> {
+    let desired = K::resolve(args, cx).map_err(|e| e.to_string())?;
+    let fact: K::Fact = serde_json::from_value(fact.clone()).map_err(|e| e.to_string())?;
+    let Some(change) = K::plan(&desired, &fact, plan) else {
+        return Ok(CaseOutcome {
+            change: None,
+            script: None,
+            stdin_sha256: None,
+            idempotent: true,
+        });
+    };
+    let script = K::script(&desired, &change, K::notify(args));
+    let after = K::converged(&desired, &change, &fact);
+    Ok(CaseOutcome {
+        change: Some(K::describe(&change)),
+        script: Some(script.text),
+        stdin_sha256: script.stdin.as_deref().map(parts::sha256_hex),
+        idempotent: K::plan(&desired, &after, plan).is_none(),
+    })
+}
+
+registry! {
+    apt::Apt,
+    user::User,
+    directory::Directory,
+    template::Template,
+    absent::Absent,
+    release::Release,
+    service::Service,
+    stopped::Stopped,
+    mysql::Mysql,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_named_as_in_the_playbook() {
+        for name in KINDS {
+            let yaml = format!("{name}: {{}}");
+            let err = serde_yaml::with::singleton_map::deserialize::<StepArgs, _>(
+                serde_yaml::Deserializer::from_str(&yaml),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(!err.contains("unknown variant"), "{name}: {err}");
+        }
+    }
+}

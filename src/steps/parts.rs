@@ -1,0 +1,188 @@
+//! Pieces several step kinds share: the script type, the fact of a path,
+//! backups for handlers, pending handlers, verified uploads and hashes.
+
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::shell::quote;
+
+/// Handlers notified by a change whose handler has not run yet are listed
+/// here on the server, so a failed run does not lose them.
+pub const PENDING_HANDLERS: &str = "/var/lib/foobar/pending-handlers";
+/// Where previous versions of configs wait while the new one is checked;
+/// outside include folders such as sites-enabled.
+pub const BACKUP_DIR: &str = "/var/lib/foobar/backup";
+/// Exit code our scripts use when a validate command rejects a file.
+pub const VALIDATION_FAILED: i32 = 65;
+
+/// A script to run on the server as root, and what to feed its stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub text: String,
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Script {
+    /// `set -e` and the body.
+    pub fn new(body: String) -> Self {
+        Self {
+            text: format!("set -e\n{body}"),
+            stdin: None,
+        }
+    }
+
+    pub fn with_stdin(mut self, stdin: Vec<u8>) -> Self {
+        self.stdin = Some(stdin);
+        self
+    }
+}
+
+/// Owner, group, mode and content hash of a path on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathFact {
+    pub owner: String,
+    pub group: String,
+    /// Octal, e.g. `0644`.
+    #[serde(with = "octal")]
+    pub mode: u32,
+    #[serde(default)]
+    pub is_dir: bool,
+    /// SHA-256 of a regular file's content.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Prints `F <owner> <group> <mode> <type> <sha256 or ->` for a path that
+/// exists, nothing otherwise.
+pub fn path_fact_script(path: &str) -> String {
+    format!(
+        "f={}\nif [ -e \"$f\" ]; then s=$(stat -c '%U %G %a %F' \"$f\"); case \"$s\" in\n\
+         \x20 *directory) printf 'F\\t%s\\t-\\n' \"$s\" ;;\n\
+         \x20 *) printf 'F\\t%s\\t%s\\n' \"$s\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" ;; esac; fi\n",
+        quote(path)
+    )
+}
+
+/// Parses what `path_fact_script` printed.
+pub fn parse_path_fact(output: &str) -> Option<PathFact> {
+    output.lines().find_map(|line| {
+        let [_, stat, sha] = line.split('\t').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let [owner, group, mode, kind] = stat.splitn(4, ' ').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        line.starts_with("F\t").then(|| PathFact {
+            owner: owner.to_string(),
+            group: group.to_string(),
+            mode: u32::from_str_radix(mode, 8).unwrap_or(0),
+            is_dir: kind == "directory",
+            sha256: (sha != "-").then(|| sha.to_string()),
+        })
+    })
+}
+
+/// Records a handler as pending on the server, in the same script as the
+/// change that notifies it.
+pub fn remember(notify: Option<&str>) -> String {
+    match notify {
+        Some(h) => format!(
+            "mkdir -p /var/lib/foobar && {{ grep -qxF {h} {f} 2>/dev/null || echo {h} >> {f}; }}\n",
+            h = quote(h),
+            f = PENDING_HANDLERS
+        ),
+        None => String::new(),
+    }
+}
+
+/// Where the last good versions of what a handler watches wait until the
+/// handler has run: `<BACKUP_DIR>/<handler>/<path with / as %>`.
+pub fn backup_dir(handler: &str) -> String {
+    format!("{BACKUP_DIR}/{}", handler.replace(' ', "_"))
+}
+
+/// Keeps the current `$dest` (file or symlink; or the fact that it did not
+/// exist) before it changes, unless a backup for this handler is already
+/// there: the last version that the service ran with is what counts.
+pub fn backup(notify: Option<&str>) -> String {
+    match notify {
+        Some(h) => format!(
+            "bk={d}\nmkdir -p \"$bk\"\nb=\"$bk/$(printf %s \"$dest\" | tr / %)\"\n\
+             if [ ! -e \"$b\" ] && [ ! -L \"$b\" ] && [ ! -e \"$b.absent\" ]; then\n\
+             \x20 if [ -e \"$dest\" ] || [ -L \"$dest\" ]; then cp -pP \"$dest\" \"$b\"; else : > \"$b.absent\"; fi\nfi\n",
+            d = quote(&backup_dir(h))
+        ),
+        None => String::new(),
+    }
+}
+
+/// Fails unless the uploaded temp file (a shell word) is exactly what was
+/// sent: a cut connection ends stdin early, and a short file must never go
+/// live.
+pub fn verify_upload(file: &str, what: &str, content: &[u8]) -> String {
+    format!(
+        "[ \"$(sha256sum < {file} | cut -d' ' -f1)\" = {} ] || {{ echo \"upload of {what} was incomplete\" >&2; exit 1; }}\n",
+        sha256_hex(content)
+    )
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// MariaDB's mysql_native_password hash: `*` + upper hex SHA1(SHA1(pw)).
+/// Comparing hashes lets the plan see a password change without reading
+/// or sending the password.
+pub fn mysql_native_hash(password: &str) -> String {
+    let inner = Sha1::digest(password.as_bytes());
+    let outer = Sha1::digest(inner);
+    format!(
+        "*{}",
+        outer.iter().map(|b| format!("{b:02X}")).collect::<String>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_facts_parse_files_and_folders() {
+        let f = parse_path_fact("F\troot bind 644 regular file\tabc123\n").unwrap();
+        assert_eq!((f.group.as_str(), f.mode, f.is_dir), ("bind", 0o644, false));
+        assert_eq!(f.sha256.as_deref(), Some("abc123"));
+        assert!(
+            parse_path_fact("F\troot root 755 directory\t-\n")
+                .unwrap()
+                .is_dir
+        );
+        assert_eq!(parse_path_fact(""), None);
+    }
+
+    #[test]
+    fn mysql_native_hash_matches_mariadb() {
+        // SELECT PASSWORD('password') in MariaDB.
+        assert_eq!(
+            mysql_native_hash("password"),
+            "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Running scripts on a server. The engine sees only the `Connector` and
+//! `Transport` traits: `ssh` implements them over OpenSSH, `fake` for
+//! tests that need no server.
+
+use std::future::Future;
+
+pub mod fake;
+mod ssh;
+
+pub use ssh::{Ssh, SshConnector, SshTarget};
+
+/// What a remote script produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code; -1 when the script was killed by a signal.
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+/// A server could not be reached (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach {host}: {message}")]
+pub struct Unreachable {
+    pub host: String,
+    pub message: String,
+}
+
+pub trait Transport: Send + Sync {
+    /// The server's name, for messages.
+    fn host(&self) -> &str;
+
+    /// Runs `script` with `sh -c` as root (through sudo when the SSH user
+    /// is not root), feeding `stdin` to it.
+    fn run(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> impl Future<Output = Result<Output, Unreachable>> + Send;
+
+    /// Closes the connection.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Opens transports: the seam between the engine and the network.
+pub trait Connector: Send + Sync {
+    type Transport: Transport;
+
+    fn connect(
+        &self,
+        target: &SshTarget,
+    ) -> impl Future<Output = Result<Self::Transport, Unreachable>> + Send;
+}
