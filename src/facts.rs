@@ -4,10 +4,10 @@
 //! lock) come last.
 
 use crate::plan::Resolved;
-use crate::steps::PENDING_HANDLERS;
+use crate::steps::{FACTS_FLUSH, FACTS_PRELUDE, PENDING_HANDLERS};
 
-/// Starts each step's section of the output; steps print tab-separated
-/// records that never begin with it.
+/// Starts (or resumes: batched facts come at the end) a step's section of
+/// the output; steps print tab-separated records that never begin with it.
 const SECTION: &str = "@@foobar-step";
 const ENGINE_SECTION: &str = "@@foobar-engine";
 
@@ -25,11 +25,12 @@ pub struct Facts {
 /// The script that prints the facts of `steps`. Values were validated at
 /// load and are quoted by the fragments.
 pub fn script(steps: &[Resolved]) -> String {
-    let mut s = String::from("exec 2>/dev/null\n");
+    let mut s = format!("exec 2>/dev/null\n{FACTS_PRELUDE}");
     for (i, step) in steps.iter().enumerate() {
-        s.push_str(&format!("echo '{SECTION} {i}'\n"));
+        s.push_str(&format!("s={i}\necho '{SECTION} {i}'\n"));
         s.push_str(&step.step.fact_script());
     }
+    s.push_str(FACTS_FLUSH);
     s.push_str(&format!(
         "echo '{ENGINE_SECTION}'\n[ -f {f} ] && sed 's/^/H\\t/' {f}\ntrue\n",
         f = PENDING_HANDLERS

@@ -68,8 +68,9 @@ impl Checks {
         })
     }
 
-    /// The end-to-end checks; the first failure names its hop and brings the
-    /// server's log lines, and the rest are not tried.
+    /// The end-to-end checks, sent at once; in the playbook's order, the
+    /// first failure names its hop and brings the server's log lines, and
+    /// the checks after it are not reported.
     pub async fn run<T: Transport>(
         &self,
         transport: &T,
@@ -79,37 +80,14 @@ impl Checks {
         let host = transport.host().to_string();
         let names: Vec<&str> = self.list.iter().map(|(_, h)| h.as_str()).collect();
         let client = http::Client::new(self.addr, &names, false, None, Duration::from_secs(5));
+        let verdicts = futures_util::future::join_all(
+            self.list
+                .iter()
+                .map(|(check, host_header)| verdict(&client, check, host_header)),
+        )
+        .await;
         let mut results = Vec::new();
-        for (check, host_header) in &self.list {
-            // nginx may still be finishing a reload: retry for a few seconds.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let verdict = loop {
-                let answer = match &client {
-                    Ok(c) => c.get(host_header, &check.path).await,
-                    Err(e) => Err(e.clone()),
-                };
-                let verdict = match answer {
-                    Ok(r) if r.status != check.expect_status => Err(format!(
-                        "expected HTTP {}, got {}: {}",
-                        check.expect_status,
-                        r.status,
-                        first_line(&r.body)
-                    )),
-                    Ok(r) => match &check.expect_body {
-                        Some(want) if !r.body.contains(want.as_str()) => Err(format!(
-                            "HTTP {} but the body lacks `{want}`: {}",
-                            r.status,
-                            first_line(&r.body)
-                        )),
-                        _ => Ok(format!("HTTP {}", r.status)),
-                    },
-                    Err(e) => Err(e),
-                };
-                if verdict.is_ok() || Instant::now() > deadline {
-                    break verdict;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            };
+        for ((check, host_header), verdict) in self.list.iter().zip(verdicts) {
             let passed = verdict.is_ok();
             let detail = verdict.unwrap_or_else(|e| e);
             let logs = match (&check.logs, passed) {
@@ -151,6 +129,43 @@ impl Checks {
             }
         }
         Ok(results)
+    }
+}
+
+/// One check's verdict; nginx may still be finishing a reload, so a
+/// failure is retried for a few seconds.
+async fn verdict(
+    client: &Result<http::Client, String>,
+    check: &Check,
+    host_header: &str,
+) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = match client {
+            Ok(c) => c.get(host_header, &check.path).await,
+            Err(e) => Err(e.clone()),
+        };
+        let verdict = match answer {
+            Ok(r) if r.status != check.expect_status => Err(format!(
+                "expected HTTP {}, got {}: {}",
+                check.expect_status,
+                r.status,
+                first_line(&r.body)
+            )),
+            Ok(r) => match &check.expect_body {
+                Some(want) if !r.body.contains(want.as_str()) => Err(format!(
+                    "HTTP {} but the body lacks `{want}`: {}",
+                    r.status,
+                    first_line(&r.body)
+                )),
+                _ => Ok(format!("HTTP {}", r.status)),
+            },
+            Err(e) => Err(e),
+        };
+        if verdict.is_ok() || Instant::now() > deadline {
+            return verdict;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -83,3 +83,6 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
         connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::parts::package_fact_script;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
@@ -53,11 +54,7 @@ impl Kind for Apt {
     }
 
     fn fact_script(packages: &Vec<String>) -> String {
-        let names: Vec<String> = packages.iter().map(|n| quote(n)).collect();
-        format!(
-            "dpkg-query -W -f='P\\t${{Package}}\\t${{db:Status-Abbrev}}\\n' {}\n",
-            names.join(" ")
-        )
+        package_fact_script(packages)
     }
 
     fn parse_fact(output: &str) -> Fact {

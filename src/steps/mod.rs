@@ -15,8 +15,8 @@ mod parts;
 mod resolve;
 
 pub use parts::{
-    backup_dir, mysql_native_hash, sha256_hex, PathFact, Script, PENDING_HANDLERS,
-    VALIDATION_FAILED,
+    backup_dir, mysql_native_hash, sha256_hex, PathFact, Script, FACTS_FLUSH, FACTS_PRELUDE,
+    PENDING_HANDLERS, VALIDATION_FAILED,
 };
 pub use resolve::ResolveCx;
 
@@ -172,29 +172,34 @@ impl<K: Kind> Change for Planned<'_, K> {
 
 /// Lists the kinds: `module::Type`, the module named as in the playbook.
 macro_rules! registry {
-    ($($module:ident :: $kind:ident),* $(,)?) => {
-        $(pub mod $module;)*
+    ($($(#[$attr:meta])* $module:ident :: $kind:ident),* $(,)?) => {
+        $($(#[$attr])* pub mod $module;)*
 
         /// One step as written in the playbook.
         #[derive(Debug, Clone, Deserialize, Serialize)]
         #[serde(rename_all = "snake_case", deny_unknown_fields)]
         pub enum StepArgs {
-            $($kind(<$module::$kind as Kind>::Args),)*
+            $($(#[$attr])* $kind(<$module::$kind as Kind>::Args),)*
         }
 
         /// Every kind's playbook name, in registry order.
-        pub const KINDS: &[&str] = &[$(stringify!($module)),*];
+        #[allow(clippy::vec_init_then_push)] // a kind may be cfg'd out
+        pub fn kinds() -> Vec<&'static str> {
+            let mut names = Vec::new();
+            $($(#[$attr])* names.push(stringify!($module));)*
+            names
+        }
 
         impl StepArgs {
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(Self::$kind(_) => stringify!($module),)*
+                    $($(#[$attr])* Self::$kind(_) => stringify!($module),)*
                 }
             }
 
             pub fn notify(&self) -> Option<&str> {
                 match self {
-                    $(Self::$kind(a) => <$module::$kind as Kind>::notify(a),)*
+                    $($(#[$attr])* Self::$kind(a) => <$module::$kind as Kind>::notify(a),)*
                 }
             }
 
@@ -202,7 +207,7 @@ macro_rules! registry {
             pub fn resolve(&self, cx: &ResolveCx) -> Result<Box<dyn Step>, InputError> {
                 let notify = self.notify().map(str::to_string);
                 Ok(match self {
-                    $(Self::$kind(a) => Box::new(Resolved::<$module::$kind> {
+                    $($(#[$attr])* Self::$kind(a) => Box::new(Resolved::<$module::$kind> {
                         kind: stringify!($module),
                         desired: <$module::$kind as Kind>::resolve(a, cx)?,
                         notify,
@@ -217,7 +222,7 @@ macro_rules! registry {
         pub fn run_case(args: &StepArgs, cx: &ResolveCx, fact: &serde_json::Value, plan: &PlanCx)
             -> Result<CaseOutcome, String> {
             match args {
-                $(StepArgs::$kind(a) => case::<$module::$kind>(a, cx, fact, plan),)*
+                $($(#[$attr])* StepArgs::$kind(a) => case::<$module::$kind>(a, cx, fact, plan),)*
             }
         }
     };
@@ -270,6 +275,10 @@ registry! {
     service::Service,
     stopped::Stopped,
     mysql::Mysql,
+    // A kind that exists only in unit tests: proof that a new kind is one
+    // file plus this line.
+    #[cfg(test)]
+    fixture::Fixture,
 }
 
 #[cfg(test)]
@@ -278,7 +287,7 @@ mod tests {
 
     #[test]
     fn every_kind_is_named_as_in_the_playbook() {
-        for name in KINDS {
+        for name in kinds() {
             let yaml = format!("{name}: {{}}");
             let err = serde_yaml::with::singleton_map::deserialize::<StepArgs, _>(
                 serde_yaml::Deserializer::from_str(&yaml),

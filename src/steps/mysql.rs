@@ -32,7 +32,7 @@ pub struct Desired {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fact {
-    /// MariaDB answered; when it did not, everything is to be made.
+    /// MariaDB answered the query; when it did not, everything is to be made.
     #[serde(default)]
     pub up: bool,
     #[serde(default)]
@@ -119,7 +119,7 @@ impl Kind for Mysql {
              SELECT 'G', PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE=\"'{user}'@'localhost'\" AND TABLE_SCHEMA='{db}';"
         );
         format!(
-            "if command -v mysql >/dev/null && mysqladmin ping --silent; then echo Q; mysql -N -B -e {}; fi\n",
+            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q\n",
             quote(&sql)
         )
     }

@@ -67,16 +67,75 @@ mod octal {
     }
 }
 
-/// Prints `F <owner> <group> <mode> <type> <sha256 or ->` for a path that
-/// exists, nothing otherwise.
+/// Asks for the fact of a path: `F\t<owner> <group> <mode> <type>\t<sha256
+/// or ->` in this step's section when it exists, nothing otherwise. The
+/// paths of all steps are read at once by `FACTS_FLUSH` (one `stat`, one
+/// `sha256sum`), not one process per file.
 pub fn path_fact_script(path: &str) -> String {
-    format!(
-        "f={}\nif [ -e \"$f\" ]; then s=$(stat -c '%U %G %a %F' \"$f\"); case \"$s\" in\n\
-         \x20 *directory) printf 'F\\t%s\\t-\\n' \"$s\" ;;\n\
-         \x20 *) printf 'F\\t%s\\t%s\\n' \"$s\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" ;; esac; fi\n",
-        quote(path)
-    )
+    format!("pf {}\n", quote(path))
 }
+
+/// Asks for the state of a systemd unit: `V\t<unit file state>\t<active
+/// state>`. All units are read at once by `FACTS_FLUSH`.
+pub fn unit_fact_script(name: &str) -> String {
+    format!("uf {}\n", quote(name))
+}
+
+/// Asks for the state of Debian packages: `P\t<package>\t<status>` each.
+/// All packages are read at once by `FACTS_FLUSH`.
+pub fn package_fact_script(packages: &[String]) -> String {
+    let names: Vec<String> = packages.iter().map(|p| quote(p)).collect();
+    format!("pk {}\n", names.join(" "))
+}
+
+/// Defines what the fact fragments call; `$s` is the current step index.
+/// Each list holds `<step> <name>` lines; the names alone go to one command.
+pub const FACTS_PRELUDE: &str =
+    "pf_list=''\nuf_list=''\npk_list=''\npf_names=''\nuf_names=''\npk_names=''\n\
+pf() { pf_list=\"$pf_list$s $1\n\"; pf_names=\"$pf_names $1\"; }\n\
+uf() { uf_list=\"$uf_list$s $1\n\"; uf_names=\"$uf_names $1\"; }\n\
+pk() { for p in \"$@\"; do pk_list=\"$pk_list$s $p\n\"; pk_names=\"$pk_names $p\"; done; }\n";
+
+/// Reads every path and unit asked for, and prints each fact under its
+/// step's section marker (server paths and unit names were validated: no
+/// spaces, quotes or glob characters).
+pub const FACTS_FLUSH: &str = r#"if [ -n "$pk_list" ]; then
+  PK_LIST="$pk_list" PK_STATUS="$(dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\n' $pk_names)" awk 'BEGIN {
+    n = split(ENVIRON["PK_STATUS"], a, "\n")
+    for (k = 1; k <= n; k++) { t = index(a[k], "\t"); if (t) S[substr(a[k], 1, t - 1)] = substr(a[k], t + 1) }
+    n = split(ENVIRON["PK_LIST"], a, "\n")
+    for (k = 1; k <= n; k++) {
+      if (split(a[k], p, " ") != 2 || !(p[2] in S)) continue
+      print "@@foobar-step " p[1]; print "P\t" p[2] "\t" S[p[2]]
+    } }'
+fi
+if [ -n "$pf_list" ]; then
+  PF_LIST="$pf_list" PF_STAT="$(stat --printf '%n\t%U %G %a %F\n' $pf_names)" PF_SUM="$(sha256sum $pf_names)" awk 'BEGIN {
+    n = split(ENVIRON["PF_STAT"], a, "\n")
+    for (k = 1; k <= n; k++) { t = index(a[k], "\t"); if (t) S[substr(a[k], 1, t - 1)] = substr(a[k], t + 1) }
+    n = split(ENVIRON["PF_SUM"], a, "\n")
+    for (k = 1; k <= n; k++) H[substr(a[k], 67)] = substr(a[k], 1, 64)
+    n = split(ENVIRON["PF_LIST"], a, "\n")
+    for (k = 1; k <= n; k++) {
+      if (split(a[k], p, " ") != 2 || !(p[2] in S)) continue
+      h = (S[p[2]] ~ /directory$/ || !(p[2] in H)) ? "-" : H[p[2]]
+      print "@@foobar-step " p[1]; print "F\t" S[p[2]] "\t" h
+    } }'
+fi
+if [ -n "$uf_list" ]; then
+  UF_LIST="$uf_list" UF_SHOW="$(systemctl show -p UnitFileState -p ActiveState $uf_names)" awk 'BEGIN {
+    n = split(ENVIRON["UF_LIST"], a, "\n"); split(ENVIRON["UF_SHOW"], b, "\n\n")
+    for (k = 1; k <= n; k++) {
+      if (split(a[k], p, " ") != 2) continue
+      ufs = ""; act = ""; m = split(b[k], kv, "\n")
+      for (j = 1; j <= m; j++) {
+        if (kv[j] ~ /^UnitFileState=/) ufs = substr(kv[j], 15)
+        if (kv[j] ~ /^ActiveState=/) act = substr(kv[j], 13)
+      }
+      print "@@foobar-step " p[1]; print "V\t" ufs "\t" act
+    } }'
+fi
+"#;
 
 /// Parses what `path_fact_script` printed.
 pub fn parse_path_fact(output: &str) -> Option<PathFact> {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::parts::unit_fact_script;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
@@ -28,15 +29,7 @@ pub struct Start {
     pub start: bool,
 }
 
-/// `systemctl is-enabled` and `is-active` of a unit, as a `V` line; shared
-/// with `stopped`.
-pub(super) fn unit_fact_script(name: &str) -> String {
-    format!(
-        "printf 'V\\t%s\\t%s\\n' \"$(systemctl is-enabled {q})\" \"$(systemctl is-active {q})\"\n",
-        q = quote(name)
-    )
-}
-
+/// Parses the `V` line of `unit_fact_script`; shared with `stopped`.
 pub(super) fn parse_unit_fact(output: &str) -> Fact {
     output
         .lines()

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::service::{parse_unit_fact, unit_fact_script, Fact};
+use super::parts::unit_fact_script;
+use super::service::{parse_unit_fact, Fact};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
