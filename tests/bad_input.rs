@@ -102,10 +102,13 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
     for line in index.lines().filter(|l| !l.starts_with('#')) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (file, expect, loc) = (cols[0], cols[1], cols[2]);
-        let bytes = prepare(
-            &std::fs::read(format!("{ROOT}/tests/bad_inputs/{file}")).unwrap(),
-            port,
-        );
+        let raw = std::fs::read(format!("{ROOT}/tests/bad_inputs/{file}")).unwrap();
+        let raw = if file.ends_with(".patch") {
+            patched_playbook(file, &String::from_utf8(raw).unwrap()).into_bytes()
+        } else {
+            raw
+        };
+        let bytes = prepare(&raw, port);
         let case_dir = dir.path().join(file.replace('/', "_"));
         std::fs::create_dir_all(&case_dir).unwrap();
         if file.starts_with("inventory/") {
@@ -216,6 +219,34 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // An impossible date is refused, not rolled over into March.
+    let out = foobar()
+        .args([
+            "-i",
+            good_path.to_str().unwrap(),
+            "restart",
+            "--now",
+            "2026-02-31T00:00",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2026-02-31"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = foobar()
+        .args([
+            "-i",
+            good_path.to_str().unwrap(),
+            "provision",
+            "--forks",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
@@ -228,6 +259,32 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
     let _ = s.read(&mut [0u8; 1]);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// The shipped playbook with a case's hunks applied: each hunk's `-` lines
+/// are replaced by its `+` lines at their first occurrence. A hunk whose
+/// `-` lines the playbook no longer has fails the test, so a case cannot
+/// drift from the playbook it breaks.
+fn patched_playbook(case: &str, patch: &str) -> String {
+    let mut text = std::fs::read_to_string(format!("{ROOT}/playbooks/provision.yml")).unwrap();
+    for hunk in patch
+        .split("@@\n")
+        .filter(|h| h.lines().any(|l| !l.starts_with('#')))
+    {
+        let side = |mark: char| -> String {
+            hunk.lines()
+                .filter_map(|l| l.strip_prefix(mark))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let (old, new) = (side('-'), side('+'));
+        assert!(
+            text.contains(&old),
+            "{case}: the playbook no longer has these lines; update the case:\n{old}"
+        );
+        text = text.replacen(&old, &new, 1);
+    }
+    text
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -122,13 +122,14 @@ fn a_killed_run_is_converged_by_the_next() {
     pristine();
     let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-i", LAB, "provision"])
+        .args(["-v", "-i", LAB, "provision"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Mid-way: packages are being installed.
-    std::thread::sleep(Duration::from_secs(8));
+    // Mid-way: MariaDB's packages are being installed.
+    wait_for_line(&mut run, "--force-confold mariadb-server");
+    std::thread::sleep(Duration::from_secs(1));
     run.kill().unwrap();
     run.wait().unwrap();
     let (code, out) = provision_lab();
@@ -145,15 +146,17 @@ fn a_killed_run_is_converged_by_the_next() {
 fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     let _turn = lab_turn();
     pristine();
-    let run = std::thread::spawn(|| {
-        Command::new(env!("CARGO_BIN_EXE_foobar"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["-i", LAB, "provision"])
-            .output()
-    });
-    std::thread::sleep(Duration::from_secs(6));
+    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-v", "-i", LAB, "provision"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While bind9 is being installed.
+    wait_for_line(&mut run, "--force-confold bind9");
     let _ = on_server(LAB, LAB_SERVER, "systemctl reboot");
-    let first = run.join().unwrap().unwrap();
+    let first = run.wait_with_output().unwrap();
     assert!(!first.status.success(), "the run across the reboot fails");
     // The server comes back by itself.
     let start = Instant::now();
@@ -170,6 +173,30 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     let (code, out) = provision_lab();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checks: 5 passed"), "{out}");
+}
+
+/// Reads the run's progress (stderr, -v) until a line holds `needle`: the
+/// moment it announces, whatever the machine's speed. The rest of stderr
+/// keeps draining so the run never blocks on a full pipe.
+fn wait_for_line(run: &mut std::process::Child, needle: &str) {
+    use std::io::BufRead;
+    let stderr = run.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = needle.to_string();
+    std::thread::spawn(move || {
+        let mut seen = false;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !seen && line.contains(&wanted) {
+                seen = true;
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(300))
+        .unwrap_or_else(|_| panic!("the run never reached `{needle}`"));
 }
 
 /// Provisions a project copy whose `template` gets `line` appended, which

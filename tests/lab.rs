@@ -155,7 +155,7 @@ fn lab_commands_need_a_lab_inventory() {
         .args(["-i", "inventory/foobar.yml", "lab", "status"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "bad input");
     assert!(
         text(&out.stderr).contains("has no `lab:` section"),
         "{}",

@@ -35,7 +35,10 @@ fn every_step_kind_has_cases() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     for kind in steps::kinds() {
-        assert!(dirs.iter().any(|d| d == kind), "no cases for the `{kind}` kind");
+        assert!(
+            dirs.iter().any(|d| d == kind),
+            "no cases for the `{kind}` kind"
+        );
     }
 }
 
@@ -58,8 +61,19 @@ fn step_cases() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let args: StepArgs = serde_json::from_value(case["step"].clone())
             .unwrap_or_else(|e| panic!("{}: step: {e}", file.display()));
-        let kind_dir = file.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(args.kind(), kind_dir, "{}: the case sits in its kind's folder", file.display());
+        let kind_dir = file
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            args.kind(),
+            kind_dir,
+            "{}: the case sits in its kind's folder",
+            file.display()
+        );
         let cx = ResolveCx {
             renderer: &renderer,
             ctx: &ctx,
@@ -78,7 +92,11 @@ fn step_cases() {
             "script": outcome.script.map(|s| s.lines().map(str::to_string).collect::<Vec<_>>()),
             "stdin_sha256": outcome.stdin_sha256,
         });
-        assert!(outcome.idempotent, "{}: planning again over the converged facts is not empty", file.display());
+        assert!(
+            outcome.idempotent,
+            "{}: planning again over the converged facts is not empty",
+            file.display()
+        );
         if bless {
             for key in ["change", "script", "stdin_sha256"] {
                 case[key] = got[key].clone();

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::cli::{exit, Global};
+use crate::error::InputError;
 use crate::inventory;
 use crate::lab::Lab;
 use crate::progress;
@@ -43,7 +44,8 @@ pub enum LabAction {
 
 pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let lab = Lab::from_inventory(&inv)?;
+    // An inventory without a lab section is the wrong input for `lab`.
+    let lab = Lab::from_inventory(&inv).map_err(|e| InputError::new(&inv.path, e.to_string()))?;
     let out = progress::reporter(g.verbose);
     match args.action {
         LabAction::Up => lab.up(out.as_ref())?,

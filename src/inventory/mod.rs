@@ -1,0 +1,121 @@
+//! The inventory: what the servers are. Loaded strictly from YAML; every
+//! value that later reaches a shell, a config file or a DNS zone is
+//! validated while it is parsed, so that errors carry file, line and column.
+
+mod load;
+mod schema;
+mod values;
+
+pub use load::{load, parse, Loaded};
+pub use schema::*;
+pub use values::{
+    ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, RelativeName, RunSocket,
+    ServerPath, SqlName, TimeZone, Ttl, UnixName, Workers,
+};
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    use super::*;
+    use crate::error::InputError;
+
+    const GOOD: &str = r#"
+servers:
+  - name: web1
+    address: 10.250.0.10
+    roles: [web, app, db, dns]
+domain:
+  zone: foobar.com
+app:
+  kind: gunicorn
+  source: ../apps/python
+mysql:
+  database: foobar
+  user: foobar
+  password: env:FOOBAR_DB_PASSWORD
+"#;
+
+    fn err(text: &str) -> InputError {
+        parse(Path::new("inv.yml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn good_inventory_gets_defaults() {
+        let inv = parse(Path::new("inv.yml"), GOOD).unwrap();
+        assert_eq!(inv.domain.fqdn(), "www.foobar.com");
+        assert_eq!(inv.domain.ttl.0, 300);
+        assert_eq!(inv.nginx.listen.0, 80);
+        assert_eq!(inv.app.socket.as_str(), "/run/foobar/app.sock");
+        assert_eq!(inv.servers.0[0].ssh.user.as_str(), "root");
+        assert_eq!(
+            inv.nameservers(),
+            vec![("ns1.foobar.com".to_string(), Ipv4Addr::new(10, 250, 0, 10))]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let e = err(&GOOD.replace("  zone: foobar.com", "  zone: foobar.com\n  colour: blue"));
+        assert_eq!((e.line, e.column), (8, 3), "{e}");
+        assert!(e.message.contains("unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_is_located() {
+        let e = err(&GOOD.replace("10.250.0.10", "10.250.0.300"));
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("invalid IPv4 address"), "{e}");
+    }
+
+    #[test]
+    fn plain_password_is_refused_without_echoing_it() {
+        let e = err(&GOOD.replace("env:FOOBAR_DB_PASSWORD", "hunter2"));
+        assert_eq!(e.line, 14, "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.message.contains("env:NAME"), "{e}");
+    }
+
+    #[test]
+    fn shell_metacharacters_in_names_are_refused() {
+        let e = err(&GOOD.replace("user: foobar", "user: \"foo;rm -rf /\""));
+        assert!(e.message.contains("not a valid database name"), "{e}");
+        let e = err(&GOOD.replace("name: web1", "name: \"web 1\""));
+        assert!(e.message.contains("DNS label"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_servers_are_refused() {
+        let twice = GOOD.replace(
+            "servers:\n",
+            "servers:\n  - name: web1\n    address: 10.250.0.11\n    roles: [dns]\n",
+        );
+        assert!(err(&twice).message.contains("appears twice"));
+    }
+
+    #[test]
+    fn lab_addresses_stay_in_the_lab_subnet() {
+        let text =
+            format!("lab:\n  bridge_address: 10.250.0.1\n{GOOD}").replace("10.250.0.10", "8.8.8.8");
+        let e = err(&text);
+        assert!(e.message.contains("outside the lab subnet"), "{e}");
+        assert_eq!(e.line, 6, "{e}");
+    }
+
+    #[test]
+    fn split_roles_are_refused() {
+        let e = err(&GOOD.replace("[web, app, db, dns]", "[web, dns]"));
+        assert!(e.message.contains("no server has the `db` role"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_non_utf8_files_are_refused() {
+        assert!(err("  \n").message.contains("empty"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.yml");
+        std::fs::write(&p, b"servers:\n  - name: \xff\n").unwrap();
+        let e = load(&p).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 11), "{e}");
+    }
+}

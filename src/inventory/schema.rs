@@ -1,0 +1,416 @@
+//! What an inventory may say: the sections and their fields, with their
+//! defaults. Values that reach a shell, a config or a zone are of the
+//! checked types in `values`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::values::*;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Present in lab inventories: the subnet `foobar lab` builds.
+    #[serde(default)]
+    pub lab: Option<Lab>,
+    #[serde(default)]
+    pub ssh: Ssh,
+    pub servers: Servers,
+    pub domain: Domain,
+    #[serde(default)]
+    pub nginx: Nginx,
+    pub app: App,
+    pub mysql: Mysql,
+    #[serde(default)]
+    pub maintenance: Maintenance,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lab {
+    /// The host's address on the lab bridge; the subnet is its /24.
+    pub bridge_address: Ipv4Addr,
+    /// Where this lab's keys, secrets, package cache and servers live.
+    #[serde(default = "default_lab_dir")]
+    pub dir: LocalPath,
+    /// The Debian 12 base image, built once and shared by every lab.
+    #[serde(default = "default_lab_image")]
+    pub image: LocalPath,
+}
+
+fn default_lab_dir() -> LocalPath {
+    LocalPath(PathBuf::from("/var/lib/foobar/lab"))
+}
+
+fn default_lab_image() -> LocalPath {
+    LocalPath(PathBuf::from("/var/lib/foobar/image"))
+}
+
+impl Lab {
+    /// True when `addr` is in the bridge's /24 and is not the bridge,
+    /// network or broadcast address.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        let [a, b, c, d] = addr.octets();
+        let [ba, bb, bc, bd] = self.bridge_address.octets();
+        (a, b, c) == (ba, bb, bc) && d != bd && d != 0 && d != 255
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    /// known_hosts file used for every server; host keys are always checked.
+    #[serde(default)]
+    pub known_hosts: Option<LocalPath>,
+    /// Accept and record the key of a server never seen before
+    /// (StrictHostKeyChecking=accept-new). A changed key is still refused.
+    #[serde(default)]
+    pub accept_new_host_keys: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u16,
+}
+
+fn default_connect_timeout() -> u16 {
+    10
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Self {
+            known_hosts: None,
+            accept_new_host_keys: false,
+            connect_timeout_secs: default_connect_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Servers(pub Vec<Server>);
+
+impl<'de> Deserialize<'de> for Servers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let servers = Vec::<Server>::deserialize(d)?;
+        if servers.is_empty() {
+            return Err(D::Error::custom(
+                "servers is empty: list at least one server",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut addresses = BTreeSet::new();
+        for s in &servers {
+            if !names.insert(s.name.as_str()) {
+                return Err(D::Error::custom(format!(
+                    "server name `{}` appears twice: give each server its own name",
+                    s.name
+                )));
+            }
+            if !addresses.insert(s.address) {
+                return Err(D::Error::custom(format!(
+                    "address {} is given to two servers: give each server its own address",
+                    s.address
+                )));
+            }
+        }
+        Ok(Servers(servers))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub name: Label,
+    /// Where foobar connects, and what the A records point at.
+    pub address: Ipv4Addr,
+    pub roles: BTreeSet<Role>,
+    #[serde(default)]
+    pub ssh: ServerSsh,
+}
+
+impl Server {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Web,
+    App,
+    Db,
+    Dns,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Web => "web",
+            Role::App => "app",
+            Role::Db => "db",
+            Role::Dns => "dns",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSsh {
+    #[serde(default = "default_ssh_user")]
+    pub user: UnixName,
+    #[serde(default = "default_ssh_port")]
+    pub port: Port,
+    #[serde(default)]
+    pub identity_file: Option<LocalPath>,
+}
+
+fn default_ssh_user() -> UnixName {
+    UnixName("root".into())
+}
+
+fn default_ssh_port() -> Port {
+    Port(22)
+}
+
+impl Default for ServerSsh {
+    fn default() -> Self {
+        Self {
+            user: default_ssh_user(),
+            port: default_ssh_port(),
+            identity_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The zone foobar serves, e.g. `foobar.com`.
+    pub zone: DomainName,
+    /// The web host inside the zone, e.g. `www`.
+    #[serde(default = "default_host")]
+    pub host: Label,
+    #[serde(default = "default_ttl")]
+    pub ttl: Ttl,
+}
+
+fn default_host() -> Label {
+    Label("www".into())
+}
+
+fn default_ttl() -> Ttl {
+    Ttl(300)
+}
+
+impl Domain {
+    /// `www.foobar.com`
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}", self.host, self.zone)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nginx {
+    #[serde(default = "default_http_port")]
+    pub listen: Port,
+    /// Folder inside each release that nginx serves directly.
+    #[serde(default = "default_static_dir")]
+    pub static_dir: RelativeName,
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+fn default_http_port() -> Port {
+    Port(80)
+}
+
+fn default_static_dir() -> RelativeName {
+    RelativeName("static".into())
+}
+
+impl Default for Nginx {
+    fn default() -> Self {
+        Self {
+            listen: default_http_port(),
+            static_dir: default_static_dir(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Paths on the server.
+    pub certificate: ServerPath,
+    pub key: ServerPath,
+    #[serde(default = "default_https_port")]
+    pub listen: Port,
+}
+
+fn default_https_port() -> Port {
+    Port(443)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub kind: AppKind,
+    /// The code base on this machine, relative to the inventory file.
+    pub source: LocalPath,
+    #[serde(default = "default_workers")]
+    pub workers: Workers,
+    /// Unix socket between nginx and gunicorn or puma; under /run/.
+    /// (php-fpm listens on /run/php/foobar-fpm.sock.)
+    #[serde(default = "default_socket")]
+    pub socket: RunSocket,
+    /// System user the app server runs as.
+    #[serde(default = "default_app_user")]
+    pub user: UnixName,
+    /// Releases live in `<root>/releases/`, `<root>/current` is the live one.
+    #[serde(default = "default_app_root")]
+    pub root: ServerPath,
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: KeepReleases,
+}
+
+fn default_workers() -> Workers {
+    Workers(2)
+}
+fn default_socket() -> RunSocket {
+    RunSocket("/run/foobar/app.sock".into())
+}
+fn default_app_user() -> UnixName {
+    UnixName("foobar".into())
+}
+fn default_app_root() -> ServerPath {
+    ServerPath("/srv/foobar".into())
+}
+fn default_keep_releases() -> KeepReleases {
+    KeepReleases(3)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppKind {
+    Gunicorn,
+    PhpFpm,
+    Puma,
+}
+
+impl<'de> Deserialize<'de> for AppKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "an app server kind", |s| match s {
+            "gunicorn" => Ok(AppKind::Gunicorn),
+            "php-fpm" => Ok(AppKind::PhpFpm),
+            "puma" => Ok(AppKind::Puma),
+            other => Err(format!(
+                "app.kind `{}` is unknown: use gunicorn (Python), php-fpm (PHP) or puma (Ruby)",
+                printable(other)
+            )),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mysql {
+    pub database: SqlName,
+    pub user: SqlName,
+    /// `env:NAME` or `file:PATH`: the password itself never sits in the inventory.
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// The zone the windows' days and hours are read in (tz database name).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: TimeZone,
+    #[serde(default)]
+    pub windows: Vec<Window>,
+}
+
+fn default_time_zone() -> TimeZone {
+    TimeZone("UTC".into())
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            time_zone: default_time_zone(),
+            windows: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub days: BTreeSet<Weekday>,
+    pub start: ClockTime,
+    pub end: ClockTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Where a secret comes from. Plain text is refused at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "env:NAME or file:PATH", SecretRef::parse)
+    }
+}
+
+impl SecretRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(name) = s.strip_prefix("env:") {
+            let ok = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(format!(
+                    "`env:{}` is not a valid environment variable name (letters, digits, _)",
+                    printable(name)
+                ));
+            }
+            return Ok(SecretRef::Env(name.to_string()));
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            check_local_path(path)?;
+            return Ok(SecretRef::File(PathBuf::from(path)));
+        }
+        // Never echo the value: it may be the password itself.
+        Err("a secret must be written as `env:NAME` or `file:PATH`; secrets never go in the inventory text".into())
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(n) => write!(f, "env:{n}"),
+            SecretRef::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}

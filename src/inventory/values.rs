@@ -1,0 +1,294 @@
+//! Checked values: each is validated while it is parsed, inside the
+//! deserializer, so that a refused value is reported at its own line and
+//! column.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Deserializes a string and checks it inside the deserializer's visitor,
+/// so that a refused value is reported at its own line and column.
+pub(super) fn checked_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    check: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        check: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.check)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { expecting, check })
+}
+
+/// Defines a string newtype whose value is checked while it is parsed.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub(super) String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, String> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(s).map(|()| Self(s.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                checked_str(d, "a string", Self::parse)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// One DNS label (server names, the `www` host).
+    Label,
+    check_label
+);
+checked_string!(
+    /// A fully qualified domain name without the trailing dot.
+    DomainName,
+    |s| {
+        if s.len() > 253 || !s.contains('.') {
+            return Err(format!(
+                "`{}` is not a domain name: write it like `foobar.com`",
+                printable(s)
+            ));
+        }
+        s.split('.').try_for_each(check_label)
+    }
+);
+checked_string!(
+    /// A user name on the server.
+    UnixName,
+    |s| {
+        let ok = (1..=32).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a valid user name: lowercase letters, digits, `_` and `-`, at most 32",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
+    /// A MariaDB database or user name.
+    SqlName,
+    |s| {
+        let ok = (1..=32).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a valid database name: letters, digits and `_`, at most 32",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
+    /// An absolute path on a server.
+    ServerPath,
+    check_server_path
+);
+checked_string!(
+    /// The app server's unix socket: an absolute path in a folder under /run.
+    RunSocket,
+    |s| {
+        check_server_path(s)?;
+        let rest = s.strip_prefix("/run/").unwrap_or("");
+        if rest.split('/').count() == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "app.socket `{}` must be a file in a folder of /run, like /run/foobar/app.sock",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
+    /// One plain file or folder name (no `/`, no `..`).
+    RelativeName,
+    |s| {
+        let ok = !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{}` must be one plain folder name", printable(s)))
+        }
+    }
+);
+checked_string!(
+    /// `HH:MM`, 24-hour.
+    ClockTime,
+    |s| {
+        let ok = s.len() == 5
+            && s.as_bytes()[2] == b':'
+            && s[..2].parse::<u8>().is_ok_and(|h| h < 24)
+            && s[3..].parse::<u8>().is_ok_and(|m| m < 60);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{}` is not a time: write HH:MM, like 02:30", printable(s)))
+        }
+    }
+);
+checked_string!(
+    /// A time zone of the tz database, like `UTC` or `Europe/Berlin`.
+    TimeZone,
+    |s| {
+        jiff::tz::TimeZone::get(s).map(|_| ()).map_err(|_| {
+            format!(
+                "time zone `{}` is not in the tz database: write a name like UTC or Europe/Berlin",
+                printable(s)
+            )
+        })
+    }
+);
+
+/// Defines an integer newtype with an inclusive range, checked inside the
+/// visitor so that errors keep their position.
+macro_rules! ranged_int {
+    ($(#[$doc:meta])* $name:ident, $int:ty, $min:expr, $max:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub $int);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "a whole number from {} to {}", $min, $max)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        if v < $min as i64 || v > $max as i64 {
+                            return Err(E::custom(format!(
+                                "{} {v} is out of range: use {} to {}",
+                                $what, $min, $max
+                            )));
+                        }
+                        Ok($name(v as $int))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+                    }
+                }
+                d.deserialize_i64(V)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+ranged_int!(Port, u16, 1, 65535, "port");
+ranged_int!(Ttl, u32, 60, 604_800, "ttl");
+ranged_int!(Workers, u8, 1, 64, "workers");
+ranged_int!(KeepReleases, u8, 1, 20, "keep_releases");
+
+/// A path on the machine running foobar; relative paths are relative to
+/// the inventory file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LocalPath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for LocalPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a path", |s| {
+            check_local_path(s).map(|()| LocalPath(PathBuf::from(s)))
+        })
+    }
+}
+
+pub(super) fn check_local_path(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.chars().any(|c| c.is_control()) {
+        return Err("a path must be non-empty and without control characters".into());
+    }
+    Ok(())
+}
+
+pub(super) fn check_label(s: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid DNS label: letters, digits and `-`, 1 to 63 characters",
+            printable(s)
+        ))
+    }
+}
+
+pub(super) fn check_server_path(s: &str) -> Result<(), String> {
+    let safe = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+    if !s.starts_with('/') || !safe || s.len() > 255 {
+        return Err(format!(
+            "`{}` is not an absolute server path of letters, digits, `/`, `.`, `_` and `-`",
+            printable(s)
+        ));
+    }
+    if s.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "`{}` climbs out with `..`: write the path plainly",
+            printable(s)
+        ));
+    }
+    Ok(())
+}
+
+/// Shows a bad value safely: control characters escaped, long values cut.
+pub(super) fn printable(s: &str) -> String {
+    let escaped: String = s.chars().flat_map(char::escape_debug).collect();
+    if escaped.chars().count() > 60 {
+        format!("{}…", escaped.chars().take(60).collect::<String>())
+    } else {
+        escaped
+    }
+}
