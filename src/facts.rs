@@ -3,7 +3,7 @@
 //! prints its own section; the engine's own facts (pending handlers, the
 //! lock) come last.
 
-use crate::plan::Resolved;
+use crate::resolve::Resolved;
 use crate::steps::{FACTS_FLUSH, FACTS_PRELUDE, PENDING_HANDLERS};
 
 /// Starts (or resumes: batched facts come at the end) a step's section of

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod playbook;
 pub mod progress;
 pub mod render;
+pub mod resolve;
 pub mod secrets;
 pub mod shell;
 pub mod steps;

@@ -7,19 +7,8 @@ use std::collections::BTreeSet;
 use crate::facts::Facts;
 use crate::inventory::Role;
 use crate::playbook::Handler;
-use crate::steps::{Change, PlanCx, Step};
-
-/// One step of the playbook, resolved for one server.
-#[derive(Debug)]
-pub struct Resolved {
-    pub role: Role,
-    /// Index of the playbook's role block the step comes from.
-    pub block: usize,
-    /// Short description for progress lines, e.g. `template /etc/nginx/...`.
-    pub label: String,
-    pub notify: Option<String>,
-    pub step: Box<dyn Step>,
-}
+use crate::resolve::Resolved;
+use crate::steps::{Change, PlanCx};
 
 /// One step and what it needs; `change` is None when it is already so.
 pub struct Planned<'a> {

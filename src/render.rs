@@ -8,12 +8,12 @@ use minijinja::{path_loader, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{Inventory, Loaded, Server};
-use crate::plan::Resolved;
-use crate::playbook;
+use crate::inventory::{Inventory, Server};
 use crate::secrets::Secrets;
-use crate::steps::template::SOA_SERIAL_TOKEN;
-use crate::steps::ResolveCx;
+
+/// Stands for the SOA serial in a rendered zone until the plan, which
+/// knows the serial on the server, picks the real one.
+pub const SOA_SERIAL_TOKEN: &str = "@@FOOBAR_SOA_SERIAL@@";
 
 pub struct Renderer {
     env: Environment<'static>,
@@ -159,58 +159,4 @@ fn describe(e: &minijinja::Error) -> String {
         Some(d) => format!("{} ({d})", e.kind()),
         None => e.kind().to_string(),
     }
-}
-
-/// Renders the playbook's steps for one server: only the roles it has.
-pub fn resolve(
-    renderer: &Renderer,
-    playbook: &playbook::Loaded,
-    inv: &Loaded,
-    server: &Server,
-    secrets: &Secrets,
-) -> Result<Vec<Resolved>, InputError> {
-    let ctx = Context::new(&inv.inventory, server, secrets);
-    let mut out = Vec::new();
-    for (block, role) in playbook.playbook.roles.iter().enumerate() {
-        if !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
-            continue;
-        }
-        for (i, playbook::StepEntry(args)) in role.steps.iter().enumerate() {
-            let cx = ResolveCx {
-                renderer,
-                ctx: &ctx,
-                playbook: &playbook.path,
-                inventory: inv,
-                secrets,
-                what: format!("role {} step {} ({})", role.role.name(), i + 1, args.kind()),
-            };
-            let step = args.resolve(&cx)?;
-            out.push(Resolved {
-                role: role.role,
-                block,
-                label: step.label(),
-                notify: args.notify().map(str::to_string),
-                step,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Whether role block `block` applies, by its `when` expression.
-pub fn block_applies(
-    renderer: &Renderer,
-    playbook: &playbook::Loaded,
-    block: usize,
-    ctx: &Context,
-) -> Result<bool, InputError> {
-    let Some(expr) = &playbook.playbook.roles[block].when else {
-        return Ok(true);
-    };
-    renderer.condition(
-        &playbook.path,
-        &format!("role block {} `when`", block + 1),
-        expr,
-        ctx,
-    )
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use foobar::inventory;
 use foobar::playbook;
-use foobar::render::{self, Renderer};
+use foobar::render::Renderer;
+use foobar::resolve;
 use foobar::secrets::Secrets;
 
 fn snapshot_inventory(tag: &str, inventory_path: &str) {
@@ -14,7 +15,7 @@ fn snapshot_inventory(tag: &str, inventory_path: &str) {
     let renderer = Renderer::new(Path::new("."));
     let mut seen = 0;
     for server in &inv.inventory.servers.0 {
-        for step in render::resolve(&renderer, &pb, &inv, server, &Secrets::masked()).unwrap() {
+        for step in resolve::resolve(&renderer, &pb, &inv, server, &Secrets::masked()).unwrap() {
             if let Some(file) = step.step.file() {
                 let name = format!(
                     "{tag}__{}__{}",
@@ -64,7 +65,7 @@ fn secrets_never_reach_rendered_files_unmasked() {
     let renderer = Renderer::new(Path::new("."));
     let secrets = Secrets::masked();
     let steps =
-        render::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();
+        resolve::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();
     let env = steps
         .iter()
         .find_map(|s| {

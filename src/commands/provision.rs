@@ -14,7 +14,8 @@ use crate::inventory::{self, Role};
 use crate::plan;
 use crate::playbook;
 use crate::progress::{self, Event, StepStatus};
-use crate::render::{self, Renderer};
+use crate::render::Renderer;
+use crate::resolve;
 use crate::secrets::Secrets;
 use crate::steps::PlanCx;
 use crate::transport::SshConnector;
@@ -78,7 +79,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         if !args.limit.is_empty() && !args.limit.iter().any(|n| n == server.name.as_str()) {
             continue;
         }
-        let steps = render::resolve(&renderer, &pb, &inv, server, &secrets)?;
+        let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
         let checks = if server.has(Role::Web) {
             Some(Checks::resolve(&renderer, &pb, &inv, server, &secrets)?)
         } else {

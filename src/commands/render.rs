@@ -9,7 +9,8 @@ use crate::cli::{exit, Global};
 use crate::inventory;
 use crate::plan;
 use crate::playbook;
-use crate::render::{self, Renderer};
+use crate::render::Renderer;
+use crate::resolve;
 use crate::secrets::Secrets;
 use crate::steps::template::zone_with_serial;
 
@@ -27,7 +28,7 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let secrets = Secrets::masked();
     let today = plan::today();
     for server in &inv.inventory.servers.0 {
-        for step in render::resolve(&renderer, &pb, &inv, server, &secrets)? {
+        for step in resolve::resolve(&renderer, &pb, &inv, server, &secrets)? {
             let Some(file) = step.step.file() else {
                 continue;
             };

@@ -14,7 +14,8 @@ use crate::error::InputError;
 use crate::inventory::{self, Role};
 use crate::playbook;
 use crate::progress::{self, Event};
-use crate::render::{self, Renderer};
+use crate::render::Renderer;
+use crate::resolve;
 use crate::secrets::Secrets;
 use crate::transport::SshConnector;
 use crate::windows;
@@ -88,7 +89,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     };
     let mut jobs = Vec::new();
     for server in &inv.inventory.servers.0 {
-        let steps = render::resolve(&renderer, &pb, &inv, server, &secrets)?;
+        let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
         // The service each role keeps running here: its first `service` step.
         let services: Vec<(Role, String)> = roles
             .iter()

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::inventory;
-use crate::plan::Resolved;
 use crate::playbook;
 use crate::progress::{Event, Reporter};
-use crate::render::{self, Renderer};
+use crate::render::Renderer;
+use crate::resolve::{self, Resolved};
 use crate::steps::{sha256_hex, PlanCx, PENDING_HANDLERS};
 use crate::transport::fake::{self, FakeConnector, FakeServer};
 use crate::transport::Output;
@@ -178,7 +178,7 @@ impl World {
     fn steps(&self) -> Vec<Resolved> {
         let renderer = Renderer::new(Path::new("."));
         let server = &self.inv.inventory.servers.0[0];
-        render::resolve(&renderer, &self.pb, &self.inv, server, &Secrets::masked()).unwrap()
+        resolve::resolve(&renderer, &self.pb, &self.inv, server, &Secrets::masked()).unwrap()
     }
 
     fn provision(&self, check: bool, break_lock: bool) -> HostOutcome {
@@ -420,7 +420,7 @@ fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
         target.name = name.into();
         jobs.push(ProvisionJob {
             target,
-            steps: render::resolve(&renderer, &w.pb, &w.inv, server, &Secrets::masked()).unwrap(),
+            steps: resolve::resolve(&renderer, &w.pb, &w.inv, server, &Secrets::masked()).unwrap(),
             checks: None,
         });
     }

@@ -10,11 +10,8 @@ use super::parts::{
 };
 use super::{Kind, PlanCx, RenderedFile, ResolveCx, Script};
 use crate::error::InputError;
+use crate::render::SOA_SERIAL_TOKEN;
 use crate::shell::quote;
-
-/// Stands for the SOA serial in a rendered zone until the plan, which
-/// knows the serial on the server, picks the real one.
-pub const SOA_SERIAL_TOKEN: &str = "@@FOOBAR_SOA_SERIAL@@";
 
 pub struct Template;
 

@@ -1,0 +1,76 @@
+//! Resolving the playbook for one server: the role blocks that apply to
+//! it, every step rendered and checked by its kind. Everything happens
+//! here, locally, before any connection; a mistake is bad input.
+
+use crate::error::InputError;
+use crate::inventory::{Loaded, Role, Server};
+use crate::playbook;
+use crate::render::{Context, Renderer};
+use crate::secrets::Secrets;
+use crate::steps::{ResolveCx, Step};
+
+/// One step of the playbook, resolved for one server.
+#[derive(Debug)]
+pub struct Resolved {
+    pub role: Role,
+    /// Index of the playbook's role block the step comes from.
+    pub block: usize,
+    /// Short description for progress lines, e.g. `template /etc/nginx/...`.
+    pub label: String,
+    pub notify: Option<String>,
+    pub step: Box<dyn Step>,
+}
+
+/// Renders the playbook's steps for one server: only the roles it has.
+pub fn resolve(
+    renderer: &Renderer,
+    playbook: &playbook::Loaded,
+    inv: &Loaded,
+    server: &Server,
+    secrets: &Secrets,
+) -> Result<Vec<Resolved>, InputError> {
+    let ctx = Context::new(&inv.inventory, server, secrets);
+    let mut out = Vec::new();
+    for (block, role) in playbook.playbook.roles.iter().enumerate() {
+        if !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
+            continue;
+        }
+        for (i, playbook::StepEntry(args)) in role.steps.iter().enumerate() {
+            let cx = ResolveCx {
+                renderer,
+                ctx: &ctx,
+                playbook: &playbook.path,
+                inventory: inv,
+                secrets,
+                what: format!("role {} step {} ({})", role.role.name(), i + 1, args.kind()),
+            };
+            let step = args.resolve(&cx)?;
+            out.push(Resolved {
+                role: role.role,
+                block,
+                label: step.label(),
+                notify: args.notify().map(str::to_string),
+                step,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether role block `block` applies, by its `when` expression.
+pub fn block_applies(
+    renderer: &Renderer,
+    playbook: &playbook::Loaded,
+    block: usize,
+    ctx: &Context,
+) -> Result<bool, InputError> {
+    let Some(expr) = &playbook.playbook.roles[block].when else {
+        return Ok(true);
+    };
+    renderer.condition(
+        &playbook.path,
+        &format!("role block {} `when`", block + 1),
+        expr,
+        ctx,
+    )
+}
