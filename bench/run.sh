@@ -16,8 +16,12 @@ LAB=inventory/lab.yml
 scripts/host-setup.sh
 if [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -x "$VENV/bin/pyinfra" ]; then
   # ansible-core 2.21 needs Python 3.12+; Debian 12 has 3.11.
-  py=$(command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1 || true)
-  [ -n "$py" ] || { echo "bench: needs Python 3.12 or newer for ansible-core" >&2; exit 1; }
+  # A pyenv shim may be on PATH without its interpreter: try each candidate.
+  py=
+  for c in python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+    if "$c" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then py=$c; break; fi
+  done
+  [ -n "$py" ] || { echo "bench: ansible-core needs Python 3.12 or newer: install python3.12 (or pyenv install 3.12)" >&2; exit 1; }
   "$py" -m venv "$VENV"
   "$VENV/bin/pip" install -q 'ansible>=14,<15' 'pyinfra>=3.10,<4'
 fi

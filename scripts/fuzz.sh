@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the inventory loader, the playbook loader and template rendering
-# for a bounded time each (default 60 s): `scripts/fuzz.sh [SECONDS]`.
+# Fuzzes the inventory loader, the playbook loader, template rendering and
+# the step kinds' fact parsers for a bounded time each (default 60 s):
+# `scripts/fuzz.sh [SECONDS]`.
 # cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets the stable
 # toolchain accept them. Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for target in inventory playbook template; do
+for target in inventory playbook template facts; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for $secs s"
   cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
