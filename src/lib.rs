@@ -5,21 +5,21 @@
 //! locally) -> facts (one batched remote call) -> plan (pure) -> apply ->
 //! checks. ARCHITECTURE.md says which layer may use which.
 
-pub mod checks;
+pub(crate) mod checks;
 pub mod cli;
-pub mod commands;
-pub mod engine;
+pub(crate) mod commands;
+pub(crate) mod engine;
 pub mod error;
 pub mod facts;
 pub mod inventory;
-pub mod lab;
+pub(crate) mod lab;
 pub mod plan;
 pub mod playbook;
-pub mod progress;
+pub(crate) mod progress;
 pub mod render;
 pub mod resolve;
 pub mod secrets;
 pub mod shell;
 pub mod steps;
-pub mod transport;
-pub mod windows;
+pub(crate) mod transport;
+pub(crate) mod windows;

@@ -18,13 +18,10 @@ pub mod lock;
 mod provision;
 mod restart;
 
-pub use host::{handler_script, HostResult, HostRun, StepResult};
+pub use host::HostResult;
 pub use lock::{Claim, Locked};
-pub use provision::{provision, HostOutcome, ProvisionJob, ProvisionOptions};
-pub use restart::{
-    maintenance, restart, MaintenanceError, MaintenanceSwitch, RestartJob, ServiceResult,
-    MAINTENANCE_FLAG,
-};
+pub use provision::{provision, ProvisionJob, ProvisionOptions};
+pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, ServiceResult};
 
 /// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated
 /// connections past 10 at once: stay under it.

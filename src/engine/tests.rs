@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use super::provision::HostOutcome;
 use super::*;
 use crate::inventory;
 use crate::playbook;

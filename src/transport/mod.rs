@@ -4,10 +4,11 @@
 
 use std::future::Future;
 
+#[cfg(test)]
 pub mod fake;
 mod ssh;
 
-pub use ssh::{Ssh, SshConnector, SshTarget};
+pub use ssh::{SshConnector, SshTarget};
 
 /// What a remote script produced.
 #[derive(Debug, Clone)]
