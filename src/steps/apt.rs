@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::package_fact_script;
+use super::parts::{installed_marker, package_fact_script};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
@@ -95,7 +95,14 @@ impl Kind for Apt {
              done\n\
              apt_opts='-q -o DPkg::Lock::Timeout=300'\n\
              if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get $apt_opts update >&2; fi\n\
+             mkdir -p /var/lib/foobar/installed\n\
+             touch {}\n\
              apt-get $apt_opts install -y --no-install-recommends -o Dpkg::Options::=--force-confold {} >&2\n",
+            missing
+                .iter()
+                .map(|p| quote(&installed_marker(p)))
+                .collect::<Vec<_>>()
+                .join(" "),
             names.join(" ")
         ))
     }

@@ -81,6 +81,11 @@ pub trait Kind: 'static {
     fn refreshes_facts(_change: &Self::Change) -> bool {
         false
     }
+    /// The change only says why the step cannot go on (its script always
+    /// fails): nothing converges, and the next run says so again.
+    fn refuses(_change: &Self::Change) -> bool {
+        false
+    }
     /// The new content of a file this change writes, for `--diff`.
     fn new_content<'c>(_desired: &Self::Desired, _change: &'c Self::Change) -> Option<&'c [u8]> {
         None
@@ -261,7 +266,7 @@ fn case<K: Kind>(
         change: Some(K::describe(&change)),
         script: Some(script.text),
         stdin_sha256: script.stdin.as_deref().map(parts::sha256_hex),
-        idempotent: K::plan(&desired, &after, plan).is_none(),
+        idempotent: K::refuses(&change) || K::plan(&desired, &after, plan).is_none(),
     })
 }
 
@@ -275,6 +280,7 @@ registry! {
     service::Service,
     stopped::Stopped,
     mysql::Mysql,
+    mariadb_datadir::MariadbDatadir,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]
@@ -289,12 +295,13 @@ mod tests {
     fn every_kind_is_named_as_in_the_playbook() {
         for name in kinds() {
             let yaml = format!("{name}: {{}}");
-            let err = serde_yaml::with::singleton_map::deserialize::<StepArgs, _>(
+            let parsed = serde_yaml::with::singleton_map::deserialize::<StepArgs, _>(
                 serde_yaml::Deserializer::from_str(&yaml),
-            )
-            .unwrap_err()
-            .to_string();
-            assert!(!err.contains("unknown variant"), "{name}: {err}");
+            );
+            match parsed {
+                Ok(args) => assert_eq!(args.kind(), name),
+                Err(e) => assert!(!e.to_string().contains("unknown variant"), "{name}: {e}"),
+            }
         }
     }
 }

@@ -81,6 +81,12 @@ pub fn unit_fact_script(name: &str) -> String {
     format!("uf {}\n", quote(name))
 }
 
+/// Where foobar notes that it installed a package (before installing it,
+/// so that an install cut off is noted too).
+pub fn installed_marker(package: &str) -> String {
+    format!("/var/lib/foobar/installed/{package}")
+}
+
 /// Asks for the state of Debian packages: `P\t<package>\t<status>` each.
 /// All packages are read at once by `FACTS_FLUSH`.
 pub fn package_fact_script(packages: &[String]) -> String {
