@@ -363,3 +363,133 @@ fn a_first_provision_interrupted_once_per_role_converges() {
 fn a_first_provision_interrupted_at_every_moment_converges() {
     run_cases(matrix());
 }
+
+/// Rows in the app's database before an interruption: the visit counter
+/// (through the app) and a ledger of rows written directly.
+fn rows() -> (u64, u64) {
+    let out = foobar_lab(&[
+        "lab",
+        "ssh",
+        SERVER,
+        "mysql -N -B -e 'SELECT (SELECT COUNT(*) FROM foobar.ledger), (SELECT count FROM foobar.visits WHERE id = 1)'",
+    ]);
+    let t = text(&out.stdout);
+    let mut n = t.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+    (n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
+/// Runs foobar with `args` (-v), kills the server at the first stderr line
+/// holding `line`, and brings it back.
+fn kill_during(args: &[&str], line: &str) {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_BACKTRACE", "0")
+        .arg("-v")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = run.stderr.take().unwrap();
+    let wanted = line.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = false;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !seen && l.contains(&wanted) {
+                seen = true;
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(300))
+        .unwrap_or_else(|_| panic!("{args:?} never reached `{line}`"));
+    interrupt(How::Kill);
+    let _ = run.wait();
+    back_up(How::Kill);
+}
+
+#[test]
+fn rows_written_before_an_abrupt_kill_survive_it() {
+    let _turn = lab_turn();
+    pristine_server();
+    let (code, _, err) = provision_json();
+    assert_eq!(code, Some(0), "{err}");
+    let sql = "CREATE TABLE foobar.ledger (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40)); \
+               INSERT INTO foobar.ledger (note) SELECT CONCAT('row ', seq) FROM seq_1_to_500;";
+    let out = foobar_lab(&["lab", "ssh", SERVER, &format!("mysql foobar -e \"{sql}\"")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for _ in 0..20 {
+        assert_eq!(http_get(ADDRESS, "www.foobar.com", "/visits").0, 200);
+    }
+    let before = rows();
+    assert_eq!(before.0, 500);
+    // Each provision's checks count a visit too: the counter only grows.
+    let kept = |what: &str| {
+        let now = rows();
+        assert!(
+            now.0 == before.0 && now.1 >= before.1,
+            "{what}: {now:?}, before {before:?}"
+        );
+    };
+
+    // A copy of the project whose MariaDB config and code base change.
+    let p = project_copy();
+    let inv = p.path().join("inventory/cut.yml");
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(INV)
+            .unwrap()
+            .replace("../../apps/python", "../apps/python"),
+    )
+    .unwrap();
+    let inv = inv.to_str().unwrap().to_string();
+    let project = p.path().to_str().unwrap().to_string();
+
+    // 1. `restart db`, killed while MariaDB restarts.
+    kill_during(
+        &["-i", INV, "restart", "db", "--force"],
+        "systemctl restart mariadb",
+    );
+    let (code, _, err) = provision_json();
+    assert_eq!(code, Some(0), "after restart db: {err}");
+    kept("after restart db");
+
+    // 2. A provision that changes MariaDB's config, killed in its handler.
+    append(p.path(), "templates/mariadb/foobar.cnf.j2", "# a change\n");
+    kill_during(
+        &["-i", &inv, "--project", &project, "provision"],
+        "svc=mariadb",
+    );
+    let out = foobar()
+        .args(["-i", &inv, "--project", &project, "provision"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "after the config change: {}",
+        text(&out.stderr)
+    );
+    kept("after the config change");
+
+    // 3. A deploy of a new release, killed while the app restarts on it.
+    append(p.path(), "apps/python/app.py", "# a new release\n");
+    kill_during(
+        &["-i", &inv, "--project", &project, "provision"],
+        "svc=foobar-app",
+    );
+    let out = foobar()
+        .args(["-i", &inv, "--project", &project, "provision"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "after the deploy: {}",
+        text(&out.stderr)
+    );
+    kept("after the deploy");
+    assert_eq!(http_get(ADDRESS, "www.foobar.com", "/index.html").0, 200);
+}

@@ -159,7 +159,8 @@ impl Lab {
     }
 
     /// Brings every server of the inventory up; servers already running
-    /// are left as they are.
+    /// are left as they are, and a stopped or killed one boots again with
+    /// its disk as it was.
     pub fn up(&self, out: &dyn Reporter) -> Result<(), LabError> {
         preflight()?;
         ensure_host_tools(out)?;
@@ -176,7 +177,7 @@ impl Lab {
                 continue;
             }
             self.stop_server(&s.name)?;
-            self.start_server(s)?;
+            self.start_server(s, false)?;
             out.report(Event::Message {
                 text: format!("lab: booting {} at {}", s.name, s.address),
             });
@@ -230,7 +231,7 @@ impl Lab {
         self.stop_server(name)?;
         self.ensure_bridge()?;
         self.ensure_proxy(out)?;
-        self.start_server(server)?;
+        self.start_server(server, true)?;
         self.wait_ready(server, out)
     }
 

@@ -54,11 +54,13 @@ impl Lab {
         Ok(())
     }
 
-    /// Mounts a fresh overlay, gives the server its identity, network and
-    /// host keys, and boots it. The server's old overlay is discarded.
-    pub(super) fn start_server(&self, s: &LabServer) -> Result<(), LabError> {
+    /// Mounts the server's overlay (a new one when it has none), gives the
+    /// server its identity, network and host keys, and boots it. A server
+    /// that was stopped or killed keeps its disk, like a machine after a
+    /// power cut; `discard` throws the old overlay away first (pristine).
+    pub(super) fn start_server(&self, s: &LabServer, discard: bool) -> Result<(), LabError> {
         let sdir = self.server_dir(&s.name);
-        if sdir.exists() {
+        if sdir.exists() && (discard || self.recorded_address(&s.name) != Some(s.address)) {
             fs::remove_dir_all(&sdir).map_err(io_err(format!("removing {}", sdir.display())))?;
         }
         let (upper, work, merged) = (sdir.join("upper"), sdir.join("work"), sdir.join("merged"));
