@@ -80,11 +80,8 @@ fn interrupt(how: How) {
             let _ = foobar_lab(&["lab", "ssh", SERVER, "systemctl reboot"]);
         }
         How::Kill => {
-            let pid = std::fs::read_to_string(format!(
-                "/var/lib/foobar/cut-lab/servers/{SERVER}/nspawn.pid"
-            ))
-            .unwrap();
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            let out = foobar_lab(&["lab", "kill", SERVER]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
         }
     }
 }
@@ -492,4 +489,46 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     );
     kept("after the deploy");
     assert_eq!(http_get(ADDRESS, "www.foobar.com", "/index.html").0, 200);
+}
+
+#[test]
+fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
+    let _turn = lab_turn();
+    pristine_server();
+    // The moment InnoDB creates ibdata1 during the package's bootstrap,
+    // seen on the server's disk from the host: a power cut then leaves a
+    // zeroed header, and MariaDB refuses to start on it ever after.
+    let ibdata = format!("/var/lib/foobar/cut-lab/servers/{SERVER}/upper/var/lib/mysql/ibdata1");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-i", INV, "provision"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::path::Path::new(&ibdata).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no bootstrap seen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    interrupt(How::Kill);
+    let _ = run.wait();
+    back_up(How::Kill);
+    let out = foobar().args(["-i", INV, "provision"]).output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("moved aside and initialised again"), "{all}");
+    assert!(all.contains("checks: 5 passed"), "{all}");
+    // Moved aside, never deleted.
+    let aside = foobar_lab(&["lab", "ssh", SERVER, "ls -d /var/lib/mysql.interrupted-*"]);
+    assert!(aside.status.success(), "{}", text(&aside.stderr));
+    let (code, json, err) = provision_json();
+    assert_eq!(
+        (code, json["totals"]["changed"].as_u64()),
+        (Some(0), Some(0)),
+        "{err}"
+    );
 }

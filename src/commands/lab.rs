@@ -40,6 +40,9 @@ pub enum LabAction {
     },
     /// Bring one lab server back to pristine.
     Reset { name: String },
+    /// Pull the plug on one lab server: every process killed at once, its
+    /// disk left as it was (a power cut); `up` boots it again.
+    Kill { name: String },
 }
 
 pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
@@ -65,6 +68,7 @@ pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
             return Err(err).context("running ssh");
         }
         LabAction::Reset { name } => lab.reset(&name, out.as_ref())?,
+        LabAction::Kill { name } => lab.kill(&name)?,
     }
     Ok(exit::OK)
 }

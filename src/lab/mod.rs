@@ -235,6 +235,13 @@ impl Lab {
         self.wait_ready(server, out)
     }
 
+    /// Kills one server abruptly, like a power cut (see `kill_server`).
+    pub fn kill(&self, name: &str) -> Result<(), LabError> {
+        preflight()?;
+        self.server(name)?;
+        self.kill_server(name)
+    }
+
     pub fn status(&self) -> Vec<ServerStatus> {
         self.servers
             .iter()

@@ -173,6 +173,24 @@ impl Lab {
         Ok(())
     }
 
+    /// Pulls the plug: every process of the server is killed at once, with
+    /// no shutdown, and its disk stays as it was; `up` boots it again.
+    pub(super) fn kill_server(&self, name: &str) -> Result<(), LabError> {
+        if let Some(ns) = self.netns_of(name) {
+            for pid in run("ip", &["netns", "pids", &ns])
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                let _ = run("kill", &["-KILL", pid]);
+            }
+        }
+        if let Some(pid) = self.running_pid(name) {
+            // The supervisor leads its own process group, nspawn with it.
+            let _ = run("kill", &["-KILL", "--", &format!("-{pid}")]);
+        }
+        Ok(())
+    }
+
     /// Stops a server if it runs and removes its mount and namespace.
     pub(super) fn stop_server(&self, name: &str) -> Result<(), LabError> {
         if let Some(pid) = self.running_pid(name) {
