@@ -114,7 +114,19 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {}", chain(&err));
+            match err.chain().find_map(|c| c.downcast_ref::<InputError>()) {
+                // Bad input is shown as rustc shows errors: the line, a caret.
+                Some(input) => {
+                    // Lossy: a file that is not UTF-8 still shows its line.
+                    let source = std::fs::read(&input.file)
+                        .ok()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned());
+                    let colour = anstream::AutoStream::choice(&std::io::stderr())
+                        != anstream::ColorChoice::Never;
+                    eprintln!("{}", input.render(source.as_deref(), colour));
+                }
+                None => eprintln!("error: {}", chain(&err)),
+            }
             ExitCode::from(exit_code_for(&err))
         }
     }

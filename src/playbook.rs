@@ -108,7 +108,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
         return Err(InputError::new(path, "the playbook is empty"));
     }
     let playbook: Playbook =
-        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, &e))?;
+        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, text, &e))?;
     for role in &playbook.roles {
         for h in &role.handlers {
             // Handler names end up in shell words and backup folder names.
@@ -193,7 +193,7 @@ mod tests {
     fn unknown_step_kind_is_located() {
         let e = err("roles:\n  - role: web\n    steps:\n      - copy: {src: a}\n");
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.message.contains("unknown variant `copy`"), "{e}");
+        assert!(e.message.contains("unknown value `copy`"), "{e}");
     }
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
         let e =
             err("roles:\n  - role: web\n    steps:\n      - service: {name: nginx, state: on}\n");
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.message.contains("unknown field `state`"), "{e}");
+        assert!(e.message.contains("unknown key `state`"), "{e}");
     }
 
     #[test]

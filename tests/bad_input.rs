@@ -64,12 +64,13 @@ fn refusal_problem(args: &[&str], file: &Path, expect: &str, loc: &str) -> Optio
     let located = match loc {
         "-" => err.contains(&file),
         "*" => err.contains(&format!("{file}:")),
-        lc => err.contains(&format!("{file}:{lc}: ")),
+        lc => err.contains(&format!("--> {file}:{lc}\n")),
     };
+    // One error, shown as rustc shows one (message, place, line, caret).
     let ok = out.status.code() == Some(2)
         && start.elapsed() < Duration::from_secs(10)
         && !err.contains("panicked")
-        && err.lines().count() == 1
+        && err.lines().filter(|l| l.starts_with("error")).count() == 1
         && err.contains(expect)
         && located;
     (!ok).then(|| {

@@ -532,3 +532,58 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it() {
+    let _turn = lab_turn();
+    pristine_server();
+    let (code, _, err) = provision_json();
+    assert_eq!(code, Some(0), "{err}");
+    let p = project_copy();
+    let inv = p.path().join("inventory/cut.yml");
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(INV)
+            .unwrap()
+            .replace("../../apps/python", "../apps/python"),
+    )
+    .unwrap();
+    append(p.path(), "templates/nginx/site.conf.j2", "# a change\n");
+    let args = [
+        "-i",
+        inv.to_str().unwrap(),
+        "--project",
+        p.path().to_str().unwrap(),
+        "provision",
+    ];
+    // Cut right after the new config is in place, before its handler.
+    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("-v")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = run.stderr.take().unwrap();
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.contains("changed: template /etc/nginx/sites-enabled/foobar.conf") {
+            interrupt(How::CutSsh);
+            break;
+        }
+    }
+    assert!(!run.wait().unwrap().success(), "the cut run fails");
+    // The old nginx keeps serving; the handler waits on the server.
+    assert_eq!(http_get(ADDRESS, "www.foobar.com", "/index.html").0, 200);
+    let pending = foobar_lab(&["lab", "ssh", SERVER, "cat /var/lib/foobar/pending-handlers"]);
+    assert!(text(&pending.stdout).contains("reload nginx"));
+    let out = foobar().args(args).output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("handler: reload nginx"), "{all}");
+    let pending = foobar_lab(&["lab", "ssh", SERVER, "cat /var/lib/foobar/pending-handlers"]);
+    assert!(!text(&pending.stdout).contains("reload nginx"));
+}

@@ -19,6 +19,9 @@ use crate::transport::{Connector, SshTarget, Transport, Unreachable};
 /// While this file exists, nginx answers dynamic requests with the
 /// maintenance page (503, Retry-After); see templates/nginx/site.conf.j2.
 pub const MAINTENANCE_FLAG: &str = "/var/lib/foobar/maintenance/on";
+/// The same, put by a database restart; a provision removes it when the
+/// restart's run was killed before it could.
+pub const RESTART_FLAG: &str = "/var/lib/foobar/maintenance/restarting";
 
 /// One server's services to restart, in order.
 pub struct RestartJob<'a> {
@@ -132,7 +135,7 @@ async fn restart_one<T: Transport>(
                  systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
                  i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the database did not answer within 30 s; the maintenance page stays' >&2; exit 1; }}; sleep 0.5; done\n\
                  rm -f {flag}\n",
-                flag = MAINTENANCE_FLAG
+                flag = RESTART_FLAG
             ),
         ),
         Role::Dns => ("named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),

@@ -81,7 +81,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InputError> {
         ));
     }
     let inventory: Inventory =
-        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, &e))?;
+        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, text, &e))?;
     check_whole(path, text, &inventory)?;
     Ok(inventory)
 }

@@ -59,7 +59,7 @@ mysql:
     fn unknown_key_names_line_and_column() {
         let e = err(&GOOD.replace("  zone: foobar.com", "  zone: foobar.com\n  colour: blue"));
         assert_eq!((e.line, e.column), (8, 3), "{e}");
-        assert!(e.message.contains("unknown field `colour`"), "{e}");
+        assert!(e.message.contains("unknown key `colour`"), "{e}");
     }
 
     #[test]

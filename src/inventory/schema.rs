@@ -306,14 +306,18 @@ pub enum AppKind {
 
 impl<'de> Deserialize<'de> for AppKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "an app server kind", |s| match s {
+        checked_str(d, "an app server kind", |s| {
+            match s {
             "gunicorn" => Ok(AppKind::Gunicorn),
             "php-fpm" => Ok(AppKind::PhpFpm),
             "puma" => Ok(AppKind::Puma),
+            // Worded as serde words an unknown variant, so that the message
+            // gets the same "did you mean" and list of what is allowed.
             other => Err(format!(
-                "app.kind `{}` is unknown: use gunicorn (Python), php-fpm (PHP) or puma (Ruby)",
+                "unknown variant `{}`, expected one of `gunicorn` (Python), `php-fpm` (PHP), `puma` (Ruby)",
                 printable(other)
             )),
+        }
         })
     }
 }
