@@ -1,8 +1,6 @@
 //! Secrets: read from the environment or a file named by the inventory,
 //! kept out of every output by `redact`.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::error::InputError;
@@ -28,23 +26,25 @@ impl Secrets {
         let source = &inv.inventory.mysql.password;
         let value = match source {
             SecretRef::Env(name) => std::env::var(name).map_err(|_| {
-                InputError::new(
-                    &inv.path,
-                    format!("mysql.password: the environment variable {name} is not set: export it, or use file:PATH"),
+                inv.error_at(
+                    "mysql.password",
+                    format!(
+                        "the environment variable {name} is not set: export it, or use file:PATH"
+                    ),
                 )
             })?,
             SecretRef::File(p) => {
                 let path = inv.local_path(p);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    InputError::new(
-                        &inv.path,
-                        format!("mysql.password: cannot read {}: {e}", path.display()),
+                    inv.error_at(
+                        "mysql.password",
+                        format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }
         };
-        check_password(&inv.path, source, &value)?;
+        check_password(inv, source, &value)?;
         Ok(Self {
             mysql_password: value,
         })
@@ -61,15 +61,15 @@ impl Secrets {
 
 /// The password lands in a systemd EnvironmentFile and in SQL: a plain
 /// character set keeps both free of quoting mistakes.
-fn check_password(inv: &Path, source: &SecretRef, value: &str) -> Result<(), InputError> {
+fn check_password(inv: &Loaded, source: &SecretRef, value: &str) -> Result<(), InputError> {
     let plain = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.,:+=@%^!~*".contains(c));
     if value.len() < 12 || value.len() > 128 || !plain {
-        return Err(InputError::new(
-            inv,
+        return Err(inv.error_at(
+            "mysql.password",
             format!(
-                "mysql.password from {source}: use 12 to 128 characters of letters, digits and -_.,:+=@%^!~*"
+                "the password from {source} is not usable: use 12 to 128 characters of letters, digits and -_.,:+=@%^!~*"
             ),
         ));
     }
@@ -94,10 +94,12 @@ mod tests {
     #[test]
     fn weak_or_odd_passwords_are_refused_without_echo() {
         let src = SecretRef::Env("P".into());
+        let inv = crate::inventory::load(std::path::Path::new("inventory/lab.yml")).unwrap();
         for bad in ["short", "has space in it ok", "quote'inside-long"] {
-            let e = check_password(Path::new("i.yml"), &src, bad).unwrap_err();
+            let e = check_password(&inv, &src, bad).unwrap_err();
             assert!(!e.to_string().contains(bad), "{e}");
+            assert!(e.line > 0, "points at mysql.password: {e}");
         }
-        assert!(check_password(Path::new("i.yml"), &src, "Abcdefgh1234").is_ok());
+        assert!(check_password(&inv, &src, "Abcdefgh1234").is_ok());
     }
 }

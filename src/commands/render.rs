@@ -25,6 +25,8 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
     let pb = playbook::load(&g.project.join("playbooks/provision.yml"))?;
     let renderer = Renderer::new(&g.project);
+    // Secrets are checked as provision checks them, and never shown.
+    Secrets::resolve(&inv)?;
     let secrets = Secrets::masked();
     let today = plan::today();
     for server in &inv.inventory.servers.0 {

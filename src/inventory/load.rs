@@ -16,16 +16,32 @@ const MAX_INVENTORY_BYTES: u64 = 1024 * 1024;
 pub struct Loaded {
     pub path: PathBuf,
     pub inventory: Inventory,
+    /// The file's text, to point errors found later at their line.
+    pub text: String,
 }
 
 impl Loaded {
-    /// Resolves a path from the inventory against the inventory's folder.
+    /// Resolves a path from the inventory: `~` and `$HOME` are the home
+    /// folder, and a relative path is relative to the inventory's folder.
     pub fn local_path(&self, p: &Path) -> PathBuf {
+        let p = expand_home(p);
         if p.is_absolute() {
-            p.to_path_buf()
+            p
         } else {
             self.path.parent().unwrap_or(Path::new(".")).join(p)
         }
+    }
+
+    /// An error about the value at `key` (dotted, like `app.source` or
+    /// `servers[0].ssh.identity_file`), pointing at its line.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> InputError {
+        let (line, column) = locate(&self.text, key).unwrap_or((0, 0));
+        InputError::at(
+            &self.path,
+            line,
+            column,
+            format!("{key}: {}", message.into()),
+        )
     }
 
     pub fn server(&self, name: &str) -> Option<&Server> {
@@ -69,6 +85,7 @@ pub fn load(path: &Path) -> Result<Loaded, InputError> {
     Ok(Loaded {
         path: path.to_path_buf(),
         inventory,
+        text,
     })
 }
 
@@ -138,6 +155,67 @@ fn find_key(text: &str, needle: &str) -> (usize, usize) {
         .enumerate()
         .find_map(|(i, line)| line.find(needle).map(|col| (i + 1, col + 1)))
         .unwrap_or((1, 1))
+}
+
+/// `~/x`, `$HOME/x` and `${HOME}/x` with the home folder.
+fn expand_home(p: &Path) -> PathBuf {
+    let Some(s) = p.to_str() else {
+        return p.to_path_buf();
+    };
+    let home = std::env::var("HOME").unwrap_or_default();
+    for prefix in ["~", "$HOME", "${HOME}"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            if (rest.is_empty() || rest.starts_with('/')) && !home.is_empty() {
+                return PathBuf::from(format!("{home}{rest}"));
+            }
+        }
+    }
+    p.to_path_buf()
+}
+
+/// Line and column (1-based) of the value of a dotted key path in YAML
+/// text written in block style, like every inventory foobar ships.
+pub fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    // (first line, end line, minimum indent) of the block searched.
+    let (mut from, mut to, mut min) = (0usize, lines.len(), 0usize);
+    let mut found = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let at = (from..to).find(|&i| {
+            let l = lines[i];
+            let t = l.trim_start().trim_start_matches("- ");
+            indent(l) >= min && t.starts_with(&format!("{name}:"))
+        })?;
+        let key_indent = indent(lines[at]) + lines[at].trim_start().len()
+            - lines[at].trim_start().trim_start_matches("- ").len();
+        let end = (at + 1..to)
+            .find(|&i| !lines[i].trim().is_empty() && indent(lines[i]) <= key_indent)
+            .unwrap_or(to);
+        let column = lines[at].find(&format!("{name}:")).unwrap_or(0) + name.len() + 3;
+        found = Some((at + 1, column.min(lines[at].len().max(1))));
+        (from, to, min) = (at + 1, end, key_indent + 1);
+        if let Some(n) = index {
+            // The n-th `- ` item of the list under the key.
+            let base = (from..to)
+                .filter(|&i| !lines[i].trim().is_empty())
+                .map(|i| indent(lines[i]))
+                .min()?;
+            let item = (from..to)
+                .filter(|&i| indent(lines[i]) == base && lines[i].trim_start().starts_with("- "))
+                .nth(n)?;
+            let item_end = (item + 1..to)
+                .find(|&i| !lines[i].trim().is_empty() && indent(lines[i]) <= indent(lines[item]))
+                .unwrap_or(to);
+            found = Some((item + 1, indent(lines[item]) + 3));
+            (from, to, min) = (item, item_end, indent(lines[item]));
+        }
+    }
+    found
 }
 
 fn position_of(valid_prefix: &[u8]) -> (usize, usize) {

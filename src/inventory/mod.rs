@@ -15,6 +15,26 @@ pub use values::{
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_are_located_in_the_text() {
+        let text = std::fs::read_to_string("inventory/lab.yml").unwrap();
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let at = |key: &str| load::locate(&text, key).map(|(l, _)| l);
+        assert_eq!(at("app.source"), Some(line_of("source: ../apps/python")));
+        assert_eq!(at("mysql.password"), Some(line_of("password: file:")));
+        assert_eq!(
+            at("servers[0].ssh.identity_file"),
+            Some(line_of("identity_file:"))
+        );
+        assert_eq!(
+            at("servers[0].address"),
+            Some(line_of("address: 10.250.0.10"))
+        );
+        assert_eq!(at("app.nope"), None);
+        let (_, column) = load::locate(&text, "app.source").unwrap();
+        assert_eq!(column, 11, "the value's column");
+    }
+
     use std::net::Ipv4Addr;
     use std::path::Path;
 

@@ -59,7 +59,7 @@ impl Kind for Release {
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
         let src = cx.local_path(&cx.field("src", &args.src)?);
         let (id, archive) =
-            release_archive(&src).map_err(|m| cx.error(format!("src {}: {m}", src.display())))?;
+            release_archive(&src).map_err(|m| cx.field_error("src", &args.src, m))?;
         Ok(Desired {
             root: cx.server_path("root", &args.root)?,
             owner: cx.unix_name("owner", &args.owner)?,
@@ -157,11 +157,17 @@ const RELEASE_MTIME: u64 = 946_684_800;
 /// always gives the same bytes) and returns its id: the first 12 hex digits
 /// of a SHA-256 over every path, mode and content.
 pub fn release_archive(src: &Path) -> Result<(String, Vec<u8>), String> {
+    if !src.is_dir() {
+        return Err(format!(
+            "the code base folder {} does not exist: name the folder that holds the app",
+            src.display()
+        ));
+    }
     let mut files = Vec::new();
     collect_files(src, src, &mut files)?;
     files.sort();
     if files.is_empty() {
-        return Err("the code base folder is empty".into());
+        return Err(format!("the code base folder {} is empty", src.display()));
     }
     let mut hasher = Sha256::new();
     let mut builder = tar::Builder::new(Vec::new());

@@ -24,6 +24,32 @@ impl ResolveCx<'_> {
         InputError::new(self.playbook, format!("{}: {message}", self.what))
     }
 
+    /// An error about a field's value. When the field is nothing but an
+    /// inventory value (`{{ app.source }}`), the error points at that
+    /// value's line in the inventory, where the fix goes.
+    pub fn field_error(
+        &self,
+        name: &str,
+        raw: &str,
+        message: impl std::fmt::Display,
+    ) -> InputError {
+        let key = raw
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .map(str::trim)
+            .filter(|k| {
+                k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._".contains(c))
+            });
+        match key {
+            Some(key) => self
+                .inventory
+                .error_at(key, format!("{message} (used by {}: {name})", self.what)),
+            None => self.error(format!("{name}: {message}")),
+        }
+    }
+
     /// A templated field, rendered.
     pub fn field(&self, name: &str, value: &str) -> Result<String, InputError> {
         self.renderer.field(
