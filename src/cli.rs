@@ -68,9 +68,10 @@ pub struct Global {
         default_value = "inventory/lab.yml"
     )]
     pub inventory: PathBuf,
-    /// Project folder holding playbooks/ and templates/.
-    #[arg(long, global = true, env = "FOOBAR_PROJECT", default_value = ".")]
-    pub project: PathBuf,
+    /// A folder whose playbooks/ and templates/ override the built-in ones
+    /// file by file (default: the current folder when it has either).
+    #[arg(long, global = true, env = "FOOBAR_PROJECT")]
+    pub project: Option<PathBuf>,
     /// Show every command run on the servers, and how long each phase took.
     #[arg(short, long, global = true)]
     pub verbose: bool,

@@ -16,6 +16,7 @@ pub(crate) mod lab;
 pub mod plan;
 pub mod playbook;
 pub(crate) mod progress;
+pub mod project;
 pub mod render;
 pub mod resolve;
 pub mod secrets;

@@ -1,14 +1,15 @@
 //! Rendering templates and templated playbook fields with minijinja, with
 //! strict undefined values: a typo is an error naming template and line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use minijinja::value::Serde;
-use minijinja::{path_loader, Environment, UndefinedBehavior};
+use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::InputError;
 use crate::inventory::{Inventory, Server};
+use crate::project::Project;
 use crate::secrets::Secrets;
 
 /// Stands for the SOA serial in a rendered zone until the plan, which
@@ -17,7 +18,7 @@ pub const SOA_SERIAL_TOKEN: &str = "@@FOOBAR_SOA_SERIAL@@";
 
 pub struct Renderer {
     env: Environment<'static>,
-    templates_dir: PathBuf,
+    project: Project,
 }
 
 /// Everything a template sees.
@@ -76,10 +77,11 @@ impl<'a> Context<'a> {
 }
 
 impl Renderer {
-    pub fn new(project_root: &Path) -> Self {
-        let templates_dir = project_root.join("templates");
+    /// Templates come from `project` (its files, then the built-in ones).
+    pub fn new(project: &Project) -> Self {
         let mut env = Environment::new();
-        env.set_loader(path_loader(&templates_dir));
+        let source = project.clone();
+        env.set_loader(move |name| Ok(source.template(name).map(|(_, text)| text)));
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Config files, not HTML: never escape.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
@@ -90,12 +92,15 @@ impl Renderer {
             .build()
             .expect("static syntax config");
         env.set_syntax(syntax);
-        Self { env, templates_dir }
+        Self {
+            env,
+            project: project.clone(),
+        }
     }
 
     /// Renders `templates/<name>`.
     pub fn file(&self, name: &str, ctx: &Context) -> Result<String, InputError> {
-        let path = self.templates_dir.join(name);
+        let path = self.project.template_path(name);
         let tmpl = self
             .env
             .get_template(name)

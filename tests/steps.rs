@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use foobar::inventory;
+use foobar::project::Project;
 use foobar::render::{Context, Renderer};
 use foobar::secrets::Secrets;
 use foobar::steps::{self, PlanCx, ResolveCx, StepArgs};
@@ -46,7 +47,7 @@ fn every_step_kind_has_cases() {
 fn step_cases() {
     let bless = std::env::var_os("FOOBAR_BLESS").is_some();
     let inv = inventory::load(&Path::new(ROOT).join("inventory.yml")).unwrap();
-    let renderer = Renderer::new(Path::new(ROOT));
+    let renderer = Renderer::new(&Project::at(Path::new(ROOT)));
     // A password the cases can see in their scripts: never a real one.
     let secrets = Secrets {
         mysql_password: "Case-Password-1".into(),

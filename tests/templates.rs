@@ -5,6 +5,7 @@ use std::path::Path;
 
 use foobar::inventory;
 use foobar::playbook;
+use foobar::project::Project;
 use foobar::render::Renderer;
 use foobar::resolve;
 use foobar::secrets::Secrets;
@@ -12,7 +13,7 @@ use foobar::secrets::Secrets;
 fn snapshot_inventory(tag: &str, inventory_path: &str) {
     let inv = inventory::load(Path::new(inventory_path)).unwrap();
     let pb = playbook::load(Path::new("playbooks/provision.yml")).unwrap();
-    let renderer = Renderer::new(Path::new("."));
+    let renderer = Renderer::new(&Project::at(Path::new(".")));
     let mut seen = 0;
     for server in &inv.inventory.servers.0 {
         for step in resolve::resolve(&renderer, &pb, &inv, server, &Secrets::masked()).unwrap() {
@@ -62,7 +63,7 @@ fn tls_inventory() {
 fn secrets_never_reach_rendered_files_unmasked() {
     let inv = inventory::load(Path::new("inventory/foobar.yml")).unwrap();
     let pb = playbook::load(Path::new("playbooks/provision.yml")).unwrap();
-    let renderer = Renderer::new(Path::new("."));
+    let renderer = Renderer::new(&Project::at(Path::new(".")));
     let secrets = Secrets::masked();
     let steps =
         resolve::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets).unwrap();

@@ -16,7 +16,7 @@ fn steps() -> &'static Vec<Resolved> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let inv = foobar::inventory::load(&root.join("inventory/lab.yml")).unwrap();
         let pb = foobar::playbook::load(&root.join("playbooks/provision.yml")).unwrap();
-        let renderer = foobar::render::Renderer::new(&root);
+        let renderer = foobar::render::Renderer::new(&foobar::project::Project::at(&root));
         let secrets = foobar::secrets::Secrets::masked();
         foobar::resolve::resolve(&renderer, &pb, &inv, &inv.inventory.servers.0[0], &secrets)
             .unwrap()

@@ -16,7 +16,7 @@ fn fixture() -> &'static (Inventory, Renderer) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join("inventory/lab.yml")).unwrap();
         let inv = foobar::inventory::parse(Path::new("lab.yml"), &text).unwrap();
-        (inv, Renderer::new(&root))
+        (inv, Renderer::new(&foobar::project::Project::at(&root)))
     })
 }
 

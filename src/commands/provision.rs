@@ -12,8 +12,8 @@ use crate::cli::{exit, Global};
 use crate::engine::{self, Claim, Engine, HostResult, ProvisionJob, ProvisionOptions};
 use crate::inventory::{self, Role};
 use crate::plan;
-use crate::playbook;
 use crate::progress::{self, Event, StepStatus};
+use crate::project::Project;
 use crate::render::Renderer;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -62,9 +62,10 @@ struct Summary {
 pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inv = inventory::load(&g.inventory)?;
-    let pb = playbook::load(&g.project.join("playbooks/provision.yml"))?;
+    let project = Project::discover(g.project.as_deref());
+    let pb = project.playbook()?;
     let secrets = Secrets::resolve(&inv)?;
-    let renderer = Renderer::new(&g.project);
+    let renderer = Renderer::new(&project);
     for name in &args.limit {
         if inv.server(name).is_none() {
             return Err(crate::error::InputError::new(

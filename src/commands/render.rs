@@ -8,7 +8,7 @@ use clap::Args;
 use crate::cli::{exit, Global};
 use crate::inventory;
 use crate::plan;
-use crate::playbook;
+use crate::project::Project;
 use crate::render::Renderer;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -23,8 +23,9 @@ pub struct RenderArgs {
 
 pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let pb = playbook::load(&g.project.join("playbooks/provision.yml"))?;
-    let renderer = Renderer::new(&g.project);
+    let project = Project::discover(g.project.as_deref());
+    let pb = project.playbook()?;
+    let renderer = Renderer::new(&project);
     // Secrets are checked as provision checks them, and never shown.
     Secrets::resolve(&inv)?;
     let secrets = Secrets::masked();

@@ -12,8 +12,8 @@ use crate::cli::{exit, Global};
 use crate::engine::{self, Claim, Engine, RestartJob};
 use crate::error::InputError;
 use crate::inventory::{self, Role};
-use crate::playbook;
 use crate::progress::{self, Event};
+use crate::project::Project;
 use crate::render::Renderer;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -59,8 +59,9 @@ struct Report {
 pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inv = inventory::load(&g.inventory)?;
-    let pb = playbook::load(&g.project.join("playbooks/provision.yml"))?;
-    let renderer = Renderer::new(&g.project);
+    let project = Project::discover(g.project.as_deref());
+    let pb = project.playbook()?;
+    let renderer = Renderer::new(&project);
     let now = args.now.unwrap_or_else(Timestamp::now);
     let out = progress::reporter(g.verbose);
     let m = &inv.inventory.maintenance;

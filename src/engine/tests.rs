@@ -177,7 +177,7 @@ fn world() -> World {
 
 impl World {
     fn steps(&self) -> Vec<Resolved> {
-        let renderer = Renderer::new(Path::new("."));
+        let renderer = Renderer::new(&crate::project::Project::at(Path::new(".")));
         let server = &self.inv.inventory.servers.0[0];
         resolve::resolve(&renderer, &self.pb, &self.inv, server, &Secrets::masked()).unwrap()
     }
@@ -413,7 +413,7 @@ fn break_lock_takes_any_lock() {
 #[test]
 fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
     let w = world();
-    let renderer = Renderer::new(Path::new("."));
+    let renderer = Renderer::new(&crate::project::Project::at(Path::new(".")));
     let server = &w.inv.inventory.servers.0[0];
     let mut jobs = Vec::new();
     for name in ["web1", "ghost", "web1"] {

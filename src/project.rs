@@ -1,0 +1,120 @@
+//! Where the playbook and the templates come from: built into the binary,
+//! so that foobar works from any folder (and from `cargo install`), and a
+//! project folder that overrides them file by file — a user changes one
+//! template without copying the rest.
+
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir};
+
+use crate::error::InputError;
+use crate::playbook;
+
+static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+const PLAYBOOK: &str = include_str!("../playbooks/provision.yml");
+/// What a built-in file is called in messages.
+const BUILT_IN: &str = "(built-in)";
+
+#[derive(Debug, Clone, Default)]
+pub struct Project {
+    /// The folder holding `playbooks/` and `templates/` overrides.
+    dir: Option<PathBuf>,
+}
+
+impl Project {
+    /// Files in `dir` override the built-in ones.
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    /// The built-in files only.
+    pub fn built_in() -> Self {
+        Self::default()
+    }
+
+    /// `--project DIR` when given; otherwise the current folder when it
+    /// has `playbooks/` or `templates/`; otherwise the built-in files.
+    pub fn discover(explicit: Option<&Path>) -> Self {
+        match explicit {
+            Some(dir) => Self::at(dir),
+            None if Path::new("playbooks").is_dir() || Path::new("templates").is_dir() => {
+                Self::at(Path::new("."))
+            }
+            None => Self::built_in(),
+        }
+    }
+
+    fn file(&self, rel: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join(rel))
+            .filter(|p| p.is_file())
+    }
+
+    /// The playbook: the project's `playbooks/provision.yml`, or the
+    /// built-in one.
+    pub fn playbook(&self) -> Result<playbook::Loaded, InputError> {
+        match self.file("playbooks/provision.yml") {
+            Some(path) => playbook::load(&path),
+            None => {
+                let path = Path::new(BUILT_IN).join("playbooks/provision.yml");
+                Ok(playbook::Loaded {
+                    playbook: playbook::parse(&path, PLAYBOOK)?,
+                    path,
+                })
+            }
+        }
+    }
+
+    /// Where template `name` comes from (for messages), and its text.
+    pub fn template(&self, name: &str) -> Option<(PathBuf, String)> {
+        let rel = format!("templates/{name}");
+        if let Some(path) = self.file(&rel) {
+            let text = std::fs::read_to_string(&path).ok()?;
+            return Some((path, text));
+        }
+        let text = TEMPLATES.get_file(name)?.contents_utf8()?;
+        Some((Path::new(BUILT_IN).join(rel), text.to_string()))
+    }
+
+    /// The path a template is named by in messages, found or not.
+    pub fn template_path(&self, name: &str) -> PathBuf {
+        self.template(name).map(|(p, _)| p).unwrap_or_else(|| {
+            let rel = format!("templates/{name}");
+            match &self.dir {
+                Some(d) => d.join(rel),
+                None => Path::new(BUILT_IN).join(rel),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_files_match_the_project_and_a_project_file_overrides_one() {
+        let built_in = Project::built_in();
+        let pb = built_in.playbook().unwrap();
+        assert!(pb.path.starts_with(BUILT_IN));
+        let (path, text) = built_in.template("nginx/site.conf.j2").unwrap();
+        assert!(path.starts_with(BUILT_IN));
+        assert_eq!(
+            text,
+            std::fs::read_to_string("templates/nginx/site.conf.j2").unwrap()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/nginx")).unwrap();
+        std::fs::write(dir.path().join("templates/nginx/site.conf.j2"), "mine\n").unwrap();
+        let p = Project::at(dir.path());
+        assert_eq!(p.template("nginx/site.conf.j2").unwrap().1, "mine\n");
+        // The rest still comes from the binary.
+        assert!(p.template("bind/zone.j2").unwrap().0.starts_with(BUILT_IN));
+        assert!(p.playbook().unwrap().path.starts_with(BUILT_IN));
+        assert!(p.template("nope.j2").is_none());
+    }
+}
