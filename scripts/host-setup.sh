@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
 # Installs what this machine needs to build foobar and run its lab: Debian
-# packages only. Safe to run again.
+# packages only. Safe to run again. Says what it installs, one line each;
+# apt's own output is shown only when it fails.
 set -euo pipefail
-packages=(debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk)
+declare -A why=(
+  [debootstrap]="builds the lab's Debian 12 base image"
+  [systemd-container]="systemd-nspawn boots the lab servers"
+  [apt-cacher-ng]="passes Debian packages to the lab servers"
+  [iproute2]="the lab's bridge and network namespaces"
+  [openssh-client]="foobar reaches servers over SSH"
+  [curl]="fetches in scripts and benchmarks"
+  [ca-certificates]="TLS roots"
+  [gcc]="links the Rust build"
+  [wrk]="load for the restart benchmark"
+)
 missing=()
-for p in "${packages[@]}"; do
+for p in debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "host-setup: installing ${missing[*]}"
+  for p in "${missing[@]}"; do echo "host-setup: installing $p (${why[$p]})"; done
+  log=$(mktemp)
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "host-setup: apt-get failed (its output is above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 # apt-cacher-ng's own service is not needed: foobar starts one for the lab.
 command -v cargo >/dev/null || { echo "host-setup: cargo (Rust 1.88+) is needed" >&2; exit 1; }

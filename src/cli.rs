@@ -72,12 +72,28 @@ pub struct Global {
     /// file by file (default: the current folder when it has either).
     #[arg(long, global = true, env = "FOOBAR_PROJECT")]
     pub project: Option<PathBuf>,
-    /// Show every command run on the servers, and how long each phase took.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// -v: every step, every command run on the servers and how long each
+    /// phase took; -vv: also what each command printed.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// How many servers to work on at once.
     #[arg(long, global = true, default_value_t = crate::engine::DEFAULT_FORKS, value_parser = forks)]
     pub forks: usize,
+}
+
+impl Global {
+    pub fn verbosity(&self) -> crate::progress::Verbosity {
+        use crate::progress::Verbosity;
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Debug,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +117,12 @@ pub enum Cmd {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one per command into DIR.
+    Man {
+        /// Write foobar.1 and foobar-<command>.1 here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -144,6 +166,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Lab(args) => commands::lab::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Cmd::Man { out: None } => {
+            // `foobar man | head` closes the pipe early: not an error.
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(Cli::command(), &dir)?;
             Ok(exit::OK)
         }
     }
@@ -190,5 +225,25 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn man_pages_for_every_command() {
+        let dir = tempfile::tempdir().unwrap();
+        clap_mangen::generate_to(Cli::command(), dir.path()).unwrap();
+        for page in [
+            "foobar.1",
+            "foobar-provision.1",
+            "foobar-restart.1",
+            "foobar-lab-up.1",
+        ] {
+            let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+            assert!(
+                text.starts_with(".ie"),
+                "{page}: {}",
+                &text[..40.min(text.len())]
+            );
+            assert!(text.contains(".TH"), "{page}");
+        }
     }
 }

@@ -55,6 +55,13 @@ pub enum Event {
         host: String,
         command: String,
     },
+    /// What a command printed (secrets masked); shown with -vv.
+    CommandOutput {
+        host: String,
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
     /// A unified diff of a file (secrets already masked).
     Diff {
         host: String,
@@ -77,26 +84,42 @@ pub trait Reporter: Send + Sync {
     fn report(&self, event: Event);
 }
 
+/// How much progress to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// What changed and what failed.
+    Normal,
+    /// `-v`: also unchanged steps, every command, the time of each phase.
+    Verbose,
+    /// `-vv`: also what each command printed.
+    Debug,
+}
+
 /// Picks the reporter for this run: bars on a terminal, lines otherwise;
 /// colour only where the terminal and `NO_COLOR`/`TERM` allow it.
-pub fn reporter(verbose: bool) -> Box<dyn Reporter> {
+pub fn reporter(level: Verbosity) -> Box<dyn Reporter> {
     let colour = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
-    if std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb") {
-        Box::new(Bars::new(verbose, colour))
+    if std::io::stderr().is_terminal()
+        && std::env::var("TERM").as_deref() != Ok("dumb")
+        && level > Verbosity::Quiet
+    {
+        Box::new(Bars::new(level, colour))
     } else {
-        Box::new(Lines { verbose, colour })
+        Box::new(Lines { level, colour })
     }
 }
 
 /// Plain lines, for CI logs and pipes.
 pub struct Lines {
-    pub verbose: bool,
+    pub level: Verbosity,
     pub colour: bool,
 }
 
 impl Reporter for Lines {
     fn report(&self, event: Event) {
-        if let Some(line) = line_for(&event, self.verbose, self.colour) {
+        if let Some(line) = line_for(&event, self.level, self.colour) {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
         }
@@ -104,9 +127,13 @@ impl Reporter for Lines {
 }
 
 /// The text shown for an event, or None when it is not shown.
-fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
+fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
+    let verbose = level >= Verbosity::Verbose;
+    let quiet = level == Verbosity::Quiet;
     match event {
+        Event::Message { text } if quiet && !text.starts_with("error") => None,
         Event::Message { text } => Some(text.clone()),
+        Event::HostStarted { .. } if quiet => None,
         Event::HostStarted { host, steps } => Some(format!("[{host}] {steps} steps")),
         Event::StepStarted { .. } | Event::HostFinished { .. } => None,
         Event::StepFinished {
@@ -115,7 +142,12 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
             status,
             detail,
         } => {
-            if *status == StepStatus::Ok && !verbose {
+            let shown = match status {
+                StepStatus::Failed => true,
+                StepStatus::Changed => !quiet,
+                StepStatus::Ok => verbose,
+            };
+            if !shown {
                 return None;
             }
             let word = paint(
@@ -135,6 +167,21 @@ fn line_for(event: &Event, verbose: bool, colour: bool) -> Option<String> {
         }
         Event::Command { host, command } if verbose => Some(format!("[{host}] $ {command}")),
         Event::Command { .. } => None,
+        Event::CommandOutput {
+            host,
+            code,
+            stdout,
+            stderr,
+        } if level >= Verbosity::Debug => {
+            let mut text = format!("[{host}] exit {code}");
+            for (name, out) in [("stdout", stdout), ("stderr", stderr)] {
+                for l in out.lines() {
+                    text.push_str(&format!("\n[{host}] {name}| {l}"));
+                }
+            }
+            Some(text)
+        }
+        Event::CommandOutput { .. } => None,
         Event::Phase {
             host,
             phase,
@@ -178,16 +225,16 @@ fn colourise(diff: &str) -> String {
 
 /// One bar per host on a terminal; notable lines printed above the bars.
 pub struct Bars {
-    verbose: bool,
+    level: Verbosity,
     colour: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Bars {
-    fn new(verbose: bool, colour: bool) -> Self {
+    fn new(level: Verbosity, colour: bool) -> Self {
         Self {
-            verbose,
+            level,
             colour,
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
@@ -226,8 +273,76 @@ impl Reporter for Bars {
             }
             _ => {}
         }
-        if let Some(line) = line_for(&event, self.verbose, self.colour) {
+        if let Some(line) = line_for(&event, self.level, self.colour) {
             let _ = self.multi.println(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(status: StepStatus) -> Event {
+        Event::StepFinished {
+            host: "web1".into(),
+            step: "service nginx".into(),
+            status,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn each_level_shows_its_events() {
+        let output = Event::CommandOutput {
+            host: "web1".into(),
+            code: 0,
+            stdout: "hello".into(),
+            stderr: String::new(),
+        };
+        let command = Event::Command {
+            host: "web1".into(),
+            command: "true".into(),
+        };
+        let shown = |e: &Event, l: Verbosity| line_for(e, l, false).is_some();
+        use Verbosity::*;
+        assert_eq!(
+            [Quiet, Normal, Verbose, Debug].map(|l| shown(&step(StepStatus::Failed), l)),
+            [true; 4]
+        );
+        assert_eq!(
+            [Quiet, Normal, Verbose, Debug].map(|l| shown(&step(StepStatus::Changed), l)),
+            [false, true, true, true]
+        );
+        assert_eq!(
+            [Quiet, Normal, Verbose, Debug].map(|l| shown(&step(StepStatus::Ok), l)),
+            [false, false, true, true]
+        );
+        assert_eq!(
+            [Quiet, Normal, Verbose, Debug].map(|l| shown(&command, l)),
+            [false, false, true, true]
+        );
+        assert_eq!(
+            [Quiet, Normal, Verbose, Debug].map(|l| shown(&output, l)),
+            [false, false, false, true]
+        );
+        let error = Event::Message {
+            text: "error: cannot reach web1".into(),
+        };
+        assert!(shown(&error, Quiet));
+        assert!(!shown(
+            &Event::Message {
+                text: "lab: booting".into()
+            },
+            Quiet
+        ));
+    }
+
+    #[test]
+    fn plain_text_without_colour() {
+        let line = line_for(&step(StepStatus::Changed), Verbosity::Normal, false).unwrap();
+        assert_eq!(line, "[web1] changed: service nginx");
+        let line = line_for(&step(StepStatus::Changed), Verbosity::Normal, true).unwrap();
+        assert!(line.contains("\x1b["), "colour on request");
     }
 }

@@ -35,7 +35,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     let runs: Vec<Vec<&str>> = vec![
         vec!["-v", "-i", inv, "provision", "--json"],
         vec!["-v", "-i", inv, "provision", "--check", "--diff", "--json"],
-        vec!["-v", "-i", inv, "provision", "--diff"],
+        vec!["-vv", "-i", inv, "provision", "--diff"],
         vec![
             "-v",
             "-i",

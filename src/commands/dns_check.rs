@@ -88,7 +88,7 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
         address: *r,
         kind: ServerKind::Resolver,
     }));
-    let out = progress::reporter(g.verbose);
+    let out = progress::reporter(g.verbosity());
     let deadline = started + Duration::from_secs(args.wait);
     let mut attempts = 0;
     let report = loop {

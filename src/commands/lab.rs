@@ -49,7 +49,7 @@ pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
     // An inventory without a lab section is the wrong input for `lab`.
     let lab = Lab::from_inventory(&inv).map_err(|e| InputError::new(&inv.path, e.to_string()))?;
-    let out = progress::reporter(g.verbose);
+    let out = progress::reporter(g.verbosity());
     match args.action {
         LabAction::Up => lab.up(out.as_ref())?,
         LabAction::Down { purge } => lab.down(purge, out.as_ref())?,

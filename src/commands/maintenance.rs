@@ -30,7 +30,7 @@ pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|s| engine::ssh_target(&inv, s))
         .collect();
-    let out = progress::reporter(g.verbose);
+    let out = progress::reporter(g.verbosity());
     let engine = Engine {
         connector: &SshConnector,
         out: out.as_ref(),

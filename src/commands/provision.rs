@@ -93,7 +93,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         });
     }
 
-    let out = progress::reporter(g.verbose);
+    let out = progress::reporter(g.verbosity());
     let engine = Engine {
         connector: &SshConnector,
         out: out.as_ref(),

@@ -63,7 +63,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let pb = project.playbook()?;
     let renderer = Renderer::new(&project);
     let now = args.now.unwrap_or_else(Timestamp::now);
-    let out = progress::reporter(g.verbose);
+    let out = progress::reporter(g.verbosity());
     let m = &inv.inventory.maintenance;
     let forced = !windows::inside(m, now);
     let shown = windows::show(m, now);

@@ -63,7 +63,14 @@ impl<T: Transport> HostRun<'_, T> {
             host: self.host().to_string(),
             command: self.secrets.redact(script),
         });
-        self.transport.run(script, stdin).await
+        let out = self.transport.run(script, stdin).await?;
+        self.out.report(Event::CommandOutput {
+            host: self.host().to_string(),
+            code: out.code,
+            stdout: self.secrets.redact(&out.stdout_text()),
+            stderr: self.secrets.redact(&out.stderr_text()),
+        });
+        Ok(out)
     }
 
     /// Reports how long a phase took (shown with -v).
