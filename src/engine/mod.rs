@@ -68,8 +68,8 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
     SshTarget {
         name: server.name.to_string(),
         address: server.address.to_string(),
-        port: server.ssh.port.0,
-        user: server.ssh.user.to_string(),
+        port: server.ssh.port.map(|p| p.0),
+        user: server.ssh.user.as_ref().map(|u| u.to_string()),
         identity_file: server
             .ssh
             .identity_file
@@ -77,6 +77,7 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
             .map(|p| inv.local_path(&p.0)),
         known_hosts: ssh.known_hosts.as_ref().map(|p| inv.local_path(&p.0)),
         accept_new_host_keys: ssh.accept_new_host_keys,
+        config: ssh.config.as_ref().map(|p| inv.local_path(&p.0)),
         connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
     }
 }

@@ -68,7 +68,7 @@ mysql:
         assert_eq!(inv.domain.ttl.0, 300);
         assert_eq!(inv.nginx.listen.0, 80);
         assert_eq!(inv.app.socket.as_str(), "/run/foobar/app.sock");
-        assert_eq!(inv.servers.0[0].ssh.user.as_str(), "root");
+        assert!(inv.servers.0[0].ssh.user.is_none(), "left to ~/.ssh/config");
         assert_eq!(
             inv.nameservers(),
             vec![("ns1.foobar.com".to_string(), Ipv4Addr::new(10, 250, 0, 10))]

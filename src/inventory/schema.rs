@@ -73,6 +73,9 @@ pub struct Ssh {
     pub accept_new_host_keys: bool,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u16,
+    /// An ssh_config file to use instead of `~/.ssh/config`.
+    #[serde(default)]
+    pub config: Option<LocalPath>,
 }
 
 fn default_connect_timeout() -> u16 {
@@ -85,6 +88,7 @@ impl Default for Ssh {
             known_hosts: None,
             accept_new_host_keys: false,
             connect_timeout_secs: default_connect_timeout(),
+            config: None,
         }
     }
 }
@@ -158,33 +162,19 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// How to log in. What is left out comes from the user's own SSH
+/// configuration (`~/.ssh/config`: User, Port, IdentityFile, ProxyJump),
+/// as with plain `ssh`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSsh {
-    #[serde(default = "default_ssh_user")]
-    pub user: UnixName,
-    #[serde(default = "default_ssh_port")]
-    pub port: Port,
+    /// Any user other than root runs steps through `sudo -n`.
+    #[serde(default)]
+    pub user: Option<UnixName>,
+    #[serde(default)]
+    pub port: Option<Port>,
     #[serde(default)]
     pub identity_file: Option<LocalPath>,
-}
-
-fn default_ssh_user() -> UnixName {
-    UnixName("root".into())
-}
-
-fn default_ssh_port() -> Port {
-    Port(22)
-}
-
-impl Default for ServerSsh {
-    fn default() -> Self {
-        Self {
-            user: default_ssh_user(),
-            port: default_ssh_port(),
-            identity_file: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

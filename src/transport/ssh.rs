@@ -14,27 +14,57 @@ use super::{Connector, Output, Transport, Unreachable};
 pub struct SshTarget {
     pub name: String,
     pub address: String,
-    pub port: u16,
-    pub user: String,
+    /// Left to the user's SSH configuration when None.
+    pub port: Option<u16>,
+    pub user: Option<String>,
     pub identity_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub accept_new_host_keys: bool,
     pub connect_timeout: Duration,
+    /// An ssh_config file instead of `~/.ssh/config`.
+    pub config: Option<PathBuf>,
+}
+
+impl SshTarget {
+    /// `user@address:port` as far as the inventory says.
+    fn shown(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{user}{}{port}", self.address)
+    }
 }
 
 pub struct Ssh {
     name: String,
+    /// The login user as the inventory names it, for messages.
+    user: Option<String>,
     session: Session,
-    sudo: bool,
 }
+
+/// Runs its first argument as root: directly when the login user is root,
+/// through `sudo -n` otherwise (the user comes from the inventory or from
+/// the user's SSH configuration, so it is asked on the server).
+const AS_ROOT: &str =
+    r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1"; else exec sudo -n sh -c "$1"; fi"#;
 
 impl Ssh {
     /// Opens the master connection; every later command reuses it.
     pub async fn connect(t: &SshTarget) -> Result<Self, Unreachable> {
         let mut b = SessionBuilder::default();
-        b.user(t.user.clone())
-            .port(t.port)
-            .connect_timeout(t.connect_timeout)
+        if let Some(user) = &t.user {
+            b.user(user.clone());
+        }
+        if let Some(port) = t.port {
+            b.port(port);
+        }
+        if let Some(config) = &t.config {
+            b.config_file(config);
+        }
+        b.connect_timeout(t.connect_timeout)
             .server_alive_interval(Duration::from_secs(5))
             // A changed key is always refused; an unknown one only with
             // the explicit accept_new_host_keys setting.
@@ -64,8 +94,8 @@ impl Ssh {
         };
         Ok(Self {
             name: t.name.clone(),
+            user: t.user.clone(),
             session,
-            sudo: t.user != "root",
         })
     }
 }
@@ -100,8 +130,16 @@ async fn diagnose(t: &SshTarget) -> Option<String> {
     .args([
         "-o",
         &format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1)),
-    ])
-    .args(["-p", &t.port.to_string(), "-l", &t.user]);
+    ]);
+    if let Some(port) = t.port {
+        cmd.args(["-p", &port.to_string()]);
+    }
+    if let Some(user) = &t.user {
+        cmd.args(["-l", user]);
+    }
+    if let Some(config) = &t.config {
+        cmd.arg("-F").arg(config);
+    }
     if let Some(k) = &t.identity_file {
         cmd.arg("-i").arg(k).args(["-o", "IdentitiesOnly=yes"]);
     }
@@ -137,19 +175,19 @@ fn explain_connect_error(raw: &str, t: &SshTarget) -> String {
                 .unwrap_or_else(|| "~/.ssh/known_hosts".into())
         )
     } else if raw.contains("Permission denied") {
-        format!(
-            "user `{}` was refused: check the user and identity_file",
-            t.user
-        )
+        "the login was refused: check the user and identity_file (or ~/.ssh/config)".to_string()
     } else if raw.contains("timed out") || raw.contains("No route") || raw.contains("refused") {
-        format!("is sshd running on {}:{}?", t.address, t.port)
+        format!("is sshd running on {}?", t.shown())
     } else {
         "check the address, port, user and key in the inventory".into()
     };
-    format!(
-        "ssh {}@{}:{} failed: {raw} ({hint})",
-        t.user, t.address, t.port
-    )
+    format!("ssh {} failed: {raw} ({hint})", t.shown())
+}
+
+/// sudo's own words when it would need a password.
+fn sudo_needs_a_password(out: &Output) -> bool {
+    let err = String::from_utf8_lossy(&out.stderr);
+    out.code == 1 && err.starts_with("sudo:") && err.contains("password")
 }
 
 impl Transport for Ssh {
@@ -166,15 +204,8 @@ impl Transport for Ssh {
             host: self.name.clone(),
             message: format!("the connection failed: {e}"),
         };
-        let mut cmd = if self.sudo {
-            let mut c = self.session.command("sudo");
-            c.args(["-n", "sh", "-c", script]);
-            c
-        } else {
-            let mut c = self.session.command("sh");
-            c.args(["-c", script]);
-            c
-        };
+        let mut cmd = self.session.command("sh");
+        cmd.args(["-c", AS_ROOT, "foobar", script]);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -192,10 +223,23 @@ impl Transport for Ssh {
             drop(pipe);
         }
         let out = child.wait_with_output().await.map_err(lost)?;
-        Ok(Output {
+        let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
-        })
+        };
+        if sudo_needs_a_password(&out) {
+            let user = self.user.as_deref().unwrap_or("the login user");
+            return Err(Unreachable {
+                host: self.name.clone(),
+                message: format!(
+                    "{user} cannot run commands as root without a password; on {host} add \
+                     `{name} ALL=(ALL) NOPASSWD: ALL` to /etc/sudoers.d/foobar (visudo -f), or log in as root",
+                    host = self.name,
+                    name = self.user.as_deref().unwrap_or("<user>"),
+                ),
+            });
+        }
+        Ok(out)
     }
 }
