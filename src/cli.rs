@@ -111,6 +111,8 @@ pub enum Cmd {
     Restart(commands::restart::RestartArgs),
     /// Show or take away the maintenance page by hand.
     Maintenance(commands::maintenance::MaintenanceArgs),
+    /// Write a commented inventory and a minimal app for your site.
+    Init(commands::init::InitArgs),
     /// Disposable local Debian 12 servers for trying foobar and for tests.
     Lab(commands::lab::LabArgs),
     /// Print shell completions.
@@ -164,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Restart(args) => commands::restart::run(g, args).await,
         Cmd::Maintenance(args) => commands::maintenance::run(g, args).await,
         Cmd::Lab(args) => commands::lab::run(g, args),
+        Cmd::Init(args) => commands::init::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());
             Ok(exit::OK)

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod dns_check;
+pub mod init;
 pub mod lab;
 pub mod maintenance;
 pub mod provision;
