@@ -3,14 +3,26 @@
 # provision of a pristine lab server interrupted at every step boundary and
 # inside every long step, by an SSH cut, a clean reboot and a kill of the
 # server; after each, the rerun must converge and a third run change
-# nothing. Takes over an hour; writes bench/interrupt-results.md.
+# nothing. Two shards run side by side, each on a lab of its own
+# (tests/fixtures/lab-matrix-{a,b}.yml); about 45 minutes on 2 cores.
+# Writes bench/interrupt-results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
+cargo test --release --locked --test interrupt --no-run -q
 rows=$(mktemp)
 status=0
-FOOBAR_INTERRUPT_RESULTS=$rows cargo test --release --locked --test interrupt -- \
-  --ignored --nocapture a_first_provision_interrupted_at_every_moment_converges || status=$?
+pids=()
+for shard in a:0 b:1; do
+  lab=${shard%%:*} k=${shard##*:}
+  FOOBAR_INTERRUPT_LAB=tests/fixtures/lab-matrix-$lab.yml FOOBAR_INTERRUPT_SHARD=$k/2 \
+  FOOBAR_INTERRUPT_RESULTS=$rows.$lab cargo test --release --locked --test interrupt -- \
+    --ignored --nocapture a_first_provision_interrupted_at_every_moment_converges \
+    > "bench/interrupt-$lab.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+cat "$rows".a "$rows".b > "$rows" 2>/dev/null || true
 {
   echo "A first provision interrupted at each moment, in each way (\`bench/interrupt.sh\`):"
   echo "converged = the rerun exited 0 with every check passing, a third run changed nothing,"

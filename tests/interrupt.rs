@@ -20,9 +20,52 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const INV: &str = "tests/fixtures/lab-interrupt.yml";
-const SERVER: &str = "cut1";
-const ADDRESS: &str = "10.252.0.10";
+/// The lab the cases run on: its inventory (`FOOBAR_INTERRUPT_LAB`, for
+/// bench/interrupt.sh's parallel shards), its one server, its folder.
+struct CutLab {
+    inv: String,
+    server: String,
+    address: String,
+    dir: String,
+}
+
+fn cut_lab() -> &'static CutLab {
+    static LAB: std::sync::OnceLock<CutLab> = std::sync::OnceLock::new();
+    LAB.get_or_init(|| {
+        let inv = std::env::var("FOOBAR_INTERRUPT_LAB")
+            .unwrap_or_else(|_| "tests/fixtures/lab-interrupt.yml".into());
+        let loaded =
+            foobar::inventory::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&inv))
+                .unwrap();
+        let server = &loaded.inventory.servers.0[0];
+        CutLab {
+            server: server.name.to_string(),
+            address: server.address.to_string(),
+            dir: loaded
+                .inventory
+                .lab
+                .as_ref()
+                .unwrap()
+                .dir
+                .0
+                .display()
+                .to_string(),
+            inv,
+        }
+    })
+}
+
+fn inv() -> &'static str {
+    &cut_lab().inv
+}
+
+fn server() -> &'static str {
+    &cut_lab().server
+}
+
+fn address() -> &'static str {
+    &cut_lab().address
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum How {
@@ -59,12 +102,12 @@ fn moment(name: &str, line: &str, after_ms: u64) -> Moment {
 }
 
 fn foobar_lab(args: &[&str]) -> std::process::Output {
-    foobar().args(["-i", INV]).args(args).output().unwrap()
+    foobar().args(["-i", inv()]).args(args).output().unwrap()
 }
 
 fn pristine_server() {
-    lab_up(INV);
-    let out = foobar_lab(&["lab", "reset", SERVER]);
+    lab_up(inv());
+    let out = foobar_lab(&["lab", "reset", server()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
@@ -73,14 +116,14 @@ fn interrupt(how: How) {
         How::CutSsh => {
             // The client side of the connection: foobar's ssh master.
             let _ = Command::new("pkill")
-                .args(["-KILL", "-f", &format!("ssh .*-M -f -N .*{ADDRESS}")])
+                .args(["-KILL", "-f", &format!("ssh .*-M -f -N .*{}", address())])
                 .status();
         }
         How::Reboot => {
-            let _ = foobar_lab(&["lab", "ssh", SERVER, "systemctl reboot"]);
+            let _ = foobar_lab(&["lab", "ssh", server(), "systemctl reboot"]);
         }
         How::Kill => {
-            let out = foobar_lab(&["lab", "kill", SERVER]);
+            let out = foobar_lab(&["lab", "kill", server()]);
             assert!(out.status.success(), "{}", text(&out.stderr));
         }
     }
@@ -93,7 +136,7 @@ fn back_up(how: How) {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let start = Instant::now();
-    while !foobar_lab(&["lab", "ssh", SERVER, "systemctl is-system-running --wait"])
+    while !foobar_lab(&["lab", "ssh", server(), "systemctl is-system-running --wait"])
         .status
         .success()
     {
@@ -107,7 +150,7 @@ fn back_up(how: How) {
 
 fn provision_json() -> (Option<i32>, serde_json::Value, String) {
     let out = foobar()
-        .args(["-i", INV, "provision", "--json"])
+        .args(["-i", inv(), "provision", "--json"])
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -121,7 +164,7 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
     let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_BACKTRACE", "0")
-        .args(["-v", "-i", INV, "provision"])
+        .args(["-v", "-i", inv(), "provision"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -180,7 +223,7 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
     let leftovers = foobar_lab(&[
         "lab",
         "ssh",
-        SERVER,
+        server(),
         "find /etc /var/lib/bind /var/lib/foobar /srv/foobar \\( -name '.foobar.*' -o -name '.incoming.*' -o -name '.current.tmp' \\) -print",
     ]);
     let leftovers = text(&leftovers.stdout);
@@ -306,7 +349,13 @@ fn matrix() -> Vec<(Moment, How)> {
             cases.push((m.clone(), how));
         }
     }
-    cases
+    // `k/n`: this process runs every n-th case from the k-th.
+    let shard = std::env::var("FOOBAR_INTERRUPT_SHARD").unwrap_or_else(|_| "0/1".into());
+    let (k, n) = shard
+        .split_once('/')
+        .expect("FOOBAR_INTERRUPT_SHARD is k/n");
+    let (k, n): (usize, usize) = (k.parse().unwrap(), n.parse().unwrap());
+    cases.into_iter().skip(k).step_by(n).collect()
 }
 
 fn run_cases(cases: Vec<(Moment, How)>) {
@@ -361,13 +410,26 @@ fn a_first_provision_interrupted_at_every_moment_converges() {
     run_cases(matrix());
 }
 
+/// The lab's inventory inside a project copy, its code base the copy's.
+fn copy_inventory(project: &std::path::Path) -> std::path::PathBuf {
+    let p = project.join("inventory/cut.yml");
+    std::fs::write(
+        &p,
+        std::fs::read_to_string(inv())
+            .unwrap()
+            .replace("../../apps/python", "../apps/python"),
+    )
+    .unwrap();
+    p
+}
+
 /// Rows in the app's database before an interruption: the visit counter
 /// (through the app) and a ledger of rows written directly.
 fn rows() -> (u64, u64) {
     let out = foobar_lab(&[
         "lab",
         "ssh",
-        SERVER,
+        server(),
         "mysql -N -B -e 'SELECT (SELECT COUNT(*) FROM foobar.ledger), (SELECT count FROM foobar.visits WHERE id = 1)'",
     ]);
     let t = text(&out.stdout);
@@ -417,10 +479,15 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     assert_eq!(code, Some(0), "{err}");
     let sql = "CREATE TABLE foobar.ledger (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40)); \
                INSERT INTO foobar.ledger (note) SELECT CONCAT('row ', seq) FROM seq_1_to_500;";
-    let out = foobar_lab(&["lab", "ssh", SERVER, &format!("mysql foobar -e \"{sql}\"")]);
+    let out = foobar_lab(&[
+        "lab",
+        "ssh",
+        server(),
+        &format!("mysql foobar -e \"{sql}\""),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for _ in 0..20 {
-        assert_eq!(http_get(ADDRESS, "www.foobar.com", "/visits").0, 200);
+        assert_eq!(http_get(address(), "www.foobar.com", "/visits").0, 200);
     }
     let before = rows();
     assert_eq!(before.0, 500);
@@ -435,20 +502,13 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
 
     // A copy of the project whose MariaDB config and code base change.
     let p = project_copy();
-    let inv = p.path().join("inventory/cut.yml");
-    std::fs::write(
-        &inv,
-        std::fs::read_to_string(INV)
-            .unwrap()
-            .replace("../../apps/python", "../apps/python"),
-    )
-    .unwrap();
-    let inv = inv.to_str().unwrap().to_string();
+    let copy_inv = copy_inventory(p.path());
+    let copy_inv = copy_inv.to_str().unwrap().to_string();
     let project = p.path().to_str().unwrap().to_string();
 
     // 1. `restart db`, killed while MariaDB restarts.
     kill_during(
-        &["-i", INV, "restart", "db", "--force"],
+        &["-i", inv(), "restart", "db", "--force"],
         "systemctl restart mariadb",
     );
     let (code, _, err) = provision_json();
@@ -458,11 +518,11 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     // 2. A provision that changes MariaDB's config, killed in its handler.
     append(p.path(), "templates/mariadb/foobar.cnf.j2", "# a change\n");
     kill_during(
-        &["-i", &inv, "--project", &project, "provision"],
+        &["-i", &copy_inv, "--project", &project, "provision"],
         "svc=mariadb",
     );
     let out = foobar()
-        .args(["-i", &inv, "--project", &project, "provision"])
+        .args(["-i", &copy_inv, "--project", &project, "provision"])
         .output()
         .unwrap();
     assert!(
@@ -475,11 +535,11 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     // 3. A deploy of a new release, killed while the app restarts on it.
     append(p.path(), "apps/python/app.py", "# a new release\n");
     kill_during(
-        &["-i", &inv, "--project", &project, "provision"],
+        &["-i", &copy_inv, "--project", &project, "provision"],
         "svc=foobar-app",
     );
     let out = foobar()
-        .args(["-i", &inv, "--project", &project, "provision"])
+        .args(["-i", &copy_inv, "--project", &project, "provision"])
         .output()
         .unwrap();
     assert!(
@@ -488,7 +548,7 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
         text(&out.stderr)
     );
     kept("after the deploy");
-    assert_eq!(http_get(ADDRESS, "www.foobar.com", "/index.html").0, 200);
+    assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);
 }
 
 #[test]
@@ -498,10 +558,14 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
     // The moment InnoDB creates ibdata1 during the package's bootstrap,
     // seen on the server's disk from the host: a power cut then leaves a
     // zeroed header, and MariaDB refuses to start on it ever after.
-    let ibdata = format!("/var/lib/foobar/cut-lab/servers/{SERVER}/upper/var/lib/mysql/ibdata1");
+    let ibdata = format!(
+        "{}/servers/{}/upper/var/lib/mysql/ibdata1",
+        cut_lab().dir,
+        server()
+    );
     let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-i", INV, "provision"])
+        .args(["-i", inv(), "provision"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -517,13 +581,13 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
     interrupt(How::Kill);
     let _ = run.wait();
     back_up(How::Kill);
-    let out = foobar().args(["-i", INV, "provision"]).output().unwrap();
+    let out = foobar().args(["-i", inv(), "provision"]).output().unwrap();
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{all}");
     assert!(all.contains("moved aside and initialised again"), "{all}");
     assert!(all.contains("checks: 5 passed"), "{all}");
     // Moved aside, never deleted.
-    let aside = foobar_lab(&["lab", "ssh", SERVER, "ls -d /var/lib/mysql.interrupted-*"]);
+    let aside = foobar_lab(&["lab", "ssh", server(), "ls -d /var/lib/mysql.interrupted-*"]);
     assert!(aside.status.success(), "{}", text(&aside.stderr));
     let (code, json, err) = provision_json();
     assert_eq!(
@@ -540,18 +604,11 @@ fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it
     let (code, _, err) = provision_json();
     assert_eq!(code, Some(0), "{err}");
     let p = project_copy();
-    let inv = p.path().join("inventory/cut.yml");
-    std::fs::write(
-        &inv,
-        std::fs::read_to_string(INV)
-            .unwrap()
-            .replace("../../apps/python", "../apps/python"),
-    )
-    .unwrap();
+    let copy_inv = copy_inventory(p.path());
     append(p.path(), "templates/nginx/site.conf.j2", "# a change\n");
     let args = [
         "-i",
-        inv.to_str().unwrap(),
+        copy_inv.to_str().unwrap(),
         "--project",
         p.path().to_str().unwrap(),
         "provision",
@@ -577,13 +634,23 @@ fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it
     }
     assert!(!run.wait().unwrap().success(), "the cut run fails");
     // The old nginx keeps serving; the handler waits on the server.
-    assert_eq!(http_get(ADDRESS, "www.foobar.com", "/index.html").0, 200);
-    let pending = foobar_lab(&["lab", "ssh", SERVER, "cat /var/lib/foobar/pending-handlers"]);
+    assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);
+    let pending = foobar_lab(&[
+        "lab",
+        "ssh",
+        server(),
+        "cat /var/lib/foobar/pending-handlers",
+    ]);
     assert!(text(&pending.stdout).contains("reload nginx"));
     let out = foobar().args(args).output().unwrap();
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{all}");
     assert!(all.contains("handler: reload nginx"), "{all}");
-    let pending = foobar_lab(&["lab", "ssh", SERVER, "cat /var/lib/foobar/pending-handlers"]);
+    let pending = foobar_lab(&[
+        "lab",
+        "ssh",
+        server(),
+        "cat /var/lib/foobar/pending-handlers",
+    ]);
     assert!(!text(&pending.stdout).contains("reload nginx"));
 }
