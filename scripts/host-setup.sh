@@ -13,9 +13,10 @@ declare -A why=(
   [ca-certificates]="TLS roots"
   [gcc]="links the Rust build"
   [wrk]="load for the restart benchmark"
+  [librsvg2-bin]="renders foobar diagram's SVG to PNG in the tests"
 )
 missing=()
-for p in debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk; do
+for p in debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk librsvg2-bin; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -111,6 +111,8 @@ pub enum Cmd {
     Restart(commands::restart::RestartArgs),
     /// Show or take away the maintenance page by hand.
     Maintenance(commands::maintenance::MaintenanceArgs),
+    /// Draw the inventory's design: browser, DNS, servers, ports (SVG or Mermaid).
+    Diagram(commands::diagram::DiagramArgs),
     /// Write a commented inventory and a minimal app for your site.
     Init(commands::init::InitArgs),
     /// Disposable local Debian 12 servers for trying foobar and for tests.
@@ -167,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Maintenance(args) => commands::maintenance::run(g, args).await,
         Cmd::Lab(args) => commands::lab::run(g, args),
         Cmd::Init(args) => commands::init::run(g, args),
+        Cmd::Diagram(args) => commands::diagram::run(g, args),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());
             Ok(exit::OK)

@@ -8,6 +8,7 @@
 pub(crate) mod checks;
 pub mod cli;
 pub(crate) mod commands;
+pub(crate) mod diagram;
 pub(crate) mod engine;
 pub mod error;
 pub mod facts;

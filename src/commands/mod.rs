@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod diagram;
 pub mod dns_check;
 pub mod init;
 pub mod lab;

@@ -1,0 +1,38 @@
+//! `foobar diagram`: the inventory's design as a picture (SVG) or as
+//! Mermaid text, on stdout or into a file.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::cli::{exit, Global};
+use crate::diagram;
+use crate::inventory;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Svg,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Svg)]
+    pub format: Format,
+}
+
+pub fn run(g: &Global, args: DiagramArgs) -> anyhow::Result<u8> {
+    let inv = inventory::load(&g.inventory)?;
+    let text = match args.format {
+        Format::Svg => diagram::svg(&inv.inventory),
+        Format::Mermaid => diagram::mermaid(&inv.inventory),
+    };
+    match args.out {
+        Some(path) => std::fs::write(path, text)?,
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}
