@@ -174,8 +174,14 @@ impl InputError {
 /// The closest of `candidates` to `value`, when it is close enough to be
 /// what was meant.
 pub fn did_you_mean<'a>(value: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    // A typo: a few letters off (swapped, missing, extra), or the same
-    // word with another ending.
+    // The word in full (`sunday` for `sun`) or cut short; else a typo: a
+    // few letters off (swapped, missing, extra), or another ending.
+    if let Some(c) = candidates
+        .iter()
+        .find(|c| c.len() >= 3 && (value.starts_with(**c) || c.starts_with(value)))
+    {
+        return Some(c);
+    }
     candidates
         .iter()
         .map(|c| (strsim::damerau_levenshtein(value, c), *c))

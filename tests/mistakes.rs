@@ -1,0 +1,102 @@
+//! Realistic mistakes in an inventory, each made once in a copy of the lab
+//! inventory, and the whole message foobar shows for it (snapshots): the
+//! line with a caret, foobar's words, a suggestion where there is one.
+//! Nothing is contacted (the command is `render`).
+
+mod common;
+
+use common::*;
+
+/// (name, text in inventory/lab.yml, what the user wrote instead)
+const MISTAKES: &[(&str, &str, &str)] = &[
+    ("key_typo", "  workers: 2\n", "  wokers: 2\n"),
+    ("section_typo", "domain:\n", "domian:\n"),
+    ("top_level_singular", "servers:\n", "server:\n"),
+    ("app_kind_typo", "kind: gunicorn", "kind: gunicron"),
+    (
+        "role_typo",
+        "roles: [web, app, db, dns]",
+        "roles: [web, app, db, dsn]",
+    ),
+    (
+        "roles_as_text",
+        "roles: [web, app, db, dns]",
+        "roles: web, app, db, dns",
+    ),
+    ("workers_in_words", "  workers: 2\n", "  workers: two\n"),
+    ("keep_releases_zero", "keep_releases: 3", "keep_releases: 0"),
+    (
+        "port_too_big",
+        "      user: root\n",
+        "      user: root\n      port: 70000\n",
+    ),
+    (
+        "address_out_of_range",
+        "address: 10.250.0.10",
+        "address: 10.250.0.300",
+    ),
+    ("zone_without_dot", "zone: foobar.com", "zone: foobar"),
+    ("host_with_dot", "host: www", "host: www.shop"),
+    (
+        "database_with_dash",
+        "  database: foobar",
+        "  database: my-shop",
+    ),
+    (
+        "password_in_the_inventory",
+        "password: file:/var/lib/foobar/lab/secrets/mysql_password",
+        "password: hunter2-hunter2",
+    ),
+    (
+        "password_file_missing",
+        "file:/var/lib/foobar/lab/secrets/mysql_password",
+        "file:/var/lib/foobar/lab/secrets/nope",
+    ),
+    ("code_base_missing", "source: APP_DIR", "source: ../app"),
+    (
+        "code_base_under_home",
+        "source: APP_DIR",
+        "source: ~/my-app",
+    ),
+    ("window_hour_25", "start: \"02:00\"", "start: \"25:00\""),
+    ("weekday_in_full", "days: [sun]", "days: [sunday]"),
+    (
+        "time_zone_typo",
+        "time_zone: UTC",
+        "time_zone: Europe/Berln",
+    ),
+    ("tab_indentation", "  ttl: 300\n", "\tttl: 300\n"),
+    (
+        "unknown_app_key",
+        "  user: foobar\n",
+        "  user: foobar\n  python: \"3.12\"\n",
+    ),
+];
+
+#[test]
+fn every_mistake_gets_one_clear_message() {
+    let base = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(LAB))
+        .unwrap()
+        .replace("../apps/python", "APP_DIR");
+    let app_dir = format!("{}/apps/python", env!("CARGO_MANIFEST_DIR"));
+    assert!(MISTAKES.len() >= 20);
+    for (name, was, now) in MISTAKES {
+        assert!(
+            base.contains(was),
+            "{name}: the lab inventory no longer has {was:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let inventory = base.replacen(was, now, 1).replace("APP_DIR", &app_dir);
+        std::fs::write(dir.path().join("inventory.yml"), inventory).unwrap();
+        let out = foobar()
+            .current_dir(dir.path())
+            .env("HOME", "/home/alice")
+            .env("NO_COLOR", "1")
+            .args(["-i", "inventory.yml", "render"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stderr));
+        let message = text(&out.stderr).replace(env!("CARGO_MANIFEST_DIR"), "<project>");
+        insta::assert_snapshot!(format!("mistake__{name}"), message);
+    }
+}
