@@ -11,6 +11,30 @@ use crate::engine::HostFailure;
 use crate::error::InputError;
 use crate::transport::Unreachable;
 
+/// The version of every `--json` document; raised when a field changes
+/// meaning or goes away (new fields do not raise it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Prints a command's result as a `--json` document.
+pub fn print_json<T: serde::Serialize>(command: &str, body: &T) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a, T> {
+        schema_version: u32,
+        command: &'a str,
+        #[serde(flatten)]
+        body: &'a T,
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Doc {
+            schema_version: SCHEMA_VERSION,
+            command,
+            body,
+        })?
+    );
+    Ok(())
+}
+
 /// Exit codes, documented in README.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -79,6 +103,10 @@ pub struct Global {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Results (and failures) as JSON on stdout: `schema_version`, then the
+    /// command's document; schemas in schemas/.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// How many servers to work on at once.
     #[arg(long, global = true, default_value_t = crate::engine::DEFAULT_FORKS, value_parser = forks)]
     pub forks: usize,
@@ -131,7 +159,25 @@ pub enum Cmd {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Bad arguments are bad input (exit 2), in JSON too when asked.
+            if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+                print_error_json(
+                    "",
+                    "bad_input",
+                    &e.kind().to_string(),
+                    None,
+                    exit::BAD_INPUT,
+                );
+                return ExitCode::from(exit::BAD_INPUT);
+            }
+            e.exit();
+        }
+    };
+    let json = cli.global.json;
+    let command = command_name(&cli.command);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,6 +187,12 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            let code = exit_code_for(&err);
+            if json {
+                let input = err.chain().find_map(|c| c.downcast_ref::<InputError>());
+                let message = input.map_or_else(|| chain(&err), |e| e.message.clone());
+                print_error_json(command, error_kind(&err), &message, input, code);
+            }
             match err.chain().find_map(|c| c.downcast_ref::<InputError>()) {
                 // Bad input is shown as rustc shows errors: the line, a caret.
                 Some(input) => {
@@ -154,8 +206,63 @@ pub fn main() -> ExitCode {
                 }
                 None => eprintln!("error: {}", chain(&err)),
             }
-            ExitCode::from(exit_code_for(&err))
+            ExitCode::from(code)
         }
+    }
+}
+
+fn command_name(cmd: &Cmd) -> &'static str {
+    match cmd {
+        Cmd::Provision(_) => "provision",
+        Cmd::DnsCheck(_) => "dns-check",
+        Cmd::Render(_) => "render",
+        Cmd::Restart(_) => "restart",
+        Cmd::Maintenance(_) => "maintenance",
+        Cmd::Lab(_) => "lab",
+        Cmd::Init(_) => "init",
+        Cmd::Diagram(_) => "diagram",
+        Cmd::Completions { .. } => "completions",
+        Cmd::Man { .. } => "man",
+    }
+}
+
+/// A failure as a `--json` document: `error.kind` is stable, `exit_code`
+/// is the process's, `location` is there for bad input with a place.
+fn print_error_json(
+    command: &str,
+    kind: &str,
+    message: &str,
+    input: Option<&InputError>,
+    exit_code: u8,
+) {
+    let location = input.map(|e| {
+        serde_json::json!({
+            "file": e.file.display().to_string(),
+            "line": (e.line > 0).then_some(e.line),
+            "column": (e.line > 0).then_some(e.column),
+        })
+    });
+    let doc = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "command": command,
+        "error": {
+            "kind": kind,
+            "message": message,
+            "location": location,
+            "help": input.and_then(|e| e.help.clone()),
+            "exit_code": exit_code,
+        }
+    });
+    println!("{doc:#}");
+}
+
+fn error_kind(err: &anyhow::Error) -> &'static str {
+    match exit_code_for(err) {
+        exit::BAD_INPUT => "bad_input",
+        exit::UNREACHABLE => "unreachable",
+        exit::LOCKED => "locked",
+        exit::OUTSIDE_WINDOW => "outside_window",
+        _ => "failed",
     }
 }
 
@@ -213,6 +320,8 @@ fn chain(err: &anyhow::Error) -> String {
 fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<InputError>()) {
         exit::BAD_INPUT
+    } else if err.chain().any(|c| c.is::<crate::windows::OutsideWindow>()) {
+        exit::OUTSIDE_WINDOW
     } else if err.chain().any(|c| {
         c.is::<Unreachable>()
             || c.downcast_ref::<HostFailure>()

@@ -9,6 +9,17 @@ use jiff::{Timestamp, ZonedDateTime};
 
 use crate::inventory::{Maintenance, Weekday, Window};
 
+/// A restart asked for outside every maintenance window (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{now} is outside every maintenance window; {}. Use --force to restart anyway.", match .next {
+    Some(t) => format!("the next window opens {t}"),
+    None => "the inventory declares no maintenance window".to_string(),
+})]
+pub struct OutsideWindow {
+    pub now: String,
+    pub next: Option<String>,
+}
+
 /// `YYYY-MM-DDTHH:MM` in UTC (a trailing `Z` or seconds are accepted), or
 /// an RFC 3339 time with its offset. An impossible date is an error.
 pub fn parse_moment(s: &str) -> Result<Timestamp, String> {

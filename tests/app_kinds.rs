@@ -142,7 +142,7 @@ fn restart_app_is_graceful_for_each_kind() {
             .unwrap();
         let json: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(0), "{json}");
-        assert_eq!(json["services"][0]["method"], method);
+        assert_eq!(json["services"][0]["how"], method);
         assert_eq!(json["services"][0]["ok"], true);
     }
 }

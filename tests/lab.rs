@@ -99,6 +99,8 @@ fn two_servers_up_reachable_reset_and_down_without_leftovers() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    let v = &v["servers"];
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert!(v
         .as_array()

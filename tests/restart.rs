@@ -65,7 +65,7 @@ fn windows_decide_and_force_overrides() {
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["forced"], false);
     assert_eq!(json["services"][0]["ok"], true);
-    assert_eq!(json["services"][0]["method"], "graceful reload (HUP)");
+    assert_eq!(json["services"][0]["how"], "graceful reload (HUP)");
     assert!(json["services"][0]["checks"]
         .as_array()
         .unwrap()

@@ -28,9 +28,6 @@ pub struct DnsCheckArgs {
     /// Timeout of one query.
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub timeout_ms: u64,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,8 +111,8 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if g.json {
+        crate::cli::print_json("dns-check", &report)?;
     } else {
         print_table(&report);
     }

@@ -28,10 +28,7 @@ pub enum LabAction {
         purge: bool,
     },
     /// List lab servers, their addresses and state.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Open a shell on a lab server, or run one command there.
     Ssh {
         name: String,
@@ -53,10 +50,10 @@ pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
     match args.action {
         LabAction::Up => lab.up(out.as_ref())?,
         LabAction::Down { purge } => lab.down(purge, out.as_ref())?,
-        LabAction::Status { json } => {
+        LabAction::Status => {
             let status = lab.status();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+            if g.json {
+                crate::cli::print_json("lab status", &serde_json::json!({ "servers": status }))?;
             } else {
                 for s in status {
                     println!("{:<12} {:<15} {}", s.name, s.address.to_string(), s.state);

@@ -42,16 +42,23 @@ pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
         Switch::Off => MaintenanceSwitch::Off,
         Switch::Status => MaintenanceSwitch::Status,
     };
+    let mut rows = Vec::new();
     for (server, result) in servers
         .iter()
         .zip(engine::maintenance(&engine, &targets, switch).await)
     {
         let on = result?;
-        println!(
-            "{}: maintenance page {}",
-            server.name,
-            if on { "on" } else { "off" }
-        );
+        if !g.json {
+            println!(
+                "{}: maintenance page {}",
+                server.name,
+                if on { "on" } else { "off" }
+            );
+        }
+        rows.push(serde_json::json!({ "server": server.name.as_str(), "on": on }));
+    }
+    if g.json {
+        crate::cli::print_json("maintenance", &serde_json::json!({ "servers": rows }))?;
     }
     Ok(exit::OK)
 }

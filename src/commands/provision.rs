@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::checks::{CheckResult, Checks};
 use crate::cli::{exit, Global};
-use crate::engine::{self, Claim, Engine, HostResult, ProvisionJob, ProvisionOptions};
+use crate::engine::{self, Claim, Engine, HostError, HostResult, ProvisionJob, ProvisionOptions};
 use crate::inventory::{self, Role};
 use crate::plan;
 use crate::progress::{self, Event, StepStatus};
@@ -28,9 +28,6 @@ pub struct ProvisionArgs {
     /// Show a unified diff of every file that changes (secrets masked).
     #[arg(long)]
     pub diff: bool,
-    /// Print a machine-readable result on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// Only these servers (repeatable).
     #[arg(long, value_name = "NAME")]
     pub limit: Vec<String>,
@@ -54,7 +51,7 @@ struct Summary {
     hosts: Vec<HostResult>,
     checks: Vec<CheckResult>,
     /// Servers that could not be reached or were locked.
-    errors: Vec<String>,
+    errors: Vec<HostError>,
     totals: Totals,
     elapsed_ms: u64,
 }
@@ -139,7 +136,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
                 out.report(Event::Message {
                     text: format!("error: {e}"),
                 });
-                summary.errors.push(e.to_string());
+                summary.errors.push(HostError::from(e));
                 failures.push(e);
             }
         }
@@ -148,8 +145,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     summary.totals.checks_failed = summary.checks.iter().filter(|c| !c.passed).count();
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
 
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    if g.json {
+        crate::cli::print_json("provision", &summary)?;
     } else {
         print_summary(&summary);
     }
@@ -193,7 +190,7 @@ fn print_summary(s: &Summary) {
         }
     }
     for e in &s.errors {
-        println!("error: {e}");
+        println!("error: {}", e.message);
     }
     if !s.checks.is_empty() {
         println!(

@@ -30,6 +30,7 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     Secrets::resolve(&inv)?;
     let secrets = Secrets::masked();
     let today = plan::today();
+    let mut files = Vec::new();
     for server in &inv.inventory.servers.0 {
         for step in resolve::resolve(&renderer, &pb, &inv, server, &secrets)? {
             let Some(file) = step.step.file() else {
@@ -41,22 +42,40 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
             } else {
                 file.content.to_vec()
             };
-            match &args.out {
+            let written = match &args.out {
                 Some(dir) => {
                     let dest = dir
                         .join(server.name.as_str())
                         .join(path.trim_start_matches('/'));
                     std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
                     std::fs::write(&dest, &content)?;
-                    println!("{}", dest.display());
+                    if !g.json {
+                        println!("{}", dest.display());
+                    }
+                    Some(dest.display().to_string())
                 }
-                None => println!(
-                    "{} {path} ({} bytes, mode {mode:04o})",
-                    server.name,
-                    content.len()
-                ),
-            }
+                None => {
+                    if !g.json {
+                        println!(
+                            "{} {path} ({} bytes, mode {mode:04o})",
+                            server.name,
+                            content.len()
+                        );
+                    }
+                    None
+                }
+            };
+            files.push(serde_json::json!({
+                "server": server.name.as_str(),
+                "path": path,
+                "bytes": content.len(),
+                "mode": format!("{mode:04o}"),
+                "written_to": written,
+            }));
         }
+    }
+    if g.json {
+        crate::cli::print_json("render", &serde_json::json!({ "files": files }))?;
     }
     Ok(exit::OK)
 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use crate::checks::Checks;
 use crate::cli::{exit, Global};
-use crate::engine::{self, Claim, Engine, RestartJob};
+use crate::engine::{self, Claim, Engine, HostError, RestartJob};
 use crate::error::InputError;
 use crate::inventory::{self, Role};
 use crate::progress::{self, Event};
@@ -44,15 +44,13 @@ pub struct RestartArgs {
     /// Take the server lock even if another run holds it (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
 struct Report {
     forced: bool,
     services: Vec<engine::ServiceResult>,
-    errors: Vec<String>,
+    errors: Vec<HostError>,
     elapsed_ms: u64,
 }
 
@@ -68,11 +66,11 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let forced = !windows::inside(m, now);
     let shown = windows::show(m, now);
     if forced && !args.force {
-        let next = windows::next_opening(m, now)
-            .map(|t| format!("the next window opens {}", windows::show(m, t)))
-            .unwrap_or_else(|| "the inventory declares no maintenance window".into());
-        eprintln!("error: {shown} is outside every maintenance window; {next}. Use --force to restart anyway.");
-        return Ok(exit::OUTSIDE_WINDOW);
+        return Err(windows::OutsideWindow {
+            now: shown,
+            next: windows::next_opening(m, now).map(|t| windows::show(m, t)),
+        }
+        .into());
     }
     if forced {
         out.report(Event::Message {
@@ -142,14 +140,14 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
                 out.report(Event::Message {
                     text: format!("error: {e}"),
                 });
-                report.errors.push(e.to_string());
+                report.errors.push(HostError::from(&e));
                 failures.push(e);
             }
         }
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if g.json {
+        crate::cli::print_json("restart", &report)?;
     } else {
         for s in &report.services {
             println!(
@@ -157,7 +155,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
                 s.host,
                 s.role,
                 s.service,
-                s.method,
+                s.how,
                 if s.ok { "ok" } else { "FAILED" },
                 if s.detail.is_empty() {
                     String::new()
@@ -167,7 +165,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
             );
         }
         for e in &report.errors {
-            println!("error: {e}");
+            println!("error: {}", e.message);
         }
         if forced {
             println!("forced outside the maintenance windows");

@@ -22,11 +22,38 @@ use crate::transport::{Output, Transport, Unreachable};
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub role: Role,
+    /// For people: `template /etc/nginx/...`, `handler: reload nginx`.
     pub step: String,
+    /// For scripts: the step kind (`template`), or `handler`.
+    pub kind: String,
+    /// For scripts: what the step is about (`/etc/nginx/...`, `reload nginx`).
+    pub target: String,
     pub status: StepStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub elapsed_ms: u64,
+}
+
+impl StepResult {
+    /// A result for the step labelled `label` (`<kind> <target>`).
+    pub fn new(
+        role: Role,
+        label: &str,
+        status: StepStatus,
+        detail: Option<String>,
+        elapsed_ms: u64,
+    ) -> Self {
+        let (kind, target) = label.split_once(' ').unwrap_or((label, ""));
+        Self {
+            role,
+            step: label.to_string(),
+            kind: kind.trim_end_matches(':').to_string(),
+            target: target.to_string(),
+            status,
+            detail,
+            elapsed_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -235,13 +262,13 @@ impl<T: Transport> HostRun<'_, T> {
         if status == StepStatus::Failed {
             result.error = Some(format!("{label}: {}", detail.clone().unwrap_or_default()));
         }
-        result.steps.push(StepResult {
+        result.steps.push(StepResult::new(
             role,
-            step: label.to_string(),
+            label,
             status,
             detail,
-            elapsed_ms: start.elapsed().as_millis() as u64,
-        });
+            start.elapsed().as_millis() as u64,
+        ));
     }
 }
 

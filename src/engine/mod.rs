@@ -36,6 +36,25 @@ pub enum HostFailure {
     Locked(#[from] Locked),
 }
 
+/// A server that stopped early, as reports show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostError {
+    pub host: String,
+    /// `unreachable` or `locked`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<&HostFailure> for HostError {
+    fn from(f: &HostFailure) -> Self {
+        Self {
+            host: f.host().to_string(),
+            kind: f.kind(),
+            message: f.to_string(),
+        }
+    }
+}
+
 /// What every run shares: how to connect, where progress goes, the secrets
 /// to mask, and how many servers run at once.
 pub struct Engine<'a, C: Connector> {
@@ -43,6 +62,24 @@ pub struct Engine<'a, C: Connector> {
     pub out: &'a dyn Reporter,
     pub secrets: &'a Secrets,
     pub forks: usize,
+}
+
+impl HostFailure {
+    /// The server the failure is about.
+    pub fn host(&self) -> &str {
+        match self {
+            HostFailure::Unreachable(u) => &u.host,
+            HostFailure::Locked(l) => &l.host,
+        }
+    }
+
+    /// A stable word for scripts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostFailure::Unreachable(_) => "unreachable",
+            HostFailure::Locked(_) => "locked",
+        }
+    }
 }
 
 impl<C: Connector> Engine<'_, C> {

@@ -202,12 +202,12 @@ fn report_check_mode<T: Transport>(
             status,
             detail: detail.clone(),
         });
-        result.steps.push(StepResult {
-            role: p.step.role,
-            step: p.step.label.clone(),
+        result.steps.push(StepResult::new(
+            p.step.role,
+            &p.step.label,
             status,
             detail,
-            elapsed_ms: 0,
-        });
+            0,
+        ));
     }
 }

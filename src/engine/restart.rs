@@ -31,12 +31,27 @@ pub struct RestartJob<'a> {
     pub checks: Option<Checks>,
 }
 
+/// How a service was restarted, for scripts; `how` says it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartMethod {
+    /// Check the config, then reload: old workers finish their requests.
+    CheckedReload,
+    /// New workers, old ones finish (HUP, USR2).
+    GracefulReload,
+    /// Workers restarted one at a time (USR1).
+    PhasedRestart,
+    /// A real restart while nginx serves the maintenance page.
+    RestartBehindMaintenancePage,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ServiceResult {
     pub host: String,
     pub role: &'static str,
     pub service: String,
-    pub method: &'static str,
+    pub method: RestartMethod,
+    pub how: &'static str,
     pub ok: bool,
     pub detail: String,
     pub checks: Vec<CheckResult>,
@@ -113,21 +128,23 @@ async fn restart_one<T: Transport>(
     let start = Instant::now();
     let host = run.host().to_string();
     let svc = quote(service);
-    let (method, script) = match role {
+    use RestartMethod::*;
+    let (method, how, script) = match role {
         // Old workers finish their requests; a bad config never loads.
-        Role::Web => ("nginx -t, then reload", format!("nginx -t >&2 && systemctl reload {svc}")),
+        Role::Web => (CheckedReload, "nginx -t, then reload", format!("nginx -t >&2 && systemctl reload {svc}")),
         // New workers start, old ones finish their requests in flight.
-        Role::App => (
-            match inv.inventory.app.kind {
-                AppKind::Gunicorn => "graceful reload (HUP)",
-                AppKind::PhpFpm => "graceful reload (USR2)",
-                AppKind::Puma => "phased restart (USR1)",
-            },
-            format!("systemctl reload {svc}"),
-        ),
+        Role::App => {
+            let (method, how) = match inv.inventory.app.kind {
+                AppKind::Gunicorn => (GracefulReload, "graceful reload (HUP)"),
+                AppKind::PhpFpm => (GracefulReload, "graceful reload (USR2)"),
+                AppKind::Puma => (PhasedRestart, "phased restart (USR1)"),
+            };
+            (method, how, format!("systemctl reload {svc}"))
+        }
         // A real restart; meanwhile nginx serves the maintenance page for
         // dynamic requests, and static files as ever.
         Role::Db => (
+            RestartBehindMaintenancePage,
             "restart behind the maintenance page",
             format!(
                 "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
@@ -138,7 +155,7 @@ async fn restart_one<T: Transport>(
                 flag = RESTART_FLAG
             ),
         ),
-        Role::Dns => ("named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),
+        Role::Dns => (CheckedReload, "named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),
     };
     run.out.report(Event::StepStarted {
         host: host.clone(),
@@ -150,6 +167,7 @@ async fn restart_one<T: Transport>(
         role: role.name(),
         service: service.to_string(),
         method,
+        how,
         ok: ran.success(),
         detail: if ran.success() {
             String::new()
@@ -187,7 +205,7 @@ async fn restart_one<T: Transport>(
     result.elapsed_ms = start.elapsed().as_millis() as u64;
     run.out.report(Event::StepFinished {
         host,
-        step: format!("restart {service} ({method})"),
+        step: format!("restart {service} ({how})"),
         status: if result.ok {
             StepStatus::Changed
         } else {
