@@ -31,6 +31,8 @@ pub struct Context<'a> {
     /// `www.foobar.com`
     pub fqdn: String,
     pub web_address: String,
+    /// `A` or `AAAA`, for the web address.
+    pub web_record: &'static str,
     pub nameservers: Vec<Nameserver>,
     /// The folder of the app socket under /run, for systemd's RuntimeDirectory.
     pub runtime_dir: String,
@@ -44,6 +46,8 @@ pub struct Nameserver {
     /// `ns1`
     pub label: String,
     pub address: String,
+    /// `A` or `AAAA`.
+    pub record: &'static str,
 }
 
 impl<'a> Context<'a> {
@@ -54,6 +58,7 @@ impl<'a> Context<'a> {
             secrets,
             fqdn: inventory.domain.fqdn(),
             web_address: inventory.web_address().to_string(),
+            web_record: record(inventory.web_address()),
             nameservers: inventory
                 .nameservers()
                 .into_iter()
@@ -61,6 +66,7 @@ impl<'a> Context<'a> {
                     label: name.split('.').next().unwrap_or_default().to_string(),
                     name,
                     address: address.to_string(),
+                    record: record(address),
                 })
                 .collect(),
             runtime_dir: inventory
@@ -73,6 +79,15 @@ impl<'a> Context<'a> {
                 .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
         }
+    }
+}
+
+/// The zone record type for an address.
+fn record(ip: std::net::IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "A"
+    } else {
+        "AAAA"
     }
 }
 

@@ -2,7 +2,7 @@
 //! messages over UDP), and the pure rules that judge the answers.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -16,7 +16,8 @@ pub struct Reply {
     #[serde(serialize_with = "rcode_text")]
     pub rcode: ResponseCode,
     pub authoritative: bool,
-    pub addresses: BTreeSet<Ipv4Addr>,
+    /// A and AAAA records.
+    pub addresses: BTreeSet<IpAddr>,
     /// Lowest TTL of the A records.
     pub ttl: Option<u32>,
     pub soa_serial: Option<u32>,
@@ -85,7 +86,11 @@ fn summarise(m: &Message) -> Reply {
     for rec in &m.answers {
         match &rec.data {
             RData::A(a) => {
-                r.addresses.insert(a.0);
+                r.addresses.insert(IpAddr::V4(a.0));
+                r.ttl = Some(r.ttl.map_or(rec.ttl, |t| t.min(rec.ttl)));
+            }
+            RData::AAAA(a) => {
+                r.addresses.insert(IpAddr::V6(a.0));
                 r.ttl = Some(r.ttl.map_or(rec.ttl, |t| t.min(rec.ttl)));
             }
             RData::SOA(soa) => r.soa_serial = Some(soa.serial),
@@ -121,7 +126,16 @@ pub enum Verdict {
 }
 
 /// Judges one answer for `expected`.
-pub fn judge(kind: ServerKind, expected: Ipv4Addr, reply: &Result<Reply, QueryError>) -> Verdict {
+/// The record type that holds `ip`: A or AAAA.
+pub fn record_type(ip: IpAddr) -> RecordType {
+    if ip.is_ipv4() {
+        RecordType::A
+    } else {
+        RecordType::AAAA
+    }
+}
+
+pub fn judge(kind: ServerKind, expected: IpAddr, reply: &Result<Reply, QueryError>) -> Verdict {
     let r = match reply {
         Err(e) => return Verdict::Unreachable(e.to_string()),
         Ok(r) => r,
@@ -139,7 +153,7 @@ pub fn judge(kind: ServerKind, expected: Ipv4Addr, reply: &Result<Reply, QueryEr
         return Verdict::Mismatch(format!("expected {expected}, found {}", list(&r.addresses)));
     }
     if r.addresses.len() > 1 {
-        let extra: BTreeSet<Ipv4Addr> = r
+        let extra: BTreeSet<IpAddr> = r
             .addresses
             .iter()
             .copied()
@@ -165,7 +179,7 @@ pub fn serials_disagree(serials: &[(String, Option<u32>)]) -> Option<String> {
     })
 }
 
-fn list(addrs: &BTreeSet<Ipv4Addr>) -> String {
+fn list(addrs: &BTreeSet<IpAddr>) -> String {
     addrs
         .iter()
         .map(|a| a.to_string())
@@ -186,9 +200,9 @@ pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
 mod tests {
     use super::*;
 
-    const WANT: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 10);
+    const WANT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 250, 0, 10));
 
-    fn reply(addrs: &[Ipv4Addr], aa: bool) -> Result<Reply, QueryError> {
+    fn reply(addrs: &[IpAddr], aa: bool) -> Result<Reply, QueryError> {
         Ok(Reply {
             rcode: ResponseCode::NoError,
             authoritative: aa,
@@ -204,7 +218,7 @@ mod tests {
             judge(ServerKind::Authoritative, WANT, &reply(&[WANT], true)),
             Verdict::Match
         );
-        let other = Ipv4Addr::new(10, 250, 0, 99);
+        let other = IpAddr::V4(Ipv4Addr::new(10, 250, 0, 99));
         assert_eq!(
             judge(ServerKind::Authoritative, WANT, &reply(&[other], true)),
             Verdict::Mismatch("expected 10.250.0.10, found 10.250.0.99".into())

@@ -6,7 +6,6 @@
 pub mod dns;
 pub mod http;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -34,7 +33,9 @@ pub struct CheckResult {
 /// The playbook's checks for one web server, with their Host headers.
 pub struct Checks {
     pub list: Vec<(Check, String)>,
-    pub addr: SocketAddr,
+    /// Where the checks connect: the server's address (IP or name).
+    pub address: String,
+    pub port: u16,
 }
 
 impl Checks {
@@ -64,7 +65,8 @@ impl Checks {
             .collect::<Result<_, InputError>>()?;
         Ok(Self {
             list,
-            addr: (server.address, inv.inventory.nginx.listen.0).into(),
+            address: server.address.to_string(),
+            port: inv.inventory.nginx.listen.0,
         })
     }
 
@@ -79,7 +81,15 @@ impl Checks {
     ) -> Result<Vec<CheckResult>, Unreachable> {
         let host = transport.host().to_string();
         let names: Vec<&str> = self.list.iter().map(|(_, h)| h.as_str()).collect();
-        let client = http::Client::new(self.addr, &names, false, None, Duration::from_secs(5));
+        // An IP is taken as it is; a host name is resolved by the system.
+        let addr = tokio::net::lookup_host((self.address.as_str(), self.port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next());
+        let client = match addr {
+            Some(addr) => http::Client::new(addr, &names, false, None, Duration::from_secs(5)),
+            None => Err(format!("cannot resolve {}", self.address)),
+        };
         let verdicts = futures_util::future::join_all(
             self.list
                 .iter()

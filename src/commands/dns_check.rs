@@ -4,7 +4,7 @@
 //! inventory or on the command line are ever queried.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -45,7 +45,7 @@ struct Row {
 #[derive(Debug, Serialize)]
 struct Report {
     zone: String,
-    expected: Ipv4Addr,
+    expected: IpAddr,
     rows: Vec<Row>,
     serials: Vec<(String, Option<u32>)>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ async fn check_once(
     targets: &[Target],
     zone: &str,
     names: &[String],
-    expected: Ipv4Addr,
+    expected: IpAddr,
     timeout: Duration,
     attempts: u32,
     started: Instant,
@@ -137,7 +137,7 @@ async fn check_once(
         let answers = futures_util::future::join_all(
             names
                 .iter()
-                .map(|n| dns::query(t.address, n, RecordType::A, recursion, timeout)),
+                .map(|n| dns::query(t.address, n, dns::record_type(expected), recursion, timeout)),
         );
         let soa = dns::query(t.address, zone, RecordType::SOA, recursion, timeout);
         // Resolvers are also asked for the zone's NS set.

@@ -228,9 +228,15 @@ async fn verify<T: Transport>(
         let fqdn = inv.inventory.domain.fqdn();
         let expected = inv.inventory.web_address();
         let reply = dns::query(
-            (job.server.address, 53).into(),
+            (
+                job.server
+                    .record_ip()
+                    .expect("load checks that nameservers have IPs"),
+                53,
+            )
+                .into(),
             &fqdn,
-            hickory_proto::rr::RecordType::A,
+            dns::record_type(expected),
             false,
             Duration::from_secs(2),
         )

@@ -1,7 +1,7 @@
 //! Reading an inventory file: size and encoding, strict YAML, and the
 //! checks that need several fields at once.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::schema::*;
@@ -133,8 +133,21 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
                 ),
             ));
         }
+        // The zone holds the web server's address (www) and each
+        // nameserver's (glue): those need an IP.
+        let in_zone = s.has(Role::Dns)
+            || inv.servers_with(Role::Web).next().map(|w| w.name == s.name) == Some(true);
+        if in_zone && s.record_ip().is_none() {
+            return Err(at_key(
+                &format!("address: {}", s.address),
+                format!(
+                    "server `{}` is reached by the name {}, but the zone needs its IP address: add `ip: <its public address>` to it",
+                    s.name, s.address
+                ),
+            ));
+        }
         if let Some(lab) = &inv.lab {
-            if !lab.contains(s.address) {
+            if !s.address.v4().is_some_and(|a| lab.contains(a)) {
                 return Err(at_key(
                     &format!("address: {}", s.address),
                     format!(
@@ -234,19 +247,24 @@ impl Inventory {
         self.servers.0.iter().filter(move |s| s.has(role))
     }
 
-    /// The address www (and the apex) point at: the first web server.
-    pub fn web_address(&self) -> Ipv4Addr {
+    /// The address www (and the apex) point at: the first web server's.
+    pub fn web_address(&self) -> IpAddr {
         self.servers_with(Role::Web)
             .next()
-            .map(|s| s.address)
-            .expect("load checks that a web server exists")
+            .and_then(Server::record_ip)
+            .expect("load checks that the web server has an IP")
     }
 
     /// Name servers of the zone: `ns1.<zone>`, `ns2.<zone>`, ... in order.
-    pub fn nameservers(&self) -> Vec<(String, Ipv4Addr)> {
+    pub fn nameservers(&self) -> Vec<(String, IpAddr)> {
         self.servers_with(Role::Dns)
             .enumerate()
-            .map(|(i, s)| (format!("ns{}.{}", i + 1, self.domain.zone), s.address))
+            .map(|(i, s)| {
+                let ip = s
+                    .record_ip()
+                    .expect("load checks that nameservers have IPs");
+                (format!("ns{}.{}", i + 1, self.domain.zone), ip)
+            })
             .collect()
     }
 }

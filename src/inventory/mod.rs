@@ -9,7 +9,7 @@ mod values;
 pub use load::{load, parse, Loaded};
 pub use schema::*;
 pub use values::{
-    ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, RelativeName, RunSocket,
+    Address, ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, RelativeName, RunSocket,
     ServerPath, SqlName, TimeZone, Ttl, UnixName, Workers,
 };
 
@@ -71,7 +71,10 @@ mysql:
         assert!(inv.servers.0[0].ssh.user.is_none(), "left to ~/.ssh/config");
         assert_eq!(
             inv.nameservers(),
-            vec![("ns1.foobar.com".to_string(), Ipv4Addr::new(10, 250, 0, 10))]
+            vec![(
+                "ns1.foobar.com".to_string(),
+                Ipv4Addr::new(10, 250, 0, 10).into()
+            )]
         );
     }
 
@@ -83,10 +86,29 @@ mysql:
     }
 
     #[test]
+    fn addresses_may_be_ipv6_or_names_with_an_ip_for_the_zone() {
+        let v6 = parse(
+            Path::new("inv.yml"),
+            &GOOD.replace("10.250.0.10", "\"2001:db8::10\""),
+        )
+        .unwrap();
+        assert_eq!(v6.web_address().to_string(), "2001:db8::10");
+        let named = GOOD.replace("address: 10.250.0.10", "address: web1.example.net");
+        let e = err(&named);
+        assert!(e.message.contains("the zone needs its IP address"), "{e}");
+        let with_ip = named.replace(
+            "address: web1.example.net",
+            "address: web1.example.net\n    ip: 203.0.113.10",
+        );
+        let inv = parse(Path::new("inv.yml"), &with_ip).unwrap();
+        assert_eq!(inv.web_address().to_string(), "203.0.113.10");
+    }
+
+    #[test]
     fn bad_address_is_located() {
         let e = err(&GOOD.replace("10.250.0.10", "10.250.0.300"));
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.message.contains("invalid IPv4 address"), "{e}");
+        assert!(e.message.contains("not a valid IP address"), "{e}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl<'de> Deserialize<'de> for Servers {
                     s.name
                 )));
             }
-            if !addresses.insert(s.address) {
+            if !addresses.insert(&s.address) {
                 return Err(D::Error::custom(format!(
                     "address {} is given to two servers: give each server its own address",
                     s.address
@@ -129,14 +129,23 @@ impl<'de> Deserialize<'de> for Servers {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub name: Label,
-    /// Where foobar connects, and what the A records point at.
-    pub address: Ipv4Addr,
+    /// Where foobar connects: an IP address or a host name.
+    pub address: Address,
+    /// The address the zone's records point at, when `address` is a host
+    /// name (or a private address foobar reaches it by).
+    #[serde(default)]
+    pub ip: Option<std::net::IpAddr>,
     pub roles: BTreeSet<Role>,
     #[serde(default)]
     pub ssh: ServerSsh,
 }
 
 impl Server {
+    /// What the zone's A or AAAA record for this server holds.
+    pub fn record_ip(&self) -> Option<std::net::IpAddr> {
+        self.ip.or(self.address.ip())
+    }
+
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }

@@ -292,3 +292,68 @@ pub(super) fn printable(s: &str) -> String {
         escaped
     }
 }
+
+/// Where foobar connects to a server: an IPv4 or IPv6 address, or a host
+/// name (resolved by ssh, and by the system for the HTTP checks).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Address {
+    Ip(std::net::IpAddr),
+    Name(String),
+}
+
+impl Address {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+            return Ok(Address::Ip(ip));
+        }
+        // A name: letters first somewhere (a dotted quad that failed to
+        // parse as IPv4 is a bad address, not a name).
+        let looks_numeric = s.split('.').all(|l| l.chars().all(|c| c.is_ascii_digit()));
+        if looks_numeric || s.contains(':') {
+            return Err(format!(
+                "`{}` is not a valid IP address: write an IPv4 (203.0.113.10), an IPv6 (2001:db8::10) or a host name",
+                printable(s)
+            ));
+        }
+        if s.len() > 253 {
+            return Err(format!("`{}` is too long for a host name", printable(s)));
+        }
+        s.split('.').try_for_each(check_label)?;
+        Ok(Address::Name(s.to_ascii_lowercase()))
+    }
+
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Address::Ip(ip) => Some(*ip),
+            Address::Name(_) => None,
+        }
+    }
+
+    pub fn v4(&self) -> Option<std::net::Ipv4Addr> {
+        match self {
+            Address::Ip(std::net::IpAddr::V4(v4)) => Some(*v4),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(ip) => ip.fmt(f),
+            Address::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "an IP address or a host name", Address::parse)
+    }
+}

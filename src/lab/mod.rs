@@ -106,7 +106,7 @@ impl Lab {
                 .iter()
                 .map(|s| LabServer {
                     name: s.name.to_string(),
-                    address: s.address,
+                    address: s.address.v4().expect("load checks lab servers' addresses"),
                 })
                 .collect(),
         })
