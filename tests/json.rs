@@ -84,10 +84,32 @@ fn failures_are_json_too() {
 }
 
 #[test]
-fn render_without_a_server() {
+fn commands_without_a_server() {
     let (code, doc) = valid(&["-i", "inventory/foobar.yml", "render"], "render");
     assert_eq!(code, Some(0));
     assert!(doc["files"].as_array().unwrap().len() >= 8);
+    let (code, doc) = valid(
+        &[
+            "-i",
+            "inventory/foobar.yml",
+            "diagram",
+            "--format",
+            "mermaid",
+        ],
+        "diagram",
+    );
+    assert_eq!((code, doc["format"].as_str()), (Some(0), Some("mermaid")));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _) = valid(
+        &[
+            "init",
+            dir.path().to_str().unwrap(),
+            "--address",
+            "203.0.113.10",
+        ],
+        "init",
+    );
+    assert_eq!(code, Some(0));
 }
 
 #[test]

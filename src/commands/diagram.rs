@@ -30,9 +30,14 @@ pub fn run(g: &Global, args: DiagramArgs) -> anyhow::Result<u8> {
         Format::Svg => diagram::svg(&inv.inventory),
         Format::Mermaid => diagram::mermaid(&inv.inventory),
     };
-    match args.out {
-        Some(path) => std::fs::write(path, text)?,
-        None => print!("{text}"),
+    match (args.out, g.json) {
+        (Some(path), _) => std::fs::write(path, text)?,
+        // The picture inside a document, for scripts that want one format.
+        (None, true) => crate::cli::print_json(
+            "diagram",
+            &serde_json::json!({ "format": format!("{:?}", args.format).to_lowercase(), "text": text }),
+        )?,
+        (None, false) => print!("{text}"),
     }
     Ok(exit::OK)
 }

@@ -64,7 +64,7 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub fn run(_g: &Global, args: InitArgs) -> anyhow::Result<u8> {
+pub fn run(g: &Global, args: InitArgs) -> anyhow::Result<u8> {
     let lab_net = Ipv4Addr::new(10, 250, 0, 0);
     let address = match (args.address, args.lab) {
         (Some(a), true)
@@ -99,6 +99,17 @@ pub fn run(_g: &Global, args: InitArgs) -> anyhow::Result<u8> {
         .get_dir(args.kind.sample())
         .expect("the sample apps are built in");
     write_tree(sample, Path::new(args.kind.sample()), &app)?;
+    if g.json {
+        crate::cli::print_json(
+            "init",
+            &serde_json::json!({
+                "inventory": inventory.display().to_string(),
+                "app": app.display().to_string(),
+                "kind": args.kind.name(),
+            }),
+        )?;
+        return Ok(exit::OK);
+    }
     println!("wrote {}", inventory.display());
     println!(
         "wrote {}/ (a minimal {} app)",

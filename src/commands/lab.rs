@@ -47,25 +47,39 @@ pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
     // An inventory without a lab section is the wrong input for `lab`.
     let lab = Lab::from_inventory(&inv).map_err(|e| InputError::new(&inv.path, e.to_string()))?;
     let out = progress::reporter(g.verbosity());
-    match args.action {
-        LabAction::Up => lab.up(out.as_ref())?,
-        LabAction::Down { purge } => lab.down(purge, out.as_ref())?,
+    let command = match args.action {
+        LabAction::Up => {
+            lab.up(out.as_ref())?;
+            "lab up"
+        }
+        LabAction::Down { purge } => {
+            lab.down(purge, out.as_ref())?;
+            "lab down"
+        }
         LabAction::Status => {
-            let status = lab.status();
-            if g.json {
-                crate::cli::print_json("lab status", &serde_json::json!({ "servers": status }))?;
-            } else {
-                for s in status {
+            if !g.json {
+                for s in lab.status() {
                     println!("{:<12} {:<15} {}", s.name, s.address.to_string(), s.state);
                 }
             }
+            "lab status"
         }
         LabAction::Ssh { name, command } => {
             let err = lab.ssh_command(&name, &command)?.exec();
             return Err(err).context("running ssh");
         }
-        LabAction::Reset { name } => lab.reset(&name, out.as_ref())?,
-        LabAction::Kill { name } => lab.kill(&name)?,
+        LabAction::Reset { name } => {
+            lab.reset(&name, out.as_ref())?;
+            "lab reset"
+        }
+        LabAction::Kill { name } => {
+            lab.kill(&name)?;
+            "lab kill"
+        }
+    };
+    // Every lab command reports the servers as they are afterwards.
+    if g.json {
+        crate::cli::print_json(command, &serde_json::json!({ "servers": lab.status() }))?;
     }
     Ok(exit::OK)
 }
