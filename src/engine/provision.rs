@@ -71,7 +71,14 @@ async fn provision_host<C: Connector>(
         // this run, for --break-lock.
         let _ = run.run(&opts.claim.release_script(), None).await;
     }
+    drop(run);
+    let start = Instant::now();
     transport.close().await;
+    engine.out.report(Event::Phase {
+        host: host.clone(),
+        phase: "close",
+        elapsed_ms: start.elapsed().as_millis() as u64,
+    });
     engine.out.report(Event::HostFinished { host });
     result
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::mysql_native_hash;
+use super::parts::{deferred_fact_script, mysql_native_hash};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::inventory::SqlName;
@@ -118,10 +118,11 @@ impl Kind for Mysql {
              SELECT 'M', authentication_string FROM mysql.user WHERE User='{user}' AND Host='localhost';\
              SELECT 'G', PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE=\"'{user}'@'localhost'\" AND TABLE_SCHEMA='{db}';"
         );
-        format!(
-            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q\n",
+        // The slowest fact: it waits on MariaDB, so it runs beside the rest.
+        deferred_fact_script(&format!(
+            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q",
             quote(&sql)
-        )
+        ))
     }
 
     fn parse_fact(output: &str) -> Fact {

@@ -94,53 +94,48 @@ pub fn package_fact_script(packages: &[String]) -> String {
     format!("pk {}\n", names.join(" "))
 }
 
-/// Defines what the fact fragments call; `$s` is the current step index.
+/// Runs `command` in the background, its output going to this step's
+/// section once every fact is in (`FACTS_FLUSH`): for slow commands that
+/// wait on a service (MariaDB), so that they overlap the rest.
+pub fn deferred_fact_script(command: &str) -> String {
+    format!("{{ {command}\n}} > \"$fd/d.$s\" &\n")
+}
+
+/// Defines what the fact fragments call; `$s` is the current step index,
+/// `$fd` a folder for what runs in the background.
 /// Each list holds `<step> <name>` lines; the names alone go to one command.
-pub const FACTS_PRELUDE: &str =
-    "pf_list=''\nuf_list=''\npk_list=''\npf_names=''\nuf_names=''\npk_names=''\n\
+pub const FACTS_PRELUDE: &str = "fd=$(mktemp -d /tmp/.foobar-facts.XXXXXX) || exit 1\n\
+trap 'rm -rf \"$fd\"' EXIT\n\
+pf_list=''\nuf_list=''\npk_list=''\npf_names=''\nuf_names=''\npk_names=''\n\
 pf() { pf_list=\"$pf_list$s $1\n\"; pf_names=\"$pf_names $1\"; }\n\
 uf() { uf_list=\"$uf_list$s $1\n\"; uf_names=\"$uf_names $1\"; }\n\
 pk() { for p in \"$@\"; do pk_list=\"$pk_list$s $p\n\"; pk_names=\"$pk_names $p\"; done; }\n";
 
-/// Reads every path and unit asked for, and prints each fact under its
-/// step's section marker (server paths and unit names were validated: no
-/// spaces, quotes or glob characters).
-pub const FACTS_FLUSH: &str = r#"if [ -n "$pk_list" ]; then
-  PK_LIST="$pk_list" PK_STATUS="$(dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\n' $pk_names)" awk 'BEGIN {
-    n = split(ENVIRON["PK_STATUS"], a, "\n")
-    for (k = 1; k <= n; k++) { t = index(a[k], "\t"); if (t) S[substr(a[k], 1, t - 1)] = substr(a[k], t + 1) }
-    n = split(ENVIRON["PK_LIST"], a, "\n")
-    for (k = 1; k <= n; k++) {
-      if (split(a[k], p, " ") != 2 || !(p[2] in S)) continue
-      print "@@foobar-step " p[1]; print "P\t" p[2] "\t" S[p[2]]
-    } }'
-fi
-if [ -n "$pf_list" ]; then
-  PF_LIST="$pf_list" PF_STAT="$(stat --printf '%n\t%U %G %a %F\n' $pf_names)" PF_SUM="$(sha256sum $pf_names)" awk 'BEGIN {
-    n = split(ENVIRON["PF_STAT"], a, "\n")
-    for (k = 1; k <= n; k++) { t = index(a[k], "\t"); if (t) S[substr(a[k], 1, t - 1)] = substr(a[k], t + 1) }
-    n = split(ENVIRON["PF_SUM"], a, "\n")
-    for (k = 1; k <= n; k++) H[substr(a[k], 67)] = substr(a[k], 1, 64)
-    n = split(ENVIRON["PF_LIST"], a, "\n")
-    for (k = 1; k <= n; k++) {
-      if (split(a[k], p, " ") != 2 || !(p[2] in S)) continue
-      h = (S[p[2]] ~ /directory$/ || !(p[2] in H)) ? "-" : H[p[2]]
-      print "@@foobar-step " p[1]; print "F\t" S[p[2]] "\t" h
-    } }'
-fi
-if [ -n "$uf_list" ]; then
-  UF_LIST="$uf_list" UF_SHOW="$(systemctl show -p UnitFileState -p ActiveState $uf_names)" awk 'BEGIN {
-    n = split(ENVIRON["UF_LIST"], a, "\n"); split(ENVIRON["UF_SHOW"], b, "\n\n")
-    for (k = 1; k <= n; k++) {
-      if (split(a[k], p, " ") != 2) continue
-      ufs = ""; act = ""; m = split(b[k], kv, "\n")
-      for (j = 1; j <= m; j++) {
-        if (kv[j] ~ /^UnitFileState=/) ufs = substr(kv[j], 15)
-        if (kv[j] ~ /^ActiveState=/) act = substr(kv[j], 13)
-      }
-      print "@@foobar-step " p[1]; print "V\t" ufs "\t" act
-    } }'
-fi
+/// Reads every package, path and unit asked for, each kind by one command,
+/// the commands side by side with the deferred fragments; then one awk
+/// prints each fact under its step's section marker (server paths and unit
+/// names were validated: no spaces, quotes or glob characters).
+pub const FACTS_FLUSH: &str = r#": > "$fd/pk"; : > "$fd/st"; : > "$fd/sum"; : > "$fd/uf"
+[ -n "$pk_names" ] && dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\n' $pk_names > "$fd/pk" &
+[ -n "$pf_names" ] && stat --printf '%n\t%U %G %a %F\n' $pf_names > "$fd/st" &
+[ -n "$pf_names" ] && sha256sum $pf_names > "$fd/sum" &
+[ -n "$uf_names" ] && systemctl show -p UnitFileState -p ActiveState $uf_names > "$fd/uf" &
+wait
+printf '%s' "$pk_list" > "$fd/pkl"; printf '%s' "$pf_list" > "$fd/pfl"; printf '%s' "$uf_list" > "$fd/ufl"
+set -- "$fd"/d.*
+[ -e "$1" ] || set --
+awk 'FNR == 1 { n = split(FILENAME, part, "/"); f = part[n]; blk = 1 }
+f == "pk" { t = index($0, "\t"); if (t) PK[substr($0, 1, t - 1)] = substr($0, t + 1); next }
+f == "st" { t = index($0, "\t"); if (t) ST[substr($0, 1, t - 1)] = substr($0, t + 1); next }
+f == "sum" { H[substr($0, 67)] = substr($0, 1, 64); next }
+f == "uf" { if ($0 == "") { blk++; next }
+  if ($0 ~ /^UnitFileState=/) UFS[blk] = substr($0, 15)
+  if ($0 ~ /^ActiveState=/) ACT[blk] = substr($0, 13); next }
+f == "pkl" { if (NF == 2 && ($2 in PK)) { print "@@foobar-step " $1; print "P\t" $2 "\t" PK[$2] } next }
+f == "pfl" { if (NF == 2 && ($2 in ST)) { h = (ST[$2] ~ /directory$/ || !($2 in H)) ? "-" : H[$2]
+  print "@@foobar-step " $1; print "F\t" ST[$2] "\t" h } next }
+f == "ufl" { if (NF == 2) { u++; print "@@foobar-step " $1; print "V\t" UFS[u] "\t" ACT[u] } next }
+f ~ /^d\./ { if (FNR == 1) print "@@foobar-step " substr(f, 3); print }' "$fd/pk" "$fd/st" "$fd/sum" "$fd/uf" "$fd/pkl" "$fd/pfl" "$fd/ufl" "$@"
 "#;
 
 /// Parses what `path_fact_script` printed.

@@ -204,8 +204,24 @@ impl Transport for Ssh {
             host: self.name.clone(),
             message: format!("the connection failed: {e}"),
         };
-        let mut cmd = self.session.command("sh");
-        cmd.args(["-c", AS_ROOT, "foobar", script]);
+        // The inventory's user decides; without one the server tells.
+        let mut cmd = match self.user.as_deref() {
+            Some("root") => self.session.command("sh"),
+            Some(_) => {
+                let mut c = self.session.command("sudo");
+                c.args(["-n", "sh"]);
+                c
+            }
+            None => {
+                let mut c = self.session.command("sh");
+                c.args(["-c", AS_ROOT, "foobar"]);
+                c
+            }
+        };
+        if self.user.is_some() {
+            cmd.arg("-c");
+        }
+        cmd.arg(script);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
