@@ -57,21 +57,23 @@ async fn provision_host<C: Connector>(
     let host = job.target.name.clone();
     let start = Instant::now();
     let transport = engine.connector.connect(&job.target).await?;
-    let run = HostRun {
-        transport: &transport,
-        out: engine.out,
-        secrets: engine.secrets,
-        plan_cx: opts.plan_cx,
+    let result = {
+        let run = HostRun {
+            transport: &transport,
+            out: engine.out,
+            secrets: engine.secrets,
+            plan_cx: opts.plan_cx,
+        };
+        run.phase("connect", start);
+        let mut locked = false;
+        let result = converge(&run, job, roles, opts, &mut locked).await;
+        if locked {
+            // Best effort: a server that went away keeps a lock that names
+            // this run, for --break-lock.
+            let _ = run.run(&opts.claim.release_script(), None).await;
+        }
+        result
     };
-    run.phase("connect", start);
-    let mut locked = false;
-    let result = converge(&run, job, roles, opts, &mut locked).await;
-    if locked {
-        // Best effort: a server that went away keeps a lock that names
-        // this run, for --break-lock.
-        let _ = run.run(&opts.claim.release_script(), None).await;
-    }
-    drop(run);
     let start = Instant::now();
     transport.close().await;
     engine.out.report(Event::Phase {
