@@ -9,13 +9,26 @@ use std::process::Command;
 
 use common::text;
 
-/// The binary copied out of the project, like an installed one, and a
-/// folder elsewhere with an inventory whose code base is given absolutely.
+/// The binary copied out of the project once, like an installed one. Once
+/// for both tests: a test thread that forks while the other still writes
+/// its copy would make executing that copy fail ("text file busy").
+fn installed() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    &BIN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("foobar");
+        std::fs::copy(env!("CARGO_BIN_EXE_foobar"), &bin).unwrap();
+        (dir, bin)
+    })
+    .1
+}
+
+/// A folder elsewhere with an inventory whose code base is given
+/// absolutely, and the installed binary.
 fn elsewhere() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin/foobar");
-    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_foobar"), &bin).unwrap();
+    let bin = installed().to_path_buf();
     let root = env!("CARGO_MANIFEST_DIR");
     let inv = std::fs::read_to_string(Path::new(root).join("inventory/foobar.yml"))
         .unwrap()

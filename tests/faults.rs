@@ -128,7 +128,7 @@ fn a_killed_run_is_converged_by_the_next() {
         .spawn()
         .unwrap();
     // Mid-way: MariaDB's packages are being installed.
-    wait_for_line(&mut run, "--force-confold mariadb-server");
+    watch_for_line(&mut run, "--force-confold mariadb-server").unwrap();
     std::thread::sleep(Duration::from_secs(1));
     run.kill().unwrap();
     run.wait().unwrap();
@@ -154,7 +154,7 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
         .spawn()
         .unwrap();
     // While bind9 is being installed.
-    wait_for_line(&mut run, "--force-confold bind9");
+    watch_for_line(&mut run, "--force-confold bind9").unwrap();
     let _ = on_server(LAB, LAB_SERVER, "systemctl reboot");
     let first = run.wait_with_output().unwrap();
     assert!(!first.status.success(), "the run across the reboot fails");
@@ -173,30 +173,6 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     let (code, out) = provision_lab();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checks: 5 passed"), "{out}");
-}
-
-/// Reads the run's progress (stderr, -v) until a line holds `needle`: the
-/// moment it announces, whatever the machine's speed. The rest of stderr
-/// keeps draining so the run never blocks on a full pipe.
-fn wait_for_line(run: &mut std::process::Child, needle: &str) {
-    use std::io::BufRead;
-    let stderr = run.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let wanted = needle.to_string();
-    std::thread::spawn(move || {
-        let mut seen = false;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if !seen && line.contains(&wanted) {
-                seen = true;
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(300))
-        .unwrap_or_else(|_| panic!("the run never reached `{needle}`"));
 }
 
 /// Provisions a project copy whose `template` gets `line` appended, which

@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -169,29 +168,14 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = run.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let wanted = m.line.clone();
-    let reader = std::thread::spawn(move || {
-        let mut seen = false;
-        let mut tail = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if !seen && line.contains(&wanted) {
-                seen = true;
-                let _ = tx.send(());
-            }
-            tail.push(line);
+    let reader = match watch_for_line(&mut run, &m.line) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = run.kill();
+            let _ = run.wait();
+            return Err(e);
         }
-        tail
-    });
-    if rx.recv_timeout(Duration::from_secs(300)).is_err() {
-        let _ = run.kill();
-        let _ = run.wait();
-        return Err(format!("the run never reached `{}`", m.line));
-    }
+    };
     std::thread::sleep(Duration::from_millis(m.after_ms));
     interrupt(how);
     let first = run.wait().unwrap();
@@ -449,23 +433,7 @@ fn kill_during(args: &[&str], line: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = run.stderr.take().unwrap();
-    let wanted = line.to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = false;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if !seen && l.contains(&wanted) {
-                seen = true;
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(300))
-        .unwrap_or_else(|_| panic!("{args:?} never reached `{line}`"));
+    watch_for_line(&mut run, line).unwrap_or_else(|e| panic!("{args:?}: {e}"));
     interrupt(How::Kill);
     let _ = run.wait();
     back_up(How::Kill);
@@ -515,39 +483,20 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     assert_eq!(code, Some(0), "after restart db: {err}");
     kept("after restart db");
 
+    // A provision of the copy killed at `line`, then run again to the end.
+    let killed_then_rerun = |line: &str, what: &str| {
+        let args = ["-i", &copy_inv, "--project", &project, "provision"];
+        kill_during(&args, line);
+        let out = foobar().args(args).output().unwrap();
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        kept(what);
+    };
     // 2. A provision that changes MariaDB's config, killed in its handler.
     append(p.path(), "templates/mariadb/foobar.cnf.j2", "# a change\n");
-    kill_during(
-        &["-i", &copy_inv, "--project", &project, "provision"],
-        "svc=mariadb",
-    );
-    let out = foobar()
-        .args(["-i", &copy_inv, "--project", &project, "provision"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "after the config change: {}",
-        text(&out.stderr)
-    );
-    kept("after the config change");
-
+    killed_then_rerun("svc=mariadb", "after the config change");
     // 3. A deploy of a new release, killed while the app restarts on it.
     append(p.path(), "apps/python/app.py", "# a new release\n");
-    kill_during(
-        &["-i", &copy_inv, "--project", &project, "provision"],
-        "svc=foobar-app",
-    );
-    let out = foobar()
-        .args(["-i", &copy_inv, "--project", &project, "provision"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "after the deploy: {}",
-        text(&out.stderr)
-    );
-    kept("after the deploy");
+    killed_then_rerun("svc=foobar-app", "after the deploy");
     assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);
 }
 
@@ -622,16 +571,12 @@ fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = run.stderr.take().unwrap();
-    for line in std::io::BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-    {
-        if line.contains("changed: template /etc/nginx/sites-enabled/foobar.conf") {
-            interrupt(How::CutSsh);
-            break;
-        }
-    }
+    watch_for_line(
+        &mut run,
+        "changed: template /etc/nginx/sites-enabled/foobar.conf",
+    )
+    .unwrap();
+    interrupt(How::CutSsh);
     assert!(!run.wait().unwrap().success(), "the cut run fails");
     // The old nginx keeps serving; the handler waits on the server.
     assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);

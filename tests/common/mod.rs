@@ -204,3 +204,35 @@ pub fn pristine() {
         .assert()
         .success();
 }
+
+/// Reads a run's progress (stderr, -v) until a line holds `needle`: the
+/// moment it announces, whatever the machine's speed; Err after 300 s. The
+/// rest of stderr keeps draining, so the run never blocks on a full pipe;
+/// the handle gives every line once the run ends.
+pub fn watch_for_line(
+    run: &mut std::process::Child,
+    needle: &str,
+) -> Result<std::thread::JoinHandle<Vec<String>>, String> {
+    use std::io::BufRead;
+    let stderr = run.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = needle.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut seen = false;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !seen && line.contains(&wanted) {
+                seen = true;
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(300))
+        .map(|()| reader)
+        .map_err(|_| format!("the run never reached `{needle}`"))
+}
