@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/host-setup.sh
 cargo test --release --locked --test interrupt --no-run -q
 rows=$(mktemp)
+rm -f "$rows".a "$rows".b
 status=0
 pids=()
 for shard in a:0 b:1; do

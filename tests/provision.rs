@@ -191,10 +191,8 @@ fn bad_inventory_exits_2_with_its_location_and_contacts_no_server() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!(
-            "{}:22:8: domain.ttl: ttl 5 is out of range",
-            bad.display()
-        )),
+        err.contains(&format!("--> {}:22:8\n", bad.display()))
+            && err.contains("domain.ttl: ttl 5 is out of range"),
         "{err}"
     );
     // Only the two logins of accepted_logins itself happened since.

@@ -205,10 +205,17 @@ fn serial_in(zone: &[u8]) -> Option<u32> {
 }
 
 fn write_file_script(d: &Desired, content: &[u8], notify: Option<&str>) -> String {
+    // The temp file is named after its destination, so that one left by a
+    // run whose server lost power (no trap runs then) is found and removed
+    // by the next write of the same file; the server lock keeps writers
+    // apart.
+    let base = d.path.rsplit('/').next().unwrap_or_default();
     let mut s = format!(
         "dest={p}\ndir=$(dirname \"$dest\")\nmkdir -p \"$dir\"\n\
-         tmp=$(mktemp \"$dir/.foobar.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n\
+         rm -f \"$dir\"/.foobar.{b}.??????\n\
+         tmp=$(mktemp \"$dir/.foobar.{b}.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n\
          cat > \"$tmp\"\n{verify}chown {o}:{g} \"$tmp\"\nchmod {mode:04o} \"$tmp\"\n",
+        b = quote(base),
         p = quote(&d.path),
         o = quote(&d.owner),
         g = quote(&d.group),
