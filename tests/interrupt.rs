@@ -104,6 +104,11 @@ fn foobar_lab(args: &[&str]) -> std::process::Output {
     foobar().args(["-i", inv()]).args(args).output().unwrap()
 }
 
+/// Runs `command` on the lab's server over SSH.
+fn on_cut_server(command: &str) -> std::process::Output {
+    foobar_lab(&["lab", "ssh", server(), command])
+}
+
 fn pristine_server() {
     lab_up(inv());
     let out = foobar_lab(&["lab", "reset", server()]);
@@ -119,7 +124,7 @@ fn interrupt(how: How) {
                 .status();
         }
         How::Reboot => {
-            let _ = foobar_lab(&["lab", "ssh", server(), "systemctl reboot"]);
+            let _ = on_cut_server("systemctl reboot");
         }
         How::Kill => {
             let out = foobar_lab(&["lab", "kill", server()]);
@@ -141,10 +146,7 @@ fn back_up(how: How) -> Result<(), String> {
     // rerun to mend.
     let booted =
         "s=$(systemctl is-system-running --wait); [ \"$s\" = running ] || [ \"$s\" = degraded ]";
-    while !foobar_lab(&["lab", "ssh", server(), booted])
-        .status
-        .success()
-    {
+    while !on_cut_server(booted).status.success() {
         if start.elapsed() > Duration::from_secs(300) {
             return Err("the server did not come back within 300 s".into());
         }
@@ -210,12 +212,7 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
             json["totals"]["changed"]
         ));
     }
-    let leftovers = foobar_lab(&[
-        "lab",
-        "ssh",
-        server(),
-        "find /etc /var/lib/bind /var/lib/foobar /srv/foobar \\( -name '.foobar.*' -o -name '.incoming.*' -o -name '.current.tmp' \\) -print",
-    ]);
+    let leftovers = on_cut_server("find /etc /var/lib/bind /var/lib/foobar /srv/foobar \\( -name '.foobar.*' -o -name '.incoming.*' -o -name '.current.tmp' \\) -print");
     let leftovers = text(&leftovers.stdout);
     if !leftovers.trim().is_empty() {
         return Err(format!("left behind: {leftovers}"));
@@ -416,12 +413,7 @@ fn copy_inventory(project: &std::path::Path) -> std::path::PathBuf {
 /// Rows in the app's database before an interruption: the visit counter
 /// (through the app) and a ledger of rows written directly.
 fn rows() -> (u64, u64) {
-    let out = foobar_lab(&[
-        "lab",
-        "ssh",
-        server(),
-        "mysql -N -B -e 'SELECT (SELECT COUNT(*) FROM foobar.ledger), (SELECT count FROM foobar.visits WHERE id = 1)'",
-    ]);
+    let out = on_cut_server("mysql -N -B -e 'SELECT (SELECT COUNT(*) FROM foobar.ledger), (SELECT count FROM foobar.visits WHERE id = 1)'");
     let t = text(&out.stdout);
     let mut n = t.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
     (n.next().unwrap_or(0), n.next().unwrap_or(0))
@@ -453,12 +445,7 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     assert_eq!(code, Some(0), "{err}");
     let sql = "CREATE TABLE foobar.ledger (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40)); \
                INSERT INTO foobar.ledger (note) SELECT CONCAT('row ', seq) FROM seq_1_to_500;";
-    let out = foobar_lab(&[
-        "lab",
-        "ssh",
-        server(),
-        &format!("mysql foobar -e \"{sql}\""),
-    ]);
+    let out = on_cut_server(&format!("mysql foobar -e \"{sql}\""));
     assert!(out.status.success(), "{}", text(&out.stderr));
     for _ in 0..20 {
         assert_eq!(http_get(address(), "www.foobar.com", "/visits").0, 200);
@@ -542,7 +529,7 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
     assert!(all.contains("moved aside and initialised again"), "{all}");
     assert!(all.contains("checks: 5 passed"), "{all}");
     // Moved aside, never deleted.
-    let aside = foobar_lab(&["lab", "ssh", server(), "ls -d /var/lib/mysql.interrupted-*"]);
+    let aside = on_cut_server("ls -d /var/lib/mysql.interrupted-*");
     assert!(aside.status.success(), "{}", text(&aside.stderr));
     let (code, json, err) = provision_json();
     assert_eq!(
@@ -588,23 +575,13 @@ fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it
     assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);
     // The handler's script may have reached the server just before the
     // cut and finish there on its own: wait for it, then read what is left.
-    let pending = foobar_lab(&[
-        "lab",
-        "ssh",
-        server(),
-        "while pgrep -f '[s]vc=nginx' >/dev/null; do sleep 0.1; done; cat /var/lib/foobar/pending-handlers",
-    ]);
+    let pending = on_cut_server("while pgrep -f '[s]vc=nginx' >/dev/null; do sleep 0.1; done; cat /var/lib/foobar/pending-handlers");
     let was_pending = text(&pending.stdout).contains("reload nginx");
     let out = foobar().args(args).output().unwrap();
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{all}");
     // A handler left pending runs now; one that ran before is not run again.
     assert_eq!(all.contains("handler: reload nginx"), was_pending, "{all}");
-    let pending = foobar_lab(&[
-        "lab",
-        "ssh",
-        server(),
-        "cat /var/lib/foobar/pending-handlers",
-    ]);
+    let pending = on_cut_server("cat /var/lib/foobar/pending-handlers");
     assert!(!text(&pending.stdout).contains("reload nginx"));
 }
