@@ -120,13 +120,7 @@ fn a_cut_upload_never_leaves_a_partial_file() {
 fn a_killed_run_is_converged_by_the_next() {
     let _turn = lab_turn();
     pristine();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-v", "-i", LAB, "provision"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_verbose(&["-i", LAB, "provision"]);
     // Mid-way: MariaDB's packages are being installed.
     watch_for_line(&mut run, "--force-confold mariadb-server").unwrap();
     std::thread::sleep(Duration::from_secs(1));
@@ -146,13 +140,7 @@ fn a_killed_run_is_converged_by_the_next() {
 fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     let _turn = lab_turn();
     pristine();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-v", "-i", LAB, "provision"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_verbose(&["-i", LAB, "provision"]);
     // While bind9 is being installed.
     watch_for_line(&mut run, "--force-confold bind9").unwrap();
     let _ = on_server(LAB, LAB_SERVER, "systemctl reboot");

@@ -168,14 +168,7 @@ fn provision_json() -> (Option<i32>, serde_json::Value, String) {
 /// after it.
 fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
     pristine_server();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_BACKTRACE", "0")
-        .args(["-v", "-i", inv(), "provision"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_verbose(&["-i", inv(), "provision"]);
     let reader = match watch_for_line(&mut run, &m.line) {
         Ok(reader) => reader,
         Err(e) => {
@@ -422,15 +415,7 @@ fn rows() -> (u64, u64) {
 /// Runs foobar with `args` (-v), kills the server at the first stderr line
 /// holding `line`, and brings it back.
 fn kill_during(args: &[&str], line: &str) {
-    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_BACKTRACE", "0")
-        .arg("-v")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_verbose(args);
     watch_for_line(&mut run, line).unwrap_or_else(|e| panic!("{args:?}: {e}"));
     interrupt(How::Kill);
     let _ = run.wait();
@@ -556,14 +541,7 @@ fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it
         "provision",
     ];
     // Cut right after the new config is in place, before its handler.
-    let mut run = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("-v")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_verbose(&args);
     watch_for_line(
         &mut run,
         "changed: template /etc/nginx/sites-enabled/foobar.conf",

@@ -205,6 +205,20 @@ pub fn pristine() {
         .success();
 }
 
+/// Starts `foobar -v ARGS` from the project root, its progress (stderr)
+/// piped for `watch_for_line`.
+pub fn spawn_verbose(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_BACKTRACE", "0")
+        .arg("-v")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Reads a run's progress (stderr, -v) until a line holds `needle`: the
 /// moment it announces, whatever the machine's speed; Err after 300 s. The
 /// rest of stderr keeps draining, so the run never blocks on a full pipe;
