@@ -22,6 +22,21 @@ fn parts(inv: &Inventory, s: &Server) -> Vec<Part> {
         detail,
         calls: None,
     };
+    if s.has(Role::Lb) {
+        let webs: Vec<_> = inv
+            .servers_with(Role::Web)
+            .map(|w| w.name.to_string())
+            .collect();
+        parts.push(part(
+            "HAProxy",
+            format!(
+                "load balancer :{} to {} (health check {})",
+                inv.nginx.listen,
+                webs.join(", "),
+                inv.app.health_path
+            ),
+        ));
+    }
     if s.has(Role::Web) {
         let ports = match &inv.nginx.tls {
             Some(t) => format!(":{} and :{}", inv.nginx.listen, t.listen),
@@ -50,17 +65,46 @@ fn parts(inv: &Inventory, s: &Server) -> Vec<Part> {
             format!("{}/current: the live release", inv.app.root),
         ));
     }
+    let networked = inv.db_networked();
     if s.has(Role::Db) {
         let db = parts.len();
         if let Some(app) = parts
             .iter_mut()
             .find(|p| p.detail.starts_with("application"))
         {
-            app.calls = Some((db, "localhost:3306"));
+            app.calls = Some((
+                db,
+                if networked {
+                    "TCP :3306"
+                } else {
+                    "localhost:3306"
+                },
+            ));
         }
         parts.push(part(
             "MySQL (MariaDB)",
-            format!("database `{}`, localhost:3306 only", inv.mysql.database),
+            if networked {
+                format!(
+                    "database `{}` (primary), :3306 from the app servers and replicas only",
+                    inv.mysql.database
+                )
+            } else {
+                format!("database `{}`, localhost:3306 only", inv.mysql.database)
+            },
+        ));
+    } else if s.has(Role::App) {
+        parts.push(part(
+            "to MySQL",
+            format!("the app uses the primary at {}:3306", inv.db_primary().name),
+        ));
+    }
+    if s.has(Role::DbReplica) {
+        parts.push(part(
+            "MariaDB replica",
+            format!(
+                "read-only copy of {} (GTID replication)",
+                inv.db_primary().name
+            ),
         ));
     }
     if s.has(Role::Dns) {
@@ -93,7 +137,7 @@ pub fn svg(inv: &Inventory) -> String {
     for s in &inv.servers.0 {
         let parts = parts(inv, s);
         let h = 44 + parts.len() as u32 * (PART_H + 8);
-        if s.has(Role::Web) && web_box_y.is_none() {
+        if inv.front_server().name == s.name && web_box_y.is_none() {
             web_box_y = Some(y + 60);
         }
         let _ = write!(
@@ -210,7 +254,7 @@ pub fn mermaid(inv: &Inventory) -> String {
             }
         }
         let _ = writeln!(out, "    end");
-        if s.has(Role::Web) {
+        if inv.front_server().name == s.name {
             let _ = writeln!(
                 out,
                 "    browser -- \"2. HTTP to {}\" --> {id}_0",

@@ -182,10 +182,11 @@ mod tests {
     fn shipped_playbook_parses() {
         let p = load(Path::new("playbooks/provision.yml")).unwrap();
         let roles: BTreeSet<Role> = p.playbook.roles.iter().map(|r| r.role).collect();
-        assert_eq!(roles.len(), 4, "dns, db, app and web");
-        // One shared app block and one per app server kind.
-        let kinds = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(kinds, 3);
+        assert_eq!(roles.len(), 6, "dns, db, db_replica, app, web and lb");
+        // One per app server kind, the primary's replication user, the
+        // load balancers' floating address.
+        let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
+        assert_eq!(conditional, 5);
         assert_eq!(p.playbook.checks.len(), 5);
     }
 

@@ -8,7 +8,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{Inventory, Server};
+use crate::inventory::{Inventory, Role, Server};
 use crate::project::Project;
 use crate::secrets::Secrets;
 
@@ -37,6 +37,47 @@ pub struct Context<'a> {
     /// The folder of the app socket under /run, for systemd's RuntimeDirectory.
     pub runtime_dir: String,
     pub soa_serial: &'static str,
+    pub db: DbLayout,
+    /// The web servers behind the load balancers.
+    pub web_backends: Vec<Backend>,
+    /// For a load balancer sharing the floating address: its VRRP
+    /// priority and its peers.
+    pub vrrp: Option<Vrrp>,
+}
+
+/// A load balancer's part in sharing the floating address, on the
+/// addresses the site is served on.
+#[derive(Serialize)]
+pub struct Vrrp {
+    /// The first load balancer holds the address while it is healthy.
+    pub priority: u8,
+    pub address: String,
+    pub peers: Vec<String>,
+}
+
+/// Where MariaDB listens and who may reach it, as this server sees it.
+#[derive(Serialize)]
+pub struct DbLayout {
+    /// The primary's address for the app, when the database is on the
+    /// network; unset, the app uses the local socket.
+    pub host: Option<String>,
+    /// What MariaDB binds on this server.
+    pub bind: String,
+    /// The hosts the app user is granted from.
+    pub clients: Vec<String>,
+    /// The primary's address, for replicas.
+    pub primary: String,
+    /// The replicas' addresses, for the replication user's grants.
+    pub replicas: Vec<String>,
+    /// This server's replication id: 1 for the primary, 2, 3, ... for
+    /// the replicas in inventory order.
+    pub server_id: usize,
+}
+
+#[derive(Serialize)]
+pub struct Backend {
+    pub name: String,
+    pub address: String,
 }
 
 #[derive(Serialize)]
@@ -78,6 +119,74 @@ impl<'a> Context<'a> {
                 .unwrap_or_default()
                 .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
+            db: DbLayout::new(inventory, server),
+            web_backends: backends(inventory, Role::Web),
+            vrrp: Vrrp::new(inventory, server),
+        }
+    }
+}
+
+impl Vrrp {
+    fn new(inventory: &Inventory, server: &Server) -> Option<Self> {
+        inventory.lb.floating_address?;
+        let lbs: Vec<_> = inventory.servers_with(Role::Lb).collect();
+        let index = lbs.iter().position(|s| s.name == server.name)?;
+        let public = |s: &Server| {
+            s.record_ip()
+                .expect("load checks load balancers' addresses")
+                .to_string()
+        };
+        Some(Self {
+            priority: 150u8.saturating_sub(10 * index.min(14) as u8),
+            address: public(server),
+            peers: lbs
+                .iter()
+                .filter(|s| s.name != server.name)
+                .map(|s| public(s))
+                .collect(),
+        })
+    }
+}
+
+fn private(s: &Server) -> String {
+    s.private_address()
+        .expect("load checks every server's private address")
+        .to_string()
+}
+
+fn backends(inventory: &Inventory, role: Role) -> Vec<Backend> {
+    inventory
+        .servers_with(role)
+        .map(|s| Backend {
+            name: s.name.to_string(),
+            address: private(s),
+        })
+        .collect()
+}
+
+impl DbLayout {
+    fn new(inventory: &Inventory, server: &Server) -> Self {
+        let primary = private(inventory.db_primary());
+        let networked = inventory.db_networked();
+        let replicas: Vec<_> = inventory.servers_with(Role::DbReplica).collect();
+        Self {
+            host: networked.then(|| primary.clone()),
+            bind: if networked {
+                private(server)
+            } else {
+                "127.0.0.1".into()
+            },
+            clients: if networked {
+                inventory.servers_with(Role::App).map(private).collect()
+            } else {
+                vec!["localhost".into()]
+            },
+            server_id: replicas
+                .iter()
+                .position(|r| r.name == server.name)
+                .map_or(1, |i| i + 2),
+            replicas: replicas.into_iter().map(private).collect(),
+            primary,
         }
     }
 }

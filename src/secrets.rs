@@ -12,6 +12,8 @@ pub const MASK: &str = "********";
 #[derive(Debug, Clone, Serialize)]
 pub struct Secrets {
     pub mysql_password: String,
+    /// Set when the inventory has replicas.
+    pub replication_password: Option<String>,
 }
 
 impl Secrets {
@@ -19,55 +21,69 @@ impl Secrets {
     pub fn masked() -> Self {
         Self {
             mysql_password: MASK.to_string(),
+            replication_password: Some(MASK.to_string()),
         }
     }
 
     pub fn resolve(inv: &Loaded) -> Result<Self, InputError> {
-        let source = &inv.inventory.mysql.password;
-        let value = match source {
-            SecretRef::Env(name) => std::env::var(name).map_err(|_| {
-                inv.error_at(
-                    "mysql.password",
-                    format!(
-                        "the environment variable {name} is not set: export it, or use file:PATH"
-                    ),
-                )
-            })?,
-            SecretRef::File(p) => {
-                let path = inv.local_path(p);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    inv.error_at(
-                        "mysql.password",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                text.trim_end_matches(['\n', '\r']).to_string()
-            }
-        };
-        check_password(inv, source, &value)?;
+        let mysql = &inv.inventory.mysql;
         Ok(Self {
-            mysql_password: value,
+            mysql_password: read(inv, "mysql.password", &mysql.password)?,
+            replication_password: mysql
+                .replication_password
+                .as_ref()
+                .map(|source| read(inv, "mysql.replication_password", source))
+                .transpose()?,
         })
+    }
+
+    fn values(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.mysql_password.as_str())
+            .chain(self.replication_password.as_deref())
+            .filter(|v| !v.is_empty() && *v != MASK)
     }
 
     /// Replaces every secret value in `text` with the mask.
     pub fn redact(&self, text: &str) -> String {
-        if self.mysql_password.is_empty() || self.mysql_password == MASK {
-            return text.to_string();
-        }
-        text.replace(&self.mysql_password, MASK)
+        self.values()
+            .fold(text.to_string(), |text, secret| text.replace(secret, MASK))
     }
+}
+
+/// One secret, from the environment or a file; `key` names it in errors.
+fn read(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputError> {
+    let value = match source {
+        SecretRef::Env(name) => std::env::var(name).map_err(|_| {
+            inv.error_at(
+                key,
+                format!("the environment variable {name} is not set: export it, or use file:PATH"),
+            )
+        })?,
+        SecretRef::File(p) => {
+            let path = inv.local_path(p);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| inv.error_at(key, format!("cannot read {}: {e}", path.display())))?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    check_password(inv, key, source, &value)?;
+    Ok(value)
 }
 
 /// The password lands in a systemd EnvironmentFile and in SQL: a plain
 /// character set keeps both free of quoting mistakes.
-fn check_password(inv: &Loaded, source: &SecretRef, value: &str) -> Result<(), InputError> {
+fn check_password(
+    inv: &Loaded,
+    key: &str,
+    source: &SecretRef,
+    value: &str,
+) -> Result<(), InputError> {
     let plain = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.,:+=@%^!~*".contains(c));
     if value.len() < 12 || value.len() > 128 || !plain {
         return Err(inv.error_at(
-            "mysql.password",
+            key,
             format!(
                 "the password from {source} is not usable: use 12 to 128 characters of letters, digits and -_.,:+=@%^!~*"
             ),
@@ -84,10 +100,11 @@ mod tests {
     fn redact_hides_every_occurrence() {
         let s = Secrets {
             mysql_password: "s3cret-Value-42".into(),
+            replication_password: Some("Repl-Value-77-x".into()),
         };
         assert_eq!(
-            s.redact("a=s3cret-Value-42 b=s3cret-Value-42"),
-            "a=******** b=********"
+            s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x"),
+            "a=******** b=******** c=********"
         );
     }
 
@@ -96,10 +113,10 @@ mod tests {
         let src = SecretRef::Env("P".into());
         let inv = crate::inventory::load(std::path::Path::new("inventory/lab.yml")).unwrap();
         for bad in ["short", "has space in it ok", "quote'inside-long"] {
-            let e = check_password(&inv, &src, bad).unwrap_err();
+            let e = check_password(&inv, "mysql.password", &src, bad).unwrap_err();
             assert!(!e.to_string().contains(bad), "{e}");
             assert!(e.line > 0, "points at mysql.password: {e}");
         }
-        assert!(check_password(&inv, &src, "Abcdefgh1234").is_ok());
+        assert!(check_password(&inv, "mysql.password", &src, "Abcdefgh1234").is_ok());
     }
 }

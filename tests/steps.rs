@@ -51,6 +51,7 @@ fn step_cases() {
     // A password the cases can see in their scripts: never a real one.
     let secrets = Secrets {
         mysql_password: "Case-Password-1".into(),
+        replication_password: Some("Case-Replication-2".into()),
     };
     let server = &inv.inventory.servers.0[0];
     let ctx = Context::new(&inv.inventory, server, &secrets);

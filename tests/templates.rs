@@ -10,7 +10,8 @@ use foobar::render::Renderer;
 use foobar::resolve;
 use foobar::secrets::Secrets;
 
-fn snapshot_inventory(tag: &str, inventory_path: &str) {
+/// `files`: how many files the inventory's servers get in all.
+fn snapshot_inventory(tag: &str, inventory_path: &str, files: usize) {
     let inv = inventory::load(Path::new(inventory_path)).unwrap();
     let pb = playbook::load(Path::new("playbooks/provision.yml")).unwrap();
     let renderer = Renderer::new(&Project::at(Path::new(".")));
@@ -28,35 +29,32 @@ fn snapshot_inventory(tag: &str, inventory_path: &str) {
             }
         }
     }
-    assert_eq!(
-        seen, 8,
-        "every template of the playbook is rendered once per server"
-    );
+    assert_eq!(seen, files, "every template a server's roles use, once");
 }
 
 #[test]
 fn lab_inventory() {
-    snapshot_inventory("lab", "inventory/lab.yml");
+    snapshot_inventory("lab", "inventory/lab.yml", 8);
 }
 
 #[test]
 fn production_inventory() {
-    snapshot_inventory("foobar", "inventory/foobar.yml");
+    snapshot_inventory("foobar", "inventory/foobar.yml", 8);
 }
 
 #[test]
 fn php_inventory() {
-    snapshot_inventory("php", "inventory/lab-php.yml");
+    snapshot_inventory("php", "inventory/lab-php.yml", 8);
 }
 
 #[test]
 fn ruby_inventory() {
-    snapshot_inventory("ruby", "inventory/lab-ruby.yml");
+    snapshot_inventory("ruby", "inventory/lab-ruby.yml", 8);
 }
 
 #[test]
 fn tls_inventory() {
-    snapshot_inventory("tls", "tests/fixtures/tls.yml");
+    snapshot_inventory("tls", "tests/fixtures/tls.yml", 8);
 }
 
 #[test]
@@ -80,4 +78,17 @@ fn secrets_never_reach_rendered_files_unmasked() {
         .unwrap()
         .contains("DB_PASSWORD=********"));
     assert_eq!(env.1, 0o600, "the file holding the password is 0600");
+}
+
+#[test]
+fn ha_lab_inventory() {
+    // lb1: 3 bind, haproxy, keepalived; lb2: haproxy, keepalived; 3 web/app
+    // servers: 4 each; db1, db2: the MariaDB fragment.
+    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 21);
+}
+
+#[test]
+fn ha_production_inventory() {
+    // As the lab, with DNS on both load balancers.
+    snapshot_inventory("foobar-ha", "inventory/foobar-ha.yml", 24);
 }

@@ -15,7 +15,11 @@ function reply(int $status, string $json): void
 function count_visit(): int
 {
     mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
-    $db = new mysqli('localhost', getenv('DB_USER'), getenv('DB_PASSWORD'), getenv('DB_NAME'), 0, getenv('DB_SOCKET') ?: '/run/mysqld/mysqld.sock');
+    // DB_HOST when the database is on another server, its socket otherwise.
+    $host = getenv('DB_HOST');
+    $db = $host
+        ? new mysqli($host, getenv('DB_USER'), getenv('DB_PASSWORD'), getenv('DB_NAME'), (int) (getenv('DB_PORT') ?: 3306))
+        : new mysqli('localhost', getenv('DB_USER'), getenv('DB_PASSWORD'), getenv('DB_NAME'), 0, getenv('DB_SOCKET') ?: '/run/mysqld/mysqld.sock');
     $db->query('CREATE TABLE IF NOT EXISTS visits (id INT PRIMARY KEY, count BIGINT NOT NULL)');
     $db->query('INSERT INTO visits (id, count) VALUES (1, 1) ON DUPLICATE KEY UPDATE count = count + 1');
     $count = (int) $db->query('SELECT count FROM visits WHERE id = 1')->fetch_row()[0];

@@ -13,8 +13,14 @@ import pymysql
 
 
 def _connect():
+    # DB_HOST when the database is on another server, its socket otherwise.
+    where = (
+        {"host": os.environ["DB_HOST"], "port": int(os.environ.get("DB_PORT", "3306"))}
+        if os.environ.get("DB_HOST")
+        else {"unix_socket": os.environ.get("DB_SOCKET", "/run/mysqld/mysqld.sock")}
+    )
     return pymysql.connect(
-        unix_socket=os.environ.get("DB_SOCKET", "/run/mysqld/mysqld.sock"),
+        **where,
         user=os.environ["DB_USER"],
         password=os.environ["DB_PASSWORD"],
         database=os.environ["DB_NAME"],

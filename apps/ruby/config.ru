@@ -29,8 +29,14 @@ class FoobarApp
   private
 
   def count_visit
+    # DB_HOST when the database is on another server, its socket otherwise.
+    where = if ENV["DB_HOST"].to_s.empty?
+      { socket: ENV.fetch("DB_SOCKET", "/run/mysqld/mysqld.sock") }
+    else
+      { host: ENV["DB_HOST"], port: Integer(ENV.fetch("DB_PORT", "3306")) }
+    end
     db = Mysql2::Client.new(
-      socket: ENV.fetch("DB_SOCKET", "/run/mysqld/mysqld.sock"),
+      **where,
       username: ENV["DB_USER"],
       password: ENV["DB_PASSWORD"],
       database: ENV["DB_NAME"],

@@ -5,13 +5,14 @@
 
 pub mod dns;
 pub mod http;
+pub mod replication;
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{Loaded, Server};
+use crate::inventory::{Loaded, Role, Server};
 use crate::playbook::{self, Check};
 use crate::progress::{Event, Reporter, StepStatus};
 use crate::render::{self, Renderer};
@@ -28,6 +29,9 @@ pub struct CheckResult {
     /// Log lines from the server, when the check failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
+    /// A replica's state, for the replication check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<replication::ReplicationState>,
 }
 
 /// The playbook's checks for one web server, with their Host headers.
@@ -38,14 +42,23 @@ pub struct Checks {
     pub port: u16,
 }
 
+/// What a failed check through a load balancer shows from it.
+const LB_LOGS: &str = "journalctl -u haproxy -n 20 --no-pager";
+
 impl Checks {
+    /// The checks of a server that answers for the site (a web server, or
+    /// a load balancer in front of them); None for the others.
     pub fn resolve(
         renderer: &Renderer,
         pb: &playbook::Loaded,
         inv: &Loaded,
         server: &Server,
         secrets: &Secrets,
-    ) -> Result<Self, InputError> {
+    ) -> Result<Option<Self>, InputError> {
+        let through_lb = server.has(Role::Lb);
+        if !through_lb && !server.has(Role::Web) {
+            return Ok(None);
+        }
         let ctx = render::Context::new(&inv.inventory, server, secrets);
         let list = pb
             .playbook
@@ -60,14 +73,25 @@ impl Checks {
                 };
                 let hop =
                     renderer.field(&pb.path, &format!("check `{}` hop", c.name), &c.hop, &ctx)?;
-                Ok((Check { hop, ..c.clone() }, host))
+                Ok((
+                    if through_lb {
+                        Check {
+                            hop: format!("HAProxy -> {hop}"),
+                            logs: Some(LB_LOGS.into()),
+                            ..c.clone()
+                        }
+                    } else {
+                        Check { hop, ..c.clone() }
+                    },
+                    host,
+                ))
             })
             .collect::<Result<_, InputError>>()?;
-        Ok(Self {
+        Ok(Some(Self {
             list,
             address: server.address.to_string(),
             port: inv.inventory.nginx.listen.0,
-        })
+        }))
     }
 
     /// The end-to-end checks, sent at once; in the playbook's order, the
@@ -133,6 +157,7 @@ impl Checks {
                 passed,
                 detail,
                 logs,
+                replication: None,
             });
             if !passed {
                 break;

@@ -78,15 +78,13 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
             continue;
         }
         let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
-        let checks = if server.has(Role::Web) {
-            Some(Checks::resolve(&renderer, &pb, &inv, server, &secrets)?)
-        } else {
-            None
-        };
+        let checks = Checks::resolve(&renderer, &pb, &inv, server, &secrets)?;
         jobs.push(ProvisionJob {
             target: engine::ssh_target(&inv, server),
             steps,
             checks,
+            replica: server.has(Role::DbReplica),
+            wave: inv.inventory.wave(server),
         });
     }
 

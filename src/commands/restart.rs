@@ -1,4 +1,4 @@
-//! `foobar restart [web|app|db|dns|all]`: for maintenance windows. Checks
+//! `foobar restart [web|app|db|dns|lb|all]`: for maintenance windows. Checks
 //! the window, finds each server's services, and lets the engine restart
 //! them (least disruptive way, checks, rollback, lock); prints the outcome.
 
@@ -24,8 +24,10 @@ use crate::windows;
 pub enum Target {
     Web,
     App,
+    /// The primary (behind the maintenance page) and the replicas.
     Db,
     Dns,
+    Lb,
     All,
 }
 
@@ -80,11 +82,19 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let secrets = Secrets::masked();
     let roles: Vec<Role> = match args.target {
         // Least disruptive first: reloads, then the database, then DNS.
-        Target::All => vec![Role::Web, Role::App, Role::Db, Role::Dns],
+        Target::All => vec![
+            Role::Lb,
+            Role::Web,
+            Role::App,
+            Role::DbReplica,
+            Role::Db,
+            Role::Dns,
+        ],
         Target::Web => vec![Role::Web],
         Target::App => vec![Role::App],
-        Target::Db => vec![Role::Db],
+        Target::Db => vec![Role::DbReplica, Role::Db],
         Target::Dns => vec![Role::Dns],
+        Target::Lb => vec![Role::Lb],
     };
     let mut jobs = Vec::new();
     for server in &inv.inventory.servers.0 {
@@ -103,11 +113,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         if services.is_empty() {
             continue;
         }
-        let checks = if server.has(Role::Web) {
-            Some(Checks::resolve(&renderer, &pb, &inv, server, &secrets)?)
-        } else {
-            None
-        };
+        let checks = Checks::resolve(&renderer, &pb, &inv, server, &secrets)?;
         jobs.push(RestartJob {
             server,
             target: engine::ssh_target(&inv, server),

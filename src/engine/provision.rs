@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::host::{HostResult, HostRun, StepResult};
 use super::lock::{self, Claim, Locked};
 use super::{Engine, HostFailure};
-use crate::checks::{CheckResult, Checks};
+use crate::checks::{replication, CheckResult, Checks};
 use crate::plan::{self, Planned};
 use crate::playbook::RoleSteps;
 use crate::progress::{Event, StepStatus};
@@ -20,8 +20,14 @@ use crate::transport::{Connector, SshTarget, Transport};
 pub struct ProvisionJob {
     pub target: SshTarget,
     pub steps: Vec<Resolved>,
-    /// For web servers: the end-to-end checks.
+    /// For web servers and load balancers: the end-to-end checks.
     pub checks: Option<Checks>,
+    /// A MariaDB replica: its replication is checked.
+    pub replica: bool,
+    /// Servers run wave after wave (the database primary before its
+    /// replicas, the web servers before the load balancers); the servers
+    /// of one wave run side by side.
+    pub wave: u8,
 }
 
 pub struct ProvisionOptions {
@@ -36,16 +42,33 @@ pub struct ProvisionOptions {
 
 pub type HostOutcome = Result<(HostResult, Vec<CheckResult>), HostFailure>;
 
-/// Provisions every job's server, at most `engine.forks` at once.
+/// Provisions every job's server, wave by wave, at most `engine.forks` at
+/// once. A failed server does not stop the next waves: each server's
+/// outcome is reported (a replica of a failed primary fails on its own).
+/// Outcomes come in the order of `jobs`.
 pub async fn provision<C: Connector>(
     engine: &Engine<'_, C>,
     jobs: &[ProvisionJob],
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
 ) -> Vec<HostOutcome> {
-    engine
-        .fan_out(jobs, |job| provision_host(engine, job, roles, opts))
-        .await
+    let mut waves: Vec<u8> = jobs.iter().map(|j| j.wave).collect();
+    waves.sort_unstable();
+    waves.dedup();
+    let mut outcomes: Vec<Option<HostOutcome>> = jobs.iter().map(|_| None).collect();
+    for wave in waves {
+        let members: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].wave == wave).collect();
+        let done = engine
+            .fan_out(&members, |&i| provision_host(engine, &jobs[i], roles, opts))
+            .await;
+        for (i, outcome) in members.into_iter().zip(done) {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every job is in a wave"))
+        .collect()
 }
 
 async fn provision_host<C: Connector>(
@@ -158,10 +181,13 @@ async fn converge<T: Transport>(
         return Ok((result, Vec::new()));
     }
     let start = Instant::now();
-    let checks = match &job.checks {
+    let mut checks = match &job.checks {
         Some(c) => c.run(run.transport, run.out, run.secrets).await?,
         None => Vec::new(),
     };
+    if job.replica {
+        checks.push(replication::check(run.transport, run.out).await?);
+    }
     run.phase("checks", start);
     Ok((result, checks))
 }

@@ -43,6 +43,8 @@ pub enum RestartMethod {
     PhasedRestart,
     /// A real restart while nginx serves the maintenance page.
     RestartBehindMaintenancePage,
+    /// A real restart of what no request waits on (a replica).
+    Restart,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +158,24 @@ async fn restart_one<T: Transport>(
             ),
         ),
         Role::Dns => (CheckedReload, "named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),
+        // The app reads and writes the primary only; replication catches
+        // up after the restart.
+        Role::DbReplica => (
+            Restart,
+            "restart (the app does not use replicas)",
+            format!(
+                "systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}
+                 i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the replica did not answer within 30 s' >&2; exit 1; }}; sleep 0.5; done
+"
+            ),
+        ),
+        // The master starts new workers on the same sockets; the old ones
+        // finish their requests (idle-close-on-response).
+        Role::Lb => (
+            CheckedReload,
+            "haproxy -c, then seamless reload",
+            format!("haproxy -c -q -f /etc/haproxy/haproxy.cfg >&2 && systemctl reload {svc}"),
+        ),
     };
     run.out.report(Event::StepStarted {
         host: host.clone(),

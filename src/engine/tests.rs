@@ -187,6 +187,8 @@ impl World {
             target: ssh_target(&self.inv, &self.inv.inventory.servers.0[0]),
             steps: self.steps(),
             checks: None,
+            replica: false,
+            wave: 0,
         }];
         let out = Collect::default();
         let connector = FakeConnector(vec![self.server.clone()]);
@@ -423,6 +425,8 @@ fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
             target,
             steps: resolve::resolve(&renderer, &w.pb, &w.inv, server, &Secrets::masked()).unwrap(),
             checks: None,
+            replica: false,
+            wave: 0,
         });
     }
     let connector = FakeConnector(vec![w.server.clone()]);

@@ -121,22 +121,9 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         }
     }
     for s in &inv.servers.0 {
-        // nginx reaches the app by a unix socket and the app reaches
-        // MariaDB on localhost, so these three share a server.
-        let web_app_db = [Role::Web, Role::App, Role::Db].map(|r| s.has(r));
-        if web_app_db.iter().any(|&b| b) && !web_app_db.iter().all(|&b| b) {
-            return Err(at_key(
-                &format!("name: {}", s.name),
-                format!(
-                    "server `{}`: the web, app and db roles run together on one server (unix socket and localhost database); give it all three",
-                    s.name
-                ),
-            ));
-        }
         // The zone holds the web server's address (www) and each
         // nameserver's (glue): those need an IP.
-        let in_zone = s.has(Role::Dns)
-            || inv.servers_with(Role::Web).next().map(|w| w.name == s.name) == Some(true);
+        let in_zone = s.has(Role::Dns) || inv.front_server().name == s.name;
         if in_zone && s.record_ip().is_none() {
             return Err(at_key(
                 &format!("address: {}", s.address),
@@ -158,7 +145,7 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
             }
         }
     }
-    Ok(())
+    check_roles(inv).map_err(|(needle, message)| at_key(&needle, message))
 }
 
 /// Line and column (1-based) of the first line containing `needle`, for
@@ -248,11 +235,54 @@ impl Inventory {
     }
 
     /// The address www (and the apex) point at: the first web server's.
-    pub fn web_address(&self) -> IpAddr {
-        self.servers_with(Role::Web)
+    /// The server the site's name points at: the first load balancer, or
+    /// the first web server when there is none.
+    pub fn front_server(&self) -> &Server {
+        self.servers_with(Role::Lb)
+            .chain(self.servers_with(Role::Web))
             .next()
-            .and_then(Server::record_ip)
-            .expect("load checks that the web server has an IP")
+            .expect("load checks that a server has the web role")
+    }
+
+    /// What `www` and the apex hold: the load balancers' floating address,
+    /// or the front server's address.
+    pub fn web_address(&self) -> IpAddr {
+        self.lb.floating_address.map(IpAddr::V4).unwrap_or_else(|| {
+            self.front_server()
+                .record_ip()
+                .expect("load checks that the front server has an IP")
+        })
+    }
+
+    /// The MariaDB primary.
+    pub fn db_primary(&self) -> &Server {
+        self.servers_with(Role::Db)
+            .next()
+            .expect("load checks that one server has the db role")
+    }
+
+    /// True when MariaDB is reached over the network (by app servers on
+    /// other servers or by replicas); otherwise it listens on localhost
+    /// only and the app uses its socket.
+    pub fn db_networked(&self) -> bool {
+        let primary = &self.db_primary().name;
+        self.servers_with(Role::DbReplica).next().is_some()
+            || self.servers_with(Role::App).any(|s| &s.name != primary)
+    }
+
+    /// The order servers are provisioned in: the primary (and every
+    /// server without a dependency) first, then the replicas, which copy
+    /// it, then the load balancers, which put the web servers in service.
+    pub fn wave(&self, server: &Server) -> u8 {
+        if server.has(Role::Db) {
+            0
+        } else if server.has(Role::Lb) {
+            2
+        } else if server.has(Role::DbReplica) {
+            1
+        } else {
+            0
+        }
     }
 
     /// Name servers of the zone: `ns1.<zone>`, `ns2.<zone>`, ... in order.
@@ -267,4 +297,146 @@ impl Inventory {
             })
             .collect()
     }
+}
+
+/// How roles may be combined, as (a needle to find the line, message).
+fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
+    let servers = &inv.servers.0;
+    let entry = |s: &Server| format!("name: {}", s.name);
+    for s in servers {
+        // nginx reaches the app by a unix socket: they share a server.
+        if s.has(Role::Web) != s.has(Role::App) {
+            return Err((
+                entry(s),
+                format!(
+                    "server `{}`: the web and app roles run together (nginx reaches the app by a unix socket); give it both",
+                    s.name
+                ),
+            ));
+        }
+        if s.has(Role::Lb) && s.has(Role::Web) {
+            return Err((
+                entry(s),
+                format!(
+                    "server `{}`: the lb and web roles both serve port 80; put the load balancer on a server of its own",
+                    s.name
+                ),
+            ));
+        }
+        if s.has(Role::Db) && s.has(Role::DbReplica) {
+            return Err((
+                entry(s),
+                format!(
+                    "server `{}` is both the db primary and a db_replica: a replica copies the primary from another server",
+                    s.name
+                ),
+            ));
+        }
+        // Servers reach each other only when there are several.
+        if servers.len() > 1 && s.private_address().is_none() {
+            return Err((
+                entry(s),
+                format!(
+                    "server `{}` is reached by a name: add `private_ip: <the address the other servers reach it by>`",
+                    s.name
+                ),
+            ));
+        }
+    }
+    let primaries: Vec<_> = inv.servers_with(Role::Db).collect();
+    if primaries.len() > 1 {
+        return Err((
+            entry(primaries[1]),
+            format!(
+                "servers `{}` and `{}` both have the db role: one server is the primary; give the others `db_replica`",
+                primaries[0].name, primaries[1].name
+            ),
+        ));
+    }
+    if inv.servers_with(Role::DbReplica).next().is_some()
+        && inv.mysql.replication_password.is_none()
+    {
+        return Err((
+            "mysql:".into(),
+            "a server has the db_replica role, so mysql needs `replication_password: env:NAME` or `file:PATH`".into(),
+        ));
+    }
+    let mut private = std::collections::BTreeMap::new();
+    for s in servers.iter().filter(|_| servers.len() > 1) {
+        let ip = s.private_address().expect("checked above");
+        if let Some(other) = private.insert(ip, &s.name) {
+            return Err((
+                entry(s),
+                format!(
+                    "servers `{other}` and `{}` have the same private address {ip}: give each its own",
+                    s.name
+                ),
+            ));
+        }
+    }
+    if let Some(floating) = inv.lb.floating_address {
+        let lbs: Vec<_> = inv.servers_with(Role::Lb).collect();
+        if lbs.is_empty() {
+            return Err((
+                "floating_address".into(),
+                "lb.floating_address is set but no server has the lb role: add `lb` to the load balancers' roles".into(),
+            ));
+        }
+        let prefix = inv.lb.prefix_len.0;
+        // VRRP runs where the site is served: on the public addresses.
+        for s in &lbs {
+            let Some(IpAddr::V4(ip)) = s.record_ip() else {
+                return Err((
+                    entry(s),
+                    format!(
+                        "load balancer `{}` needs an IPv4 address (`ip:`) to share {floating}",
+                        s.name
+                    ),
+                ));
+            };
+            if !same_subnet(ip, floating, prefix) {
+                return Err((
+                    "floating_address".into(),
+                    format!(
+                        "floating address {floating} is outside the subnet {}/{prefix} of load balancer `{}`: pick a free address in that subnet",
+                        subnet(ip, prefix),
+                        s.name
+                    ),
+                ));
+            }
+        }
+        if let Some(s) = servers.iter().find(|s| {
+            s.private_address() == Some(IpAddr::V4(floating))
+                || s.record_ip() == Some(IpAddr::V4(floating))
+        }) {
+            return Err((
+                "floating_address".into(),
+                format!(
+                    "floating address {floating} is server `{}`'s own address: pick a free one",
+                    s.name
+                ),
+            ));
+        }
+        if let Some(lab) = &inv.lab {
+            if !lab.contains(floating) {
+                return Err((
+                    "floating_address".into(),
+                    format!(
+                        "floating address {floating} is outside the lab subnet {}/24",
+                        lab.bridge_address
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn subnet(ip: std::net::Ipv4Addr, prefix: u8) -> std::net::Ipv4Addr {
+    let mask = u32::MAX << (32 - u32::from(prefix));
+    std::net::Ipv4Addr::from(u32::from(ip) & mask)
+}
+
+fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
+    subnet(a, prefix) == subnet(b, prefix)
 }

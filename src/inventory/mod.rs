@@ -9,8 +9,8 @@ mod values;
 pub use load::{load, parse, Loaded};
 pub use schema::*;
 pub use values::{
-    Address, ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, RelativeName, RunSocket,
-    ServerPath, SqlName, TimeZone, Ttl, UnixName, Workers,
+    Address, ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, PrefixLen, RelativeName,
+    RouterId, RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers,
 };
 
 #[cfg(test)]

@@ -28,6 +28,51 @@ pub struct Inventory {
     pub mysql: Mysql,
     #[serde(default)]
     pub maintenance: Maintenance,
+    /// The load balancers' settings, for servers with the `lb` role.
+    #[serde(default)]
+    pub lb: LoadBalancer,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// An address the load balancers share through keepalived (VRRP):
+    /// the one that holds it answers for the site.
+    #[serde(default)]
+    pub floating_address: Option<Ipv4Addr>,
+    /// The prefix length of the load balancers' subnet, which the
+    /// floating address must be in.
+    #[serde(default = "default_prefix_len")]
+    pub prefix_len: PrefixLen,
+    /// The network interface the floating address goes on.
+    #[serde(default = "default_interface")]
+    pub interface: RelativeName,
+    /// VRRP's router id: unique among the VRRP groups of the subnet.
+    #[serde(default = "default_router_id")]
+    pub router_id: RouterId,
+}
+
+fn default_prefix_len() -> PrefixLen {
+    PrefixLen(24)
+}
+
+fn default_interface() -> RelativeName {
+    RelativeName("eth0".into())
+}
+
+fn default_router_id() -> RouterId {
+    RouterId(51)
+}
+
+impl Default for LoadBalancer {
+    fn default() -> Self {
+        Self {
+            floating_address: None,
+            prefix_len: default_prefix_len(),
+            interface: default_interface(),
+            router_id: default_router_id(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -135,6 +180,11 @@ pub struct Server {
     /// name (or a private address foobar reaches it by).
     #[serde(default)]
     pub ip: Option<std::net::IpAddr>,
+    /// The address the other servers reach it by (the load balancer its
+    /// web server, the app servers its database); `ip`, or `address`, when
+    /// left out.
+    #[serde(default)]
+    pub private_ip: Option<std::net::IpAddr>,
     pub roles: BTreeSet<Role>,
     #[serde(default)]
     pub ssh: ServerSsh,
@@ -144,6 +194,11 @@ impl Server {
     /// What the zone's A or AAAA record for this server holds.
     pub fn record_ip(&self) -> Option<std::net::IpAddr> {
         self.ip.or(self.address.ip())
+    }
+
+    /// Where the other servers reach this one.
+    pub fn private_address(&self) -> Option<std::net::IpAddr> {
+        self.private_ip.or(self.record_ip())
     }
 
     pub fn has(&self, role: Role) -> bool {
@@ -156,8 +211,14 @@ impl Server {
 pub enum Role {
     Web,
     App,
+    /// The MariaDB primary.
     Db,
+    /// A MariaDB replica of the primary (GTID replication, read only).
+    #[serde(rename = "db_replica")]
+    DbReplica,
     Dns,
+    /// HAProxy in front of the web servers.
+    Lb,
 }
 
 impl Role {
@@ -166,7 +227,9 @@ impl Role {
             Role::Web => "web",
             Role::App => "app",
             Role::Db => "db",
+            Role::DbReplica => "db_replica",
             Role::Dns => "dns",
+            Role::Lb => "lb",
         }
     }
 }
@@ -277,6 +340,14 @@ pub struct App {
     pub root: ServerPath,
     #[serde(default = "default_keep_releases")]
     pub keep_releases: KeepReleases,
+    /// Answers 200 when the app server is up; the load balancers' health
+    /// check asks it of every web server.
+    #[serde(default = "default_health_path")]
+    pub health_path: UrlPath,
+}
+
+fn default_health_path() -> UrlPath {
+    UrlPath("/healthz".into())
 }
 
 fn default_workers() -> Workers {
@@ -328,6 +399,10 @@ pub struct Mysql {
     pub user: SqlName,
     /// `env:NAME` or `file:PATH`: the password itself never sits in the inventory.
     pub password: SecretRef,
+    /// The replication user's password, needed when a server has the
+    /// `db_replica` role; `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    pub replication_password: Option<SecretRef>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -154,6 +154,24 @@ checked_string!(
     }
 );
 checked_string!(
+    /// The path of a URL on the site, like `/healthz`: it reaches HAProxy's
+    /// and nginx's configs, so only URL path characters.
+    UrlPath,
+    |s| {
+        let ok = s.starts_with('/')
+            && s.len() <= 200
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-~%".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a URL path: write it like /healthz (letters, digits, / . _ - ~ %)",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
     /// `HH:MM`, 24-hour.
     ClockTime,
     |s| {
@@ -227,6 +245,8 @@ ranged_int!(Port, u16, 1, 65535, "port");
 ranged_int!(Ttl, u32, 60, 604_800, "ttl");
 ranged_int!(Workers, u8, 1, 64, "workers");
 ranged_int!(KeepReleases, u8, 1, 20, "keep_releases");
+ranged_int!(PrefixLen, u8, 8, 30, "prefix_len");
+ranged_int!(RouterId, u8, 1, 255, "router_id");
 
 /// A path on the machine running foobar; relative paths are relative to
 /// the inventory file's folder.

@@ -14,6 +14,33 @@ pub(super) fn preflight() -> Result<(), LabError> {
     Ok(())
 }
 
+/// Every server's systemd and user manager take inotify instances from the
+/// host's per-user limit (128 by default): past about 18 servers some
+/// never boot ("Too many open files"), and root's user manager fails on
+/// the others, so every SSH login waits for it. Raised here, and said.
+pub(super) fn ensure_inotify_limits(out: &dyn Reporter) -> Result<(), LabError> {
+    for (name, least) in [
+        ("max_user_instances", 8192u64),
+        ("max_user_watches", 1_048_576),
+    ] {
+        let path = format!("/proc/sys/fs/inotify/{name}");
+        let now: u64 = fs::read_to_string(&path)
+            .map_err(io_err(format!("reading {path}")))?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if now < least {
+            fs::write(&path, format!("{least}\n")).map_err(io_err(format!("raising {path}")))?;
+            out.report(Event::Message {
+                text: format!(
+                    "lab: raised fs.inotify.{name} on this machine from {now} to {least}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Installs the host tools the lab needs, saying so.
 pub(super) fn ensure_host_tools(out: &dyn Reporter) -> Result<(), LabError> {
     let needed = [

@@ -79,12 +79,14 @@ impl Lab {
         if !self.known_hosts_path().exists() {
             write(&self.known_hosts_path(), "", 0o644)?;
         }
-        let password = self.dir.join("secrets/mysql_password");
-        if !password.exists() {
-            fs::create_dir_all(self.dir.join("secrets")).map_err(io_err("creating secrets"))?;
-            fs::set_permissions(self.dir.join("secrets"), fs::Permissions::from_mode(0o700))
-                .map_err(io_err("securing secrets"))?;
-            write(&password, &format!("{}\n", random_token(24)?), 0o600)?;
+        fs::create_dir_all(self.dir.join("secrets")).map_err(io_err("creating secrets"))?;
+        fs::set_permissions(self.dir.join("secrets"), fs::Permissions::from_mode(0o700))
+            .map_err(io_err("securing secrets"))?;
+        for name in ["mysql_password", "replication_password"] {
+            let password = self.dir.join("secrets").join(name);
+            if !password.exists() {
+                write(&password, &format!("{}\n", random_token(24)?), 0o600)?;
+            }
         }
         Ok(())
     }

@@ -169,6 +169,7 @@ impl Lab {
         self.ensure_key_and_secrets()?;
         self.ensure_bridge()?;
         self.ensure_proxy(out)?;
+        ensure_inotify_limits(out)?;
         let mut started = Vec::new();
         for s in &self.servers {
             if self.running_pid(&s.name).is_some()

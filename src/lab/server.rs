@@ -149,6 +149,9 @@ impl Lab {
             "--keep-unit",
             "--resolv-conf=off",
             "--console=read-only",
+            // keepalived (VRRP) and nftables need it. Each server has its
+            // own network namespace, so the grant reaches no host network.
+            "--capability=CAP_NET_ADMIN",
             &format!(
                 "--network-namespace-path=/run/netns/{}",
                 self.netns(s.address)

@@ -281,6 +281,7 @@ registry! {
     stopped::Stopped,
     mysql::Mysql,
     mariadb_datadir::MariadbDatadir,
+    replica::Replica,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]

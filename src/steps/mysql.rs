@@ -1,7 +1,9 @@
-//! `mysql`: a MariaDB database and a user with privileges on it only. The
+//! `mysql`: a MariaDB database and a user with privileges on it only, or,
+//! without a database, a user with global privileges (the replication
+//! user). The
 //! password is compared by its hash and travels on stdin only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +18,42 @@ pub struct Mysql;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    pub database: String,
+    /// Made when missing; the privileges are on it. Without one, the
+    /// privileges are global.
+    #[serde(default)]
+    pub database: Option<String>,
     pub user: String,
+    /// Which of the inventory's secrets is the password.
+    #[serde(default)]
+    pub password: Password,
     pub privileges: Vec<String>,
+    /// Where the user may connect from: `localhost` or IP addresses,
+    /// separated by spaces (templated). Accounts of the user at any other
+    /// host are dropped.
+    #[serde(default = "localhost")]
+    pub hosts: String,
+}
+
+fn localhost() -> String {
+    "localhost".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Password {
+    /// mysql.password
+    #[default]
+    MysqlPassword,
+    /// mysql.replication_password
+    ReplicationPassword,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
-    pub database: String,
+    pub database: Option<String>,
     pub user: String,
     pub privileges: Vec<String>,
+    pub hosts: Vec<String>,
     pub password: String,
 }
 
@@ -37,9 +65,17 @@ pub struct Fact {
     pub up: bool,
     #[serde(default)]
     pub database: bool,
-    /// authentication_string of the user @localhost.
+    /// The user's accounts by host.
     #[serde(default)]
-    pub auth: Option<String>,
+    pub accounts: BTreeMap<String, Account>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// authentication_string.
+    pub auth: String,
+    /// Privileges on the database.
     #[serde(default)]
     pub grants: BTreeSet<String>,
 }
@@ -47,11 +83,32 @@ pub struct Fact {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Change {
     pub create_database: bool,
-    pub create_user: bool,
+    pub accounts: Vec<AccountChange>,
+    /// Hosts the user may no longer connect from.
+    pub drop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub host: String,
+    pub create: bool,
     pub set_password: bool,
     pub grant: Vec<String>,
     pub revoke: Vec<String>,
 }
+
+/// Global privileges a playbook may grant: what replication and a
+/// consistent copy of the primary (mariadb-dump) need.
+const GRANTABLE_GLOBALLY: &[&str] = &[
+    "REPLICATION SLAVE",
+    "BINLOG MONITOR",
+    "SELECT",
+    "RELOAD",
+    "LOCK TABLES",
+    "SHOW VIEW",
+    "TRIGGER",
+    "EVENT",
+];
 
 /// Privileges a playbook may grant the app user on its own database.
 const GRANTABLE: &[&str] = &[
@@ -78,45 +135,95 @@ impl Kind for Mysql {
     type Change = Change;
 
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
-        let database = cx.field("database", &args.database)?;
+        let database = args
+            .database
+            .as_ref()
+            .map(|d| cx.field("database", d))
+            .transpose()?;
         let user = cx.field("user", &args.user)?;
-        for n in [&database, &user] {
+        for n in database.iter().chain([&user]) {
             SqlName::parse(n).map_err(|m| cx.error(m))?;
         }
+        let grantable = if database.is_some() {
+            GRANTABLE
+        } else {
+            GRANTABLE_GLOBALLY
+        };
         let privileges = args
             .privileges
             .iter()
             .map(|p| {
                 let up = p.to_ascii_uppercase();
-                if GRANTABLE.contains(&up.as_str()) {
+                if grantable.contains(&up.as_str()) {
                     Ok(up)
                 } else {
                     Err(cx.error(format!(
                         "privilege `{p}` is not one of {}",
-                        GRANTABLE.join(", ")
+                        grantable.join(", ")
                     )))
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let hosts = cx
+            .field("hosts", &args.hosts)?
+            .split_whitespace()
+            .map(|h| {
+                if h == "localhost" || h.parse::<std::net::IpAddr>().is_ok() {
+                    Ok(h.to_string())
+                } else {
+                    Err(cx.field_error(
+                        "hosts",
+                        &args.hosts,
+                        format!("`{h}` is neither localhost nor an IP address"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if hosts.is_empty() {
+            return Err(cx.error("hosts: name at least one host (localhost or an IP address)"));
+        }
         Ok(Desired {
             database,
             user,
             privileges,
-            password: cx.secrets.mysql_password.clone(),
+            hosts,
+            password: match args.password {
+                Password::MysqlPassword => cx.secrets.mysql_password.clone(),
+                Password::ReplicationPassword => {
+                    cx.secrets.replication_password.clone().ok_or_else(|| {
+                        cx.error("password: replication_password needs mysql.replication_password in the inventory")
+                    })?
+                }
+            },
         })
     }
 
     fn label(d: &Desired) -> String {
-        format!("mysql database {}, user {}", d.database, d.user)
+        let on = match &d.database {
+            Some(db) => format!("database {db}"),
+            None => "global privileges".into(),
+        };
+        format!("mysql {on}, user {} from {}", d.user, d.hosts.join(", "))
     }
 
     fn fact_script(d: &Desired) -> String {
         // Names are [A-Za-z0-9_] (checked at resolve), safe inside SQL quotes.
-        let (db, user) = (&d.database, &d.user);
+        let user = &d.user;
+        let (database, privileges) = match &d.database {
+            Some(db) => (
+                format!("SELECT 'D', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='{db}';"),
+                format!("information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA='{db}'"),
+            ),
+            None => (
+                String::new(),
+                "information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE <> 'USAGE'".into(),
+            ),
+        };
         let sql = format!(
-            "SELECT 'D', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='{db}';\
-             SELECT 'M', authentication_string FROM mysql.user WHERE User='{user}' AND Host='localhost';\
-             SELECT 'G', PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE=\"'{user}'@'localhost'\" AND TABLE_SCHEMA='{db}';"
+            "{database}\
+             SELECT 'M', Host, authentication_string FROM mysql.user WHERE User='{user}';\
+             SELECT 'G', GRANTEE, PRIVILEGE_TYPE FROM {privileges} \
+             AND GRANTEE IN (SELECT CONCAT(\"'\", User, \"'@'\", Host, \"'\") FROM mysql.user WHERE User='{user}');"
         );
         // The slowest fact: it waits on MariaDB, so it runs beside the rest.
         deferred_fact_script(&format!(
@@ -127,15 +234,25 @@ impl Kind for Mysql {
 
     fn parse_fact(output: &str) -> Fact {
         let mut f = Fact::default();
+        let mut grants = Vec::new();
         for line in output.lines() {
             match line.split('\t').collect::<Vec<_>>()[..] {
                 ["Q"] => f.up = true,
                 ["D", _] => f.database = true,
-                ["M", auth] => f.auth = Some(auth.to_string()),
-                ["G", privilege] => {
-                    f.grants.insert(privilege.to_string());
+                ["M", host, auth] => {
+                    f.accounts.entry(host.to_string()).or_default().auth = auth.to_string();
                 }
+                ["G", grantee, privilege] => grants.push((grantee, privilege)),
                 _ => {}
+            }
+        }
+        // GRANTEE is `'user'@'host'`, of this user only (the query says so).
+        for (grantee, privilege) in grants {
+            let host = grantee
+                .rsplit_once("'@'")
+                .map_or("", |(_, h)| h.trim_end_matches('\''));
+            if let Some(account) = f.accounts.get_mut(host) {
+                account.grants.insert(privilege.to_string());
             }
         }
         f
@@ -143,15 +260,35 @@ impl Kind for Mysql {
 
     fn plan(d: &Desired, f: &Fact, _: &PlanCx) -> Option<Change> {
         let want: BTreeSet<String> = d.privileges.iter().cloned().collect();
+        let hash = mysql_native_hash(&d.password);
+        let accounts = d
+            .hosts
+            .iter()
+            .filter_map(|host| {
+                let (create, set_password, have) = match f.accounts.get(host) {
+                    Some(a) => (false, a.auth != hash, a.grants.clone()),
+                    None => (true, false, BTreeSet::new()),
+                };
+                let change = AccountChange {
+                    host: host.clone(),
+                    create,
+                    set_password,
+                    grant: want.difference(&have).cloned().collect(),
+                    revoke: have.difference(&want).cloned().collect(),
+                };
+                (change != AccountChange { host: host.clone(), ..Default::default() })
+                    .then_some(change)
+            })
+            .collect();
         let change = Change {
-            create_database: !f.database,
-            create_user: f.auth.is_none(),
-            set_password: f
-                .auth
-                .as_ref()
-                .is_some_and(|a| *a != mysql_native_hash(&d.password)),
-            grant: want.difference(&f.grants).cloned().collect(),
-            revoke: f.grants.difference(&want).cloned().collect(),
+            create_database: d.database.is_some() && !f.database,
+            accounts,
+            drop: f
+                .accounts
+                .keys()
+                .filter(|h| !d.hosts.contains(h))
+                .cloned()
+                .collect(),
         };
         (change != Change::default()).then_some(change)
     }
@@ -161,16 +298,23 @@ impl Kind for Mysql {
         if m.create_database {
             parts.push("create database".to_string());
         }
-        if m.create_user {
-            parts.push("create user".to_string());
-        } else if m.set_password {
-            parts.push("set password".to_string());
+        for a in &m.accounts {
+            let mut what = Vec::new();
+            if a.create {
+                what.push("create user".to_string());
+            } else if a.set_password {
+                what.push("set password".to_string());
+            }
+            if !a.grant.is_empty() {
+                what.push(format!("grant {}", a.grant.join(", ")));
+            }
+            if !a.revoke.is_empty() {
+                what.push(format!("revoke {}", a.revoke.join(", ")));
+            }
+            parts.push(format!("{} at {}", what.join(", "), a.host));
         }
-        if !m.grant.is_empty() {
-            parts.push(format!("grant {}", m.grant.join(", ")));
-        }
-        if !m.revoke.is_empty() {
-            parts.push(format!("revoke {}", m.revoke.join(", ")));
+        if !m.drop.is_empty() {
+            parts.push(format!("drop user at {}", m.drop.join(", ")));
         }
         parts.join("; ")
     }
@@ -180,48 +324,66 @@ impl Kind for Mysql {
     }
 
     fn converged(d: &Desired, _: &Change, _: &Fact) -> Fact {
+        let account = Account {
+            auth: mysql_native_hash(&d.password),
+            grants: d.privileges.iter().cloned().collect(),
+        };
         Fact {
             up: true,
-            database: true,
-            auth: Some(mysql_native_hash(&d.password)),
-            grants: d.privileges.iter().cloned().collect(),
+            database: d.database.is_some(),
+            accounts: d
+                .hosts
+                .iter()
+                .map(|h| (h.clone(), account.clone()))
+                .collect(),
         }
     }
 }
 
 fn sql(m: &Change, d: &Desired) -> String {
-    // Names are [A-Za-z0-9_] and the password has no quote or backslash
-    // (both checked at load), so they are safe inside SQL quotes. The SQL
-    // travels on stdin, never on a command line.
-    let (database, password) = (&d.database, &d.password);
-    let account = format!("'{}'@'localhost'", d.user);
+    // Names are [A-Za-z0-9_], hosts localhost or IP addresses, and the
+    // password has no quote or backslash (all checked at load), so they are
+    // safe inside SQL quotes. The SQL travels on stdin, never on a command
+    // line.
+    let password = &d.password;
+    let account = |host: &str| format!("'{}'@'{host}'", d.user);
+    let on = match &d.database {
+        Some(db) => format!("`{db}`.*"),
+        None => "*.*".into(),
+    };
     let mut sql = String::new();
-    if m.create_database {
+    if let (true, Some(database)) = (m.create_database, &d.database) {
         sql.push_str(&format!(
             "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
         ));
     }
-    if m.create_user {
-        sql.push_str(&format!(
-            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"
-        ));
+    for a in &m.accounts {
+        let account = account(&a.host);
+        if a.create {
+            sql.push_str(&format!(
+                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"
+            ));
+        }
+        if a.set_password {
+            sql.push_str(&format!(
+                "ALTER USER {account} IDENTIFIED BY '{password}';\n"
+            ));
+        }
+        if !a.grant.is_empty() {
+            sql.push_str(&format!(
+                "GRANT {} ON {on} TO {account};\n",
+                a.grant.join(", ")
+            ));
+        }
+        if !a.revoke.is_empty() {
+            sql.push_str(&format!(
+                "REVOKE {} ON {on} FROM {account};\n",
+                a.revoke.join(", ")
+            ));
+        }
     }
-    if m.set_password {
-        sql.push_str(&format!(
-            "ALTER USER {account} IDENTIFIED BY '{password}';\n"
-        ));
-    }
-    if !m.grant.is_empty() {
-        sql.push_str(&format!(
-            "GRANT {} ON `{database}`.* TO {account};\n",
-            m.grant.join(", ")
-        ));
-    }
-    if !m.revoke.is_empty() {
-        sql.push_str(&format!(
-            "REVOKE {} ON `{database}`.* FROM {account};\n",
-            m.revoke.join(", ")
-        ));
+    for host in &m.drop {
+        sql.push_str(&format!("DROP USER IF EXISTS {};\n", account(host)));
     }
     sql
 }
@@ -233,9 +395,10 @@ mod tests {
     #[test]
     fn password_travels_on_stdin_only() {
         let d = Desired {
-            database: "foobar".into(),
+            database: Some("foobar".into()),
             user: "app".into(),
             privileges: vec!["SELECT".into()],
+            hosts: vec!["localhost".into()],
             password: "Secret-Marker-123".into(),
         };
         let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125 }).unwrap();

@@ -1,0 +1,258 @@
+//! `replica`: this MariaDB replicates the primary with GTID. A replica that
+//! has not got the database yet is first seeded with a consistent copy
+//! (mariadb-dump from the primary, with its GTID position), then
+//! `CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos` and `START SLAVE`. The
+//! replication password travels on stdin only; the server keeps its hash to
+//! tell when it changed (MariaDB does not show it).
+
+use serde::{Deserialize, Serialize};
+
+use super::parts::{deferred_fact_script, mysql_native_hash};
+use super::{Kind, PlanCx, ResolveCx, Script};
+use crate::error::InputError;
+use crate::inventory::SqlName;
+use crate::shell::quote;
+
+pub struct Replica;
+
+/// The hash of the replication password this replica was set up with.
+const AUTH: &str = "/var/lib/foobar/replica-auth";
+/// How long the script waits for both replication threads to run.
+const START_TIMEOUT_SECS: u32 = 20;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The primary's address (templated).
+    pub primary: String,
+    /// The replication user on the primary.
+    pub user: String,
+    /// The database a new replica is seeded with.
+    pub database: String,
+    /// This server's replication id, as its config file sets it: MariaDB
+    /// is restarted first when it runs with another (a replica with the
+    /// primary's id would skip every event as its own).
+    pub server_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub primary: String,
+    pub user: String,
+    pub database: String,
+    pub server_id: u32,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fact {
+    /// MariaDB answered.
+    #[serde(default)]
+    pub up: bool,
+    /// The database is here (seeded).
+    #[serde(default)]
+    pub seeded: bool,
+    /// The id MariaDB runs with.
+    #[serde(default)]
+    pub server_id: u32,
+    #[serde(default)]
+    pub master_host: String,
+    #[serde(default)]
+    pub master_user: String,
+    /// `Slave_Pos` when replicating by GTID.
+    #[serde(default)]
+    pub using_gtid: String,
+    /// `Yes`, `No` or `Connecting`.
+    #[serde(default)]
+    pub io_running: String,
+    #[serde(default)]
+    pub sql_running: String,
+    #[serde(default)]
+    pub last_error: String,
+    /// The hash of the password it was set up with.
+    #[serde(default)]
+    pub auth: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Point it at the primary (restarting MariaDB first when it runs
+    /// with another id, seeding it when `seed`) and start.
+    Setup { restart: bool, seed: bool },
+    /// Set up right, but a thread is stopped: start it again.
+    Start { error: String },
+}
+
+impl Kind for Replica {
+    type Args = Args;
+    type Desired = Desired;
+    type Fact = Fact;
+    type Change = Change;
+
+    fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
+        let primary = cx.field("primary", &args.primary)?;
+        if primary.parse::<std::net::IpAddr>().is_err() {
+            return Err(cx.field_error("primary", &args.primary, "not an IP address"));
+        }
+        let user = cx.field("user", &args.user)?;
+        let database = cx.field("database", &args.database)?;
+        for n in [&user, &database] {
+            SqlName::parse(n).map_err(|m| cx.error(m))?;
+        }
+        let server_id = cx
+            .field("server_id", &args.server_id)?
+            .parse::<u32>()
+            .ok()
+            .filter(|id| *id > 1)
+            .ok_or_else(|| cx.error("server_id: a replica's id is a whole number above 1"))?;
+        let password = cx.secrets.replication_password.clone().ok_or_else(|| {
+            cx.error("a replica needs mysql.replication_password in the inventory")
+        })?;
+        Ok(Desired {
+            primary,
+            user,
+            database,
+            server_id,
+            password,
+        })
+    }
+
+    fn label(d: &Desired) -> String {
+        format!("replica of {} as {}", d.primary, d.user)
+    }
+
+    fn fact_script(d: &Desired) -> String {
+        let seeded = format!(
+            "SELECT 'I', @@server_id; SELECT 'D', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='{}'",
+            d.database
+        );
+        deferred_fact_script(&format!(
+            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q && mysql -e 'SHOW SLAVE STATUS\\G'\n\
+             [ -f {AUTH} ] && printf 'A\\t%s\\n' \"$(cat {AUTH})\"",
+            quote(&seeded),
+        ))
+    }
+
+    fn parse_fact(output: &str) -> Fact {
+        let mut f = Fact::default();
+        for line in output.lines() {
+            if let Some((key, value)) = line.trim_start().split_once(": ") {
+                let value = value.trim().to_string();
+                match key {
+                    "Master_Host" => f.master_host = value,
+                    "Master_User" => f.master_user = value,
+                    "Using_Gtid" => f.using_gtid = value,
+                    "Slave_IO_Running" => f.io_running = value,
+                    "Slave_SQL_Running" => f.sql_running = value,
+                    "Last_IO_Error" | "Last_SQL_Error" if !value.is_empty() => {
+                        f.last_error = value
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match line.split('\t').collect::<Vec<_>>()[..] {
+                ["Q"] => f.up = true,
+                ["D", _] => f.seeded = true,
+                ["I", id] => f.server_id = id.parse().unwrap_or_default(),
+                ["A", auth] => f.auth = auth.to_string(),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    fn plan(d: &Desired, f: &Fact, _: &PlanCx) -> Option<Change> {
+        let set_up = f.master_host == d.primary
+            && f.master_user == d.user
+            && f.using_gtid == "Slave_Pos"
+            && f.auth == mysql_native_hash(&d.password);
+        let restart = f.server_id != d.server_id;
+        if !f.up || !f.seeded || !set_up || restart {
+            return Some(Change::Setup {
+                restart,
+                seed: !f.seeded,
+            });
+        }
+        // `Connecting` is a running IO thread waiting on the network.
+        (f.io_running == "No" || f.sql_running != "Yes").then(|| Change::Start {
+            error: f.last_error.clone(),
+        })
+    }
+
+    fn describe(c: &Change) -> String {
+        match c {
+            Change::Setup { restart, seed } => format!(
+                "{}{}replicate",
+                if *restart { "restart MariaDB with its replica id, " } else { "" },
+                if *seed { "seed from the primary, " } else { "point at the primary, " },
+            ),
+            Change::Start { error } if error.is_empty() => "start replication".into(),
+            Change::Start { error } => format!("start replication (it stopped: {error})"),
+        }
+    }
+
+    fn script(d: &Desired, c: &Change, _: Option<&str>) -> Script {
+        let (primary, user) = (quote(&d.primary), quote(&d.user));
+        let seed = match c {
+            // A consistent copy at one GTID position, loaded without
+            // writing this server's binary log; the position is where
+            // replication starts.
+            Change::Setup { seed: true, .. } => format!(
+                "copy=$(mktemp /var/lib/foobar/.replica-seed.XXXXXX)\n\
+                 trap 'rm -f \"$copy\"' EXIT\n\
+                 MYSQL_PWD=\"$pw\" mariadb-dump -h {primary} -u {user} --single-transaction --gtid --master-data=2 --databases {db} > \"$copy\"\n\
+                 pos=$(sed -n \"s/^-- SET GLOBAL gtid_slave_pos='\\([0-9,-]*\\)';.*/\\1/p\" \"$copy\" | head -n 1)\n\
+                 {{ echo 'SET sql_log_bin = 0;'; cat \"$copy\"; }} | mysql\n\
+                 mysql -e \"SET GLOBAL gtid_slave_pos = '$pos'\"\n",
+                db = quote(&d.database),
+            ),
+            _ => String::new(),
+        };
+        let setup = match c {
+            Change::Setup { restart, .. } => format!(
+                "{restart}mysql -e 'STOP SLAVE' >&2 || true\n{seed}\
+                 printf \"CHANGE MASTER TO MASTER_HOST='%s', MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos;\\n\" {primary} {user} \"$pw\" | mysql\n\
+                 (umask 077; printf '%s\\n' {hash} > {AUTH})\n",
+                hash = quote(&mysql_native_hash(&d.password)),
+                restart = if *restart {
+                    "systemctl restart mariadb >&2\n"
+                } else {
+                    ""
+                },
+            ),
+            Change::Start { .. } => String::new(),
+        };
+        Script::new(format!(
+            "IFS= read -r pw\nmkdir -p /var/lib/foobar\n{setup}mysql -e 'START SLAVE'\n\
+             i=0\n\
+             until mysql -e 'SHOW SLAVE STATUS\\G' | grep -q '^ *Slave_SQL_Running: Yes' \
+             && mysql -e 'SHOW SLAVE STATUS\\G' | grep -q '^ *Slave_IO_Running: Yes'; do\n\
+             \x20 i=$((i + 1))\n\
+             \x20 if [ $i -gt {wait} ]; then\n\
+             \x20   mysql -e 'SHOW SLAVE STATUS\\G' | grep -E 'Running|Last_.*Error|Master_Host' >&2\n\
+             \x20   echo 'replication did not start' >&2; exit 1\n\
+             \x20 fi\n\
+             \x20 sleep 0.5\n\
+             done\n",
+            wait = START_TIMEOUT_SECS * 2,
+        ))
+        .with_stdin(format!("{}\n", d.password).into_bytes())
+    }
+
+    fn converged(d: &Desired, _: &Change, _: &Fact) -> Fact {
+        Fact {
+            up: true,
+            seeded: true,
+            server_id: d.server_id,
+            master_host: d.primary.clone(),
+            master_user: d.user.clone(),
+            using_gtid: "Slave_Pos".into(),
+            io_running: "Yes".into(),
+            sql_running: "Yes".into(),
+            last_error: String::new(),
+            auth: mysql_native_hash(&d.password),
+        }
+    }
+}
