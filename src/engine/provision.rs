@@ -42,33 +42,71 @@ pub struct ProvisionOptions {
 
 pub type HostOutcome = Result<(HostResult, Vec<CheckResult>), HostFailure>;
 
-/// Provisions every job's server, wave by wave, at most `engine.forks` at
-/// once. A failed server does not stop the next waves: each server's
-/// outcome is reported (a replica of a failed primary fails on its own).
-/// Outcomes come in the order of `jobs`.
+/// Provisions every job's server, at most `engine.forks` at once. Every
+/// server connects and reads its facts at once; one that has something to
+/// change (or checks to run) waits first until the servers of every
+/// earlier wave are done: the database primary before its replicas, the
+/// web servers before the load balancers. A failed server does not stop
+/// the others (a replica of a failed primary fails on its own). Outcomes
+/// come in the order of `jobs`.
 pub async fn provision<C: Connector>(
     engine: &Engine<'_, C>,
     jobs: &[ProvisionJob],
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
 ) -> Vec<HostOutcome> {
-    let mut waves: Vec<u8> = jobs.iter().map(|j| j.wave).collect();
-    waves.sort_unstable();
-    waves.dedup();
+    let waves = Waves::new(jobs.iter().map(|j| j.wave));
+    // Started in wave order: a server waiting for an earlier wave never
+    // holds a slot that wave needs.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| jobs[i].wave);
+    let done = engine
+        .fan_out(&order, |&i| {
+            let waves = &waves;
+            async move {
+                let outcome = provision_host(engine, &jobs[i], roles, opts, waves).await;
+                waves.finished(jobs[i].wave);
+                outcome
+            }
+        })
+        .await;
     let mut outcomes: Vec<Option<HostOutcome>> = jobs.iter().map(|_| None).collect();
-    for wave in waves {
-        let members: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].wave == wave).collect();
-        let done = engine
-            .fan_out(&members, |&i| provision_host(engine, &jobs[i], roles, opts))
-            .await;
-        for (i, outcome) in members.into_iter().zip(done) {
-            outcomes[i] = Some(outcome);
-        }
+    for (i, outcome) in order.into_iter().zip(done) {
+        outcomes[i] = Some(outcome);
     }
     outcomes
         .into_iter()
-        .map(|o| o.expect("every job is in a wave"))
+        .map(|o| o.expect("every job ran"))
         .collect()
+}
+
+/// How many servers of each wave are still running.
+struct Waves(tokio::sync::watch::Sender<Vec<usize>>);
+
+impl Waves {
+    fn new(waves: impl Iterator<Item = u8>) -> Self {
+        let mut running = Vec::new();
+        for w in waves {
+            let w = usize::from(w);
+            if running.len() <= w {
+                running.resize(w + 1, 0);
+            }
+            running[w] += 1;
+        }
+        Self(tokio::sync::watch::Sender::new(running))
+    }
+
+    fn finished(&self, wave: u8) {
+        self.0.send_modify(|running| running[usize::from(wave)] -= 1);
+    }
+
+    /// Returns once every server of the waves before `wave` is done.
+    async fn before(&self, wave: u8) {
+        let mut rx = self.0.subscribe();
+        let _ = rx
+            .wait_for(|running| running[..usize::from(wave)].iter().all(|&n| n == 0))
+            .await;
+    }
 }
 
 async fn provision_host<C: Connector>(
@@ -76,6 +114,7 @@ async fn provision_host<C: Connector>(
     job: &ProvisionJob,
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
+    waves: &Waves,
 ) -> HostOutcome {
     let host = job.target.name.clone();
     let start = Instant::now();
@@ -89,7 +128,7 @@ async fn provision_host<C: Connector>(
         };
         run.phase("connect", start);
         let mut locked = false;
-        let result = converge(&run, job, roles, opts, &mut locked).await;
+        let result = converge(&run, job, roles, opts, waves, &mut locked).await;
         if locked {
             // Best effort: a server that went away keeps a lock that names
             // this run, for --break-lock.
@@ -113,6 +152,7 @@ async fn converge<T: Transport>(
     job: &ProvisionJob,
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
+    waves: &Waves,
     locked: &mut bool,
 ) -> HostOutcome {
     let start = Instant::now();
@@ -123,6 +163,11 @@ async fn converge<T: Transport>(
     let start = Instant::now();
     let mut planned = plan::plan(&job.steps, &facts, &opts.plan_cx);
     run.phase("plan", start);
+    let start = Instant::now();
+    waves.before(job.wave).await;
+    if job.wave > 0 {
+        run.phase("wait for earlier servers", start);
+    }
     let held = lock::held_by(&facts.engine);
     if !opts.check {
         // A live holder is refused; a killed run's lock (or any, with
