@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use crate::checks::Checks;
 use crate::cli::{exit, Global};
-use crate::engine::{self, Claim, Engine, HostError, RestartJob};
+use crate::engine::{self, Claim, Engine, HostError, RestartJob, Rolling};
 use crate::error::InputError;
 use crate::inventory::{self, Role};
 use crate::progress::{self, Event};
@@ -46,6 +46,13 @@ pub struct RestartArgs {
     /// Take the server lock even if another run holds it (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
+    /// Behind load balancers: how many web servers leave the pool at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub serial: u16,
+    /// Behind load balancers: how long a drained web server's requests in
+    /// flight may take before the restart fails, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub drain_timeout: u16,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -131,7 +138,25 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         secrets: &secrets,
         forks: g.forks,
     };
-    let results = engine::restart(&engine, &inv, &jobs, &claim, args.break_lock).await;
+    let load_balancers: Vec<_> = inv
+        .inventory
+        .servers_with(Role::Lb)
+        .map(|s| engine::ssh_target(&inv, s))
+        .collect();
+    let rolling = (!load_balancers.is_empty()).then(|| Rolling {
+        load_balancers,
+        serial: args.serial.into(),
+        drain_timeout: std::time::Duration::from_secs(args.drain_timeout.into()),
+    });
+    let results = engine::restart(
+        &engine,
+        &inv,
+        &jobs,
+        &claim,
+        args.break_lock,
+        rolling.as_ref(),
+    )
+    .await;
     let mut report = Report {
         forced,
         services: Vec::new(),

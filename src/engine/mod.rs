@@ -15,13 +15,14 @@ use crate::transport::{Connector, SshTarget, Unreachable};
 
 mod host;
 pub mod lock;
+mod pool;
 mod provision;
 mod restart;
 
 pub use host::HostResult;
 pub use lock::{Claim, Locked};
 pub use provision::{provision, ProvisionJob, ProvisionOptions};
-pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, ServiceResult};
+pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, Rolling, ServiceResult};
 
 /// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated
 /// connections past 10 at once: stay under it.

@@ -97,7 +97,8 @@ impl Waves {
     }
 
     fn finished(&self, wave: u8) {
-        self.0.send_modify(|running| running[usize::from(wave)] -= 1);
+        self.0
+            .send_modify(|running| running[usize::from(wave)] -= 1);
     }
 
     /// Returns once every server of the waves before `wave` is done.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::host::HostRun;
 use super::lock::Claim;
+use super::pool;
 use super::{Engine, HostFailure};
 use crate::checks::{dns, CheckResult, Checks};
 use crate::inventory::{AppKind, Loaded, Role, Server};
@@ -45,6 +46,19 @@ pub enum RestartMethod {
     RestartBehindMaintenancePage,
     /// A real restart of what no request waits on (a replica).
     Restart,
+    /// Out of the load balancers' pool until its sessions are done, back
+    /// in once its restart passed its checks.
+    Drain,
+}
+
+/// Web servers behind load balancers restart a batch at a time, each
+/// drained at every load balancer first and put back after its checks.
+pub struct Rolling {
+    pub load_balancers: Vec<SshTarget>,
+    /// Servers per batch.
+    pub serial: usize,
+    /// How long a drained server's sessions may take to finish.
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,19 +76,194 @@ pub struct ServiceResult {
     pub elapsed_ms: u64,
 }
 
-/// Restarts every job's services under the server lock.
+pub type HostRestart = Result<Vec<ServiceResult>, HostFailure>;
+
+/// Restarts every job's services under the server lock. Without load
+/// balancers, all servers at once. With them: the load balancers one at a
+/// time, then the web servers a batch at a time out of the pool, then the
+/// rest at once. A web server whose restart fails stays out of the pool
+/// and the roll stops there; the servers after it are not restarted.
 pub async fn restart<C: Connector>(
     engine: &Engine<'_, C>,
     inv: &Loaded,
     jobs: &[RestartJob<'_>],
     claim: &Claim,
     break_lock: bool,
-) -> Vec<Result<Vec<ServiceResult>, HostFailure>> {
-    engine
-        .fan_out(jobs, |job| {
-            restart_host(engine, inv, job, claim, break_lock)
-        })
-        .await
+    rolling: Option<&Rolling>,
+) -> Vec<HostRestart> {
+    let one = |job| restart_host(engine, inv, job, claim, break_lock);
+    let Some(rolling) = rolling else {
+        return engine.fan_out(jobs, one).await;
+    };
+    let mut results: Vec<Option<HostRestart>> = jobs.iter().map(|_| None).collect();
+    let is_lb = |j: &RestartJob| j.services.iter().any(|(r, _)| *r == Role::Lb);
+    let in_pool =
+        |j: &RestartJob| j.server.has(Role::Web) && j.services.iter().any(|(r, _)| *r != Role::Lb);
+    for (i, job) in jobs.iter().enumerate().filter(|(_, j)| is_lb(j)) {
+        results[i] = Some(one(job).await);
+    }
+    let pool: Vec<usize> = (0..jobs.len())
+        .filter(|&i| in_pool(&jobs[i]) && results[i].is_none())
+        .collect();
+    let mut stopped_at: Option<String> = None;
+    for batch in pool.chunks(rolling.serial.max(1)) {
+        if let Some(at) = &stopped_at {
+            for &i in batch {
+                results[i] = Some(Ok(vec![pool_result(
+                    &jobs[i],
+                    false,
+                    format!("not restarted: the roll stopped at {at}"),
+                )]));
+            }
+            continue;
+        }
+        let rolled = roll_batch(engine, jobs, batch, rolling, &one).await;
+        for (&i, result) in batch.iter().zip(rolled) {
+            if !matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) && stopped_at.is_none() {
+                stopped_at = Some(jobs[i].server.name.to_string());
+            }
+            results[i] = Some(result);
+        }
+    }
+    let rest: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_none()).collect();
+    let done = engine.fan_out(&rest, |&i| one(&jobs[i])).await;
+    for (i, r) in rest.into_iter().zip(done) {
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}
+
+/// One batch of web servers: drained at every load balancer, restarted,
+/// put back when their checks pass.
+async fn roll_batch<'j, C, F, Fut>(
+    engine: &Engine<'_, C>,
+    jobs: &'j [RestartJob<'j>],
+    batch: &[usize],
+    rolling: &Rolling,
+    one: &F,
+) -> Vec<HostRestart>
+where
+    C: Connector,
+    F: Fn(&'j RestartJob<'j>) -> Fut,
+    Fut: std::future::Future<Output = HostRestart>,
+{
+    let names: Vec<&str> = batch
+        .iter()
+        .map(|&i| jobs[i].server.name.as_str())
+        .collect();
+    let start = Instant::now();
+    let drain: String = names
+        .iter()
+        .map(|n| pool::drain_script(n, rolling.drain_timeout))
+        .collect();
+    if let Err(why) = on_load_balancers(engine, &rolling.load_balancers, &drain).await {
+        // Whatever was drained goes back: nothing was restarted.
+        let ready: String = names
+            .iter()
+            .map(|n| pool::ready_script(n, rolling.drain_timeout))
+            .collect();
+        let _ = on_load_balancers(engine, &rolling.load_balancers, &ready).await;
+        return batch
+            .iter()
+            .map(|&i| {
+                Ok(vec![pool_result(
+                    &jobs[i],
+                    false,
+                    format!("could not drain: {why}"),
+                )])
+            })
+            .collect();
+    }
+    let drained_ms = start.elapsed().as_millis() as u64;
+    let lbs: Vec<&str> = rolling
+        .load_balancers
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let restarted = futures_util::future::join_all(batch.iter().map(|&i| one(&jobs[i]))).await;
+    let mut out = Vec::new();
+    for (&i, result) in batch.iter().zip(restarted) {
+        let name = jobs[i].server.name.as_str();
+        let healthy = matches!(&result, Ok(r) if r.iter().all(|s| s.ok));
+        let pool_entry = if healthy {
+            match on_load_balancers(
+                engine,
+                &rolling.load_balancers,
+                &pool::ready_script(name, rolling.drain_timeout),
+            )
+            .await
+            {
+                Ok(()) => pool_result(
+                    &jobs[i],
+                    true,
+                    format!(
+                        "drained at {} in {drained_ms} ms, back in the pool",
+                        lbs.join(", ")
+                    ),
+                ),
+                Err(why) => pool_result(&jobs[i], false, format!("not back in the pool: {why}")),
+            }
+        } else {
+            pool_result(
+                &jobs[i],
+                false,
+                format!(
+                    "left out of the pool at {}: its restart failed",
+                    lbs.join(", ")
+                ),
+            )
+        };
+        out.push(result.map(|mut services| {
+            services.insert(0, pool_entry);
+            services
+        }));
+    }
+    out
+}
+
+/// Runs `script` on every load balancer at once; the first failure, with
+/// the load balancer's name.
+async fn on_load_balancers<C: Connector>(
+    engine: &Engine<'_, C>,
+    lbs: &[SshTarget],
+    script: &str,
+) -> Result<(), String> {
+    let outcomes = futures_util::future::join_all(lbs.iter().map(|lb| async move {
+        let transport = engine
+            .connector
+            .connect(lb)
+            .await
+            .map_err(|e| e.to_string())?;
+        let out = transport.run(&format!("set -e\n{script}"), None).await;
+        transport.close().await;
+        let out = out.map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", lb.name, out.stderr_text()))
+        }
+    }))
+    .await;
+    outcomes.into_iter().collect()
+}
+
+/// The pool's part of a web server's rolling restart, as a result line.
+fn pool_result(job: &RestartJob, ok: bool, detail: String) -> ServiceResult {
+    ServiceResult {
+        host: job.server.name.to_string(),
+        role: Role::Lb.name(),
+        service: format!("haproxy {}/{}", pool::BACKEND, job.server.name),
+        method: RestartMethod::Drain,
+        how: "drained at every load balancer, put back after its checks",
+        ok,
+        detail,
+        checks: Vec::new(),
+        rolled_back_to: None,
+        elapsed_ms: 0,
+    }
 }
 
 async fn restart_host<C: Connector>(
