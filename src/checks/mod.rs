@@ -39,6 +39,9 @@ pub struct Checks {
     pub list: Vec<(Check, String)>,
     /// Where the checks connect: the server's address (IP or name).
     pub address: String,
+    /// For a load balancer: the floating address too, checked after its
+    /// own (whichever load balancer holds it answers).
+    pub floating: Option<String>,
     pub port: u16,
 }
 
@@ -90,6 +93,12 @@ impl Checks {
         Ok(Some(Self {
             list,
             address: server.address.to_string(),
+            floating: inv
+                .inventory
+                .lb
+                .floating_address
+                .filter(|_| through_lb)
+                .map(|a| a.to_string()),
             port: inv.inventory.nginx.listen.0,
         }))
     }
@@ -103,16 +112,35 @@ impl Checks {
         out: &dyn Reporter,
         secrets: &Secrets,
     ) -> Result<Vec<CheckResult>, Unreachable> {
+        let mut results = self
+            .run_at(&self.address, "", transport, out, secrets)
+            .await?;
+        if let (Some(floating), true) = (&self.floating, results.iter().all(|r| r.passed)) {
+            let via = format!("floating address {floating} -> ");
+            results.extend(self.run_at(floating, &via, transport, out, secrets).await?);
+        }
+        Ok(results)
+    }
+
+    /// The checks against one address; `via` starts each hop's name.
+    async fn run_at<T: Transport>(
+        &self,
+        address: &str,
+        via: &str,
+        transport: &T,
+        out: &dyn Reporter,
+        secrets: &Secrets,
+    ) -> Result<Vec<CheckResult>, Unreachable> {
         let host = transport.host().to_string();
         let names: Vec<&str> = self.list.iter().map(|(_, h)| h.as_str()).collect();
         // An IP is taken as it is; a host name is resolved by the system.
-        let addr = tokio::net::lookup_host((self.address.as_str(), self.port))
+        let addr = tokio::net::lookup_host((address, self.port))
             .await
             .ok()
             .and_then(|mut a| a.next());
         let client = match addr {
             Some(addr) => http::Client::new(addr, &names, false, None, Duration::from_secs(5)),
-            None => Err(format!("cannot resolve {}", self.address)),
+            None => Err(format!("cannot resolve {address}")),
         };
         let verdicts = futures_util::future::join_all(
             self.list
@@ -134,11 +162,12 @@ impl Checks {
                 }
                 _ => None,
             };
+            let hop = format!("{via}{}", check.hop);
             out.report(Event::StepFinished {
                 host: host.clone(),
                 step: format!(
-                    "check: {} ({} {}{})",
-                    check.name, check.hop, host_header, check.path
+                    "check: {} ({hop} {}{})",
+                    check.name, host_header, check.path
                 ),
                 status: if passed {
                     StepStatus::Ok
@@ -153,7 +182,7 @@ impl Checks {
             results.push(CheckResult {
                 host: host.clone(),
                 check: check.name.clone(),
-                hop: check.hop.clone(),
+                hop,
                 passed,
                 detail,
                 logs,

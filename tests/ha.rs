@@ -1,0 +1,399 @@
+//! The HA design on seven lab servers (inventory/lab-ha.yml): two HAProxy
+//! load balancers sharing a floating address (keepalived), three web/app
+//! servers, a MariaDB primary and a GTID replica. Provisioned from pristine
+//! servers; rolling restarts and a killed web server under a load loop,
+//! with every request counted.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const HA: &str = "inventory/lab-ha.yml";
+const FLOATING: &str = "10.249.0.10";
+const SERVERS: [&str; 7] = ["lb1", "lb2", "web1", "web2", "web3", "db1", "db2"];
+const WEBS: [&str; 3] = ["web1", "web2", "web3"];
+
+/// The HA lab provisioned once per test binary, from pristine servers.
+fn provisioned() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        lab_up(HA);
+        for s in SERVERS {
+            foobar()
+                .args(["-i", HA, "lab", "reset", s])
+                .assert()
+                .success();
+        }
+        let (code, json, err) = provision_json(HA, &[]);
+        assert_eq!(code, Some(0), "{err}{json}");
+    });
+}
+
+/// GET through the floating address: (status, body), or what went wrong.
+fn get(path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{FLOATING}:80").parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: www.foobar.com\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP answer: {raw:?}"))?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Requests through the floating address in a loop until stopped:
+/// (requests, failures with what they were).
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<(usize, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(connections: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..connections)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let (mut sent, mut failed) = (0, Vec::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        sent += 1;
+                        match get("/visits") {
+                            Ok((200, _)) => {}
+                            Ok((status, body)) => failed.push(format!("HTTP {status}: {body}")),
+                            Err(e) => failed.push(e),
+                        }
+                    }
+                    (sent, failed)
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.into_iter().map(|t| t.join().unwrap()).fold(
+            (0, Vec::new()),
+            |(n, mut f), (m, g)| {
+                f.extend(g);
+                (n + m, f)
+            },
+        )
+    }
+}
+
+/// A web server's state in HAProxy on `lb`: UP, DOWN, DRAIN, MAINT, ...
+fn state_at(lb: &str, web: &str) -> String {
+    on_server_ok(
+        HA,
+        lb,
+        &format!(
+            "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$1 == \"web\" && $2 == \"{web}\" {{ print $18 }}'"
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
+fn wait_for_state(lb: &str, web: &str, want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if state_at(lb, web).starts_with(want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{web} is {} at {lb}, not {want}, after {within:?}",
+            state_at(lb, web)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn restart(args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = foobar()
+        .args(["-i", HA, "restart", "--json", "--force"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn ha_stack_converges_and_every_hop_answers() {
+    let _turn = lab_turn();
+    provisioned();
+    let (code, json, err) = provision_json(HA, &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        json["totals"]["changed"], 0,
+        "a rerun changes nothing: {json}"
+    );
+    let checks = json["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["passed"] == true), "{json}");
+    for host in ["lb1", "lb2", "web1", "web2", "web3"] {
+        let on_host: Vec<_> = checks.iter().filter(|c| c["host"] == host).collect();
+        // Each load balancer is checked at its own and the floating address.
+        let expected = if host.starts_with("lb") { 10 } else { 5 };
+        assert_eq!(
+            on_host.len(),
+            expected,
+            "every hop checked on {host}: {json}"
+        );
+        let through_lb = on_host[0]["hop"]
+            .as_str()
+            .unwrap()
+            .starts_with("HAProxy -> ");
+        assert_eq!(through_lb, host.starts_with("lb"), "{json}");
+    }
+    let replication = checks
+        .iter()
+        .find(|c| c["host"] == "db2")
+        .expect("the replica's check");
+    assert_eq!(replication["replication"]["io_running"], "Yes", "{json}");
+    assert_eq!(replication["replication"]["sql_running"], "Yes", "{json}");
+    assert!(
+        replication["replication"]["seconds_behind"].is_u64(),
+        "{json}"
+    );
+
+    // One load balancer holds the floating address; www points at it.
+    let holders: Vec<_> = ["lb1", "lb2"]
+        .into_iter()
+        .filter(|lb| {
+            on_server_ok(HA, lb, "ip -4 -o addr show dev eth0").contains(&format!("{FLOATING}/24"))
+        })
+        .collect();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let zone = on_server_ok(HA, "lb1", "cat /var/lib/bind/db.foobar.com");
+    assert!(zone.contains(&format!("www IN A {FLOATING}")), "{zone}");
+    assert_eq!(get("/healthz").map(|(s, _)| s), Ok(200));
+
+    // MariaDB listens on the primary's private address only, and the app
+    // user may connect from the app servers only.
+    let listening = on_server_ok(HA, "db1", "ss -Htln 'sport = :3306'");
+    assert!(listening.contains("10.249.0.31:3306"), "{listening}");
+    assert!(
+        !listening.contains("0.0.0.0:3306") && !listening.contains("*:3306"),
+        "{listening}"
+    );
+    let hosts = on_server_ok(
+        HA,
+        "db1",
+        "mysql -N -B -e \"SELECT Host FROM mysql.user WHERE User='foobar' ORDER BY Host\"",
+    );
+    assert_eq!(
+        hosts.split_whitespace().collect::<Vec<_>>(),
+        ["10.249.0.21", "10.249.0.22", "10.249.0.23"]
+    );
+
+    // A row written through the app on the primary reaches the replica
+    // within a second.
+    let (status, body) = get("/visits").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let count: u64 = body
+        .split("\"visits\": ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    let written = Instant::now();
+    loop {
+        let seen = on_server_ok(
+            HA,
+            "db2",
+            "mysql -N -B -e 'SELECT count FROM foobar.visits WHERE id = 1'",
+        );
+        if seen.trim().parse::<u64>().ok() >= Some(count) {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "the replica has {seen} visits, the primary {count}"
+        );
+    }
+    let read_only = on_server_ok(HA, "db2", "mysql -N -B -e 'SELECT @@read_only'");
+    assert_eq!(read_only.trim(), "1");
+}
+
+#[test]
+fn rolling_restarts_drop_no_request() {
+    let _turn = lab_turn();
+    provisioned();
+    for target in ["app", "web", "lb"] {
+        let load = Load::start(4);
+        thread::sleep(Duration::from_millis(500));
+        let (code, json, err) = restart(&[target]);
+        thread::sleep(Duration::from_millis(500));
+        let (sent, failed) = load.finish();
+        assert_eq!(code, Some(0), "restart {target}: {err}{json}");
+        assert!(sent > 50, "restart {target}: only {sent} requests");
+        assert!(
+            failed.is_empty(),
+            "restart {target}: {} of {sent} failed: {failed:?}",
+            failed.len()
+        );
+        let services = json["services"].as_array().unwrap();
+        if target == "lb" {
+            assert_eq!(services.len(), 2, "{json}");
+        } else {
+            let drained: Vec<_> = services.iter().filter(|s| s["method"] == "drain").collect();
+            assert_eq!(drained.len(), 3, "each web server left the pool: {json}");
+            assert!(drained.iter().all(|s| s["ok"] == true), "{json}");
+        }
+    }
+    for web in WEBS {
+        assert_eq!(state_at("lb1", web), "UP");
+        assert_eq!(state_at("lb2", web), "UP");
+    }
+}
+
+#[test]
+fn a_web_server_that_fails_its_restart_stays_out_and_stops_the_roll() {
+    let _turn = lab_turn();
+    provisioned();
+    // web2's nginx config breaks: `nginx -t` refuses the reload.
+    on_server_ok(
+        HA,
+        "web2",
+        "echo 'broken;' >> /etc/nginx/sites-enabled/foobar.conf",
+    );
+    let load = Load::start(2);
+    let (code, json, err) = restart(&["web"]);
+    let (sent, failed) = load.finish();
+    assert_eq!(code, Some(1), "{err}{json}");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    let line = |host: &str| {
+        json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["host"] == host && s["method"] == "drain")
+            .cloned()
+            .unwrap_or_else(|| panic!("{host}: {json}"))
+    };
+    assert_eq!(line("web1")["ok"], true, "{json}");
+    assert_eq!(line("web2")["ok"], false, "{json}");
+    assert!(
+        line("web2")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("left out of the pool"),
+        "{json}"
+    );
+    assert!(
+        line("web3")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the roll stopped at web2"),
+        "{json}"
+    );
+    assert_eq!(state_at("lb1", "web2"), "DRAIN");
+    // Provision mends the config; the next roll puts web2 back.
+    let (code, json, err) = provision_json(HA, &["--limit", "web2"]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    let (code, json, err) = restart(&["web"]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(state_at("lb1", "web2"), "UP");
+}
+
+#[test]
+fn a_killed_web_server_leaves_the_pool_and_comes_back() {
+    let _turn = lab_turn();
+    provisioned();
+    let load = Load::start(4);
+    thread::sleep(Duration::from_millis(500));
+    foobar()
+        .args(["-i", HA, "lab", "kill", "web3"])
+        .assert()
+        .success();
+    let down = wait_for_state("lb1", "web3", "DOWN", Duration::from_secs(10));
+    thread::sleep(Duration::from_secs(1));
+    foobar().args(["-i", HA, "lab", "up"]).assert().success();
+    let up = wait_for_state("lb1", "web3", "UP", Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(500));
+    let (sent, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    eprintln!("web3 marked down {down:?} after the kill, up {up:?} after lab up; {sent} requests, 0 failed");
+}
+
+#[test]
+fn the_floating_address_moves_when_its_load_balancer_dies() {
+    let _turn = lab_turn();
+    provisioned();
+    let holds = |lb: &str| {
+        on_server(HA, lb, "ip -4 -o addr show dev eth0")
+            .status
+            .success()
+            && on_server_ok(HA, lb, "ip -4 -o addr show dev eth0")
+                .contains(&format!("{FLOATING}/24"))
+    };
+    let (holder, other) = if holds("lb1") {
+        ("lb1", "lb2")
+    } else {
+        ("lb2", "lb1")
+    };
+    assert!(holds(holder), "one load balancer holds {FLOATING}");
+    foobar()
+        .args(["-i", HA, "lab", "kill", holder])
+        .assert()
+        .success();
+    let killed = Instant::now();
+    while !holds(other) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "{other} never took {FLOATING} over"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let moved = killed.elapsed();
+    while get("/healthz").map(|(s, _)| s) != Ok(200) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(25),
+            "the site does not answer at {FLOATING} through {other}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "{other} took {FLOATING} over {moved:?} after {holder} died; the site answered after {:?}",
+        killed.elapsed()
+    );
+    // Back up, the old holder waits as the standby: no move, no reset.
+    foobar().args(["-i", HA, "lab", "up"]).assert().success();
+    let (code, json, err) = provision_json(HA, &["--limit", holder]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(holds(other) && !holds(holder));
+}
