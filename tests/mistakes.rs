@@ -73,6 +73,76 @@ const MISTAKES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Mistakes in the HA design (inventory/lab-ha.yml), each text replaced
+/// wherever it appears.
+const HA_MISTAKES: &[(&str, &str, &str)] = &[
+    (
+        "ha_replica_without_primary",
+        "roles: [db]",
+        "roles: [db_replica]",
+    ),
+    ("ha_two_primaries", "roles: [db_replica]", "roles: [db]"),
+    (
+        "ha_lb_without_web_servers",
+        "roles: [web, app]",
+        "roles: [dns]",
+    ),
+    (
+        "ha_lb_on_a_web_server",
+        "roles: [lb]",
+        "roles: [lb, web, app]",
+    ),
+    (
+        "ha_two_servers_one_address",
+        "address: 10.249.0.22",
+        "address: 10.249.0.21",
+    ),
+    (
+        "ha_floating_address_outside_the_subnet",
+        "floating_address: 10.249.0.10",
+        "floating_address: 10.250.0.10",
+    ),
+    (
+        "ha_floating_address_of_a_server",
+        "floating_address: 10.249.0.10",
+        "floating_address: 10.249.0.21",
+    ),
+    (
+        "ha_replica_without_replication_password",
+        "  replication_password: file:/var/lib/foobar/lab-ha/secrets/replication_password\n",
+        "",
+    ),
+];
+
+#[test]
+fn every_ha_mistake_is_refused_before_any_connection() {
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/lab-ha.yml"),
+    )
+    .unwrap()
+    .replace(
+        "../apps/python",
+        &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+    );
+    for (name, was, now) in HA_MISTAKES {
+        assert!(
+            base.contains(was),
+            "{name}: lab-ha.yml no longer has {was:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inventory.yml"), base.replace(was, now)).unwrap();
+        // provision: refused while loading, so no server is contacted.
+        let out = foobar()
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .args(["-i", "inventory.yml", "provision"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stderr));
+        insta::assert_snapshot!(format!("mistake__{name}"), text(&out.stderr));
+    }
+}
+
 #[test]
 fn every_mistake_gets_one_clear_message() {
     let base = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(LAB))

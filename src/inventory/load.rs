@@ -109,10 +109,37 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         let (line, column) = find_key(text, key);
         InputError::at(path, line, column, message)
     };
+    // A duplicate is shown where it appears the second time.
+    let mut names = std::collections::BTreeSet::new();
+    let mut addresses = std::collections::BTreeSet::new();
+    for s in &inv.servers.0 {
+        let twice = |needle: String, message: String| {
+            let (line, column) = find_last_key(text, &needle);
+            InputError::at(path, line, column, message)
+        };
+        if !names.insert(s.name.as_str()) {
+            return Err(twice(
+                format!("name: {}", s.name),
+                format!(
+                    "server name `{}` appears twice: give each server its own name",
+                    s.name
+                ),
+            ));
+        }
+        if !addresses.insert(&s.address) {
+            return Err(twice(
+                format!("address: {}", s.address),
+                format!(
+                    "address {} is given to two servers: give each server its own address",
+                    s.address
+                ),
+            ));
+        }
+    }
     for role in [Role::Web, Role::Db, Role::Dns] {
         if !inv.servers.0.iter().any(|s| s.has(role)) {
             return Err(at_key(
-                "servers",
+                "servers:",
                 format!(
                     "no server has the `{}` role: add it to one server's roles",
                     role.name()
@@ -150,11 +177,23 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
 
 /// Line and column (1-based) of the first line containing `needle`, for
 /// errors about a whole entry; (1, 1) when it is not found.
+/// Comment lines are skipped; a needle that appears twice (a duplicate) is
+/// found at its last appearance by `find_last_key`.
 fn find_key(text: &str, needle: &str) -> (usize, usize) {
-    text.lines()
-        .enumerate()
-        .find_map(|(i, line)| line.find(needle).map(|col| (i + 1, col + 1)))
-        .unwrap_or((1, 1))
+    key_lines(text, needle).next().unwrap_or((1, 1))
+}
+
+fn find_last_key(text: &str, needle: &str) -> (usize, usize) {
+    key_lines(text, needle).last().unwrap_or((1, 1))
+}
+
+fn key_lines<'t>(text: &'t str, needle: &'t str) -> impl Iterator<Item = (usize, usize)> + 't {
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        if line.trim_start().starts_with('#') {
+            return None;
+        }
+        line.find(needle).map(|col| (i + 1, col + 1))
+    })
 }
 
 /// `~/x`, `$HOME/x` and `${HOME}/x` with the home folder.

@@ -150,22 +150,6 @@ impl<'de> Deserialize<'de> for Servers {
                 "servers is empty: list at least one server",
             ));
         }
-        let mut names = BTreeSet::new();
-        let mut addresses = BTreeSet::new();
-        for s in &servers {
-            if !names.insert(s.name.as_str()) {
-                return Err(D::Error::custom(format!(
-                    "server name `{}` appears twice: give each server its own name",
-                    s.name
-                )));
-            }
-            if !addresses.insert(&s.address) {
-                return Err(D::Error::custom(format!(
-                    "address {} is given to two servers: give each server its own address",
-                    s.address
-                )));
-            }
-        }
         Ok(Servers(servers))
     }
 }
