@@ -36,6 +36,17 @@ fn parts(inv: &Inventory, s: &Server) -> Vec<Part> {
                 inv.app.health_path
             ),
         ));
+        if let Some(floating) = inv.lb.floating_address {
+            let peers: Vec<_> = inv
+                .servers_with(Role::Lb)
+                .filter(|l| l.name != s.name)
+                .map(|l| l.name.to_string())
+                .collect();
+            parts.push(part(
+                "keepalived",
+                format!("VRRP: shares {floating} with {}", peers.join(", ")),
+            ));
+        }
     }
     if s.has(Role::Web) {
         let ports = match &inv.nginx.tls {
@@ -258,7 +269,7 @@ pub fn mermaid(inv: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "    browser -- \"2. HTTP to {}\" --> {id}_0",
-                s.address
+                inv.web_address()
             );
         }
     }

@@ -7,16 +7,19 @@ use common::*;
 
 #[test]
 fn the_svg_renders_to_a_png_and_readme_shows_the_current_one() {
+    for (inventory, committed) in [
+        ("inventory/foobar.yml", "docs/foobar.svg"),
+        ("inventory/foobar-ha.yml", "docs/foobar-ha.svg"),
+    ] {
+        renders_and_is_current(inventory, committed);
+    }
+}
+
+fn renders_and_is_current(inventory: &str, committed: &str) {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("foobar.svg");
     let out = foobar()
-        .args([
-            "-i",
-            "inventory/foobar.yml",
-            "diagram",
-            "-o",
-            svg.to_str().unwrap(),
-        ])
+        .args(["-i", inventory, "diagram", "-o", svg.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -34,11 +37,10 @@ fn the_svg_renders_to_a_png_and_readme_shows_the_current_one() {
     let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert!(width >= 900 && height >= 300, "{width}x{height}");
-    let committed = std::fs::read_to_string("docs/foobar.svg").unwrap();
     assert_eq!(
-        committed,
+        std::fs::read_to_string(committed).unwrap(),
         std::fs::read_to_string(&svg).unwrap(),
-        "docs/foobar.svg is stale: foobar -i inventory/foobar.yml diagram -o docs/foobar.svg"
+        "{committed} is stale: foobar -i {inventory} diagram -o {committed}"
     );
 }
 
@@ -51,4 +53,32 @@ fn mermaid_text_for_the_lab() {
     let m = text(&out.stdout);
     assert!(m.starts_with("flowchart LR"), "{m}");
     assert!(m.contains("web1 — 10.250.0.10"), "{m}");
+}
+
+#[test]
+fn mermaid_text_for_the_ha_lab() {
+    let out = foobar()
+        .args([
+            "-i",
+            "inventory/lab-ha.yml",
+            "diagram",
+            "--format",
+            "mermaid",
+        ])
+        .output()
+        .unwrap();
+    let m = text(&out.stdout);
+    assert!(
+        m.contains("lb1_0[\"HAProxy: load balancer :80 to web1, web2, web3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("keepalived: VRRP: shares 10.249.0.10 with lb2"),
+        "{m}"
+    );
+    assert!(m.contains("MariaDB replica: read-only copy of db1"), "{m}");
+    assert!(
+        m.contains("browser -- \"2. HTTP to 10.249.0.10\" --> lb1_0"),
+        "{m}"
+    );
 }
