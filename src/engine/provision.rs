@@ -14,7 +14,7 @@ use crate::progress::{Event, StepStatus};
 use crate::resolve::Resolved;
 use crate::shell::quote;
 use crate::steps::PlanCx;
-use crate::transport::{Connector, SshTarget, Transport};
+use crate::transport::{Connector, SshTarget, Transport, Unreachable};
 
 /// Everything one server needs, rendered before any connection.
 pub struct ProvisionJob {
@@ -110,6 +110,10 @@ impl Waves {
     }
 }
 
+/// Connections that fail before the server lock is taken (nothing has
+/// changed yet) are made again this many times in all.
+const ATTEMPTS: u32 = 2;
+
 async fn provision_host<C: Connector>(
     engine: &Engine<'_, C>,
     job: &ProvisionJob,
@@ -118,9 +122,17 @@ async fn provision_host<C: Connector>(
     waves: &Waves,
 ) -> HostOutcome {
     let host = job.target.name.clone();
-    let start = Instant::now();
-    let transport = engine.connector.connect(&job.target).await?;
-    let result = {
+    let mut attempt = 1;
+    let result = loop {
+        let start = Instant::now();
+        let transport = match engine.connector.connect(&job.target).await {
+            Ok(t) => t,
+            Err(e) if attempt < ATTEMPTS && e.transient => {
+                retrying(engine, &host, &e, &mut attempt);
+                continue;
+            }
+            Err(e) => break Err(e.into()),
+        };
         let run = HostRun {
             transport: &transport,
             out: engine.out,
@@ -135,17 +147,34 @@ async fn provision_host<C: Connector>(
             // this run, for --break-lock.
             let _ = run.run(&opts.claim.release_script(), None).await;
         }
-        result
+        let start = Instant::now();
+        transport.close().await;
+        engine.out.report(Event::Phase {
+            host: host.clone(),
+            phase: "close",
+            elapsed_ms: start.elapsed().as_millis() as u64,
+        });
+        match result {
+            // Lost before the lock: only facts were read, so reading them
+            // again on a new connection is safe.
+            Err(HostFailure::Unreachable(e)) if !locked && attempt < ATTEMPTS && e.transient => {
+                retrying(engine, &host, &e, &mut attempt);
+            }
+            result => break result,
+        }
     };
-    let start = Instant::now();
-    transport.close().await;
-    engine.out.report(Event::Phase {
-        host: host.clone(),
-        phase: "close",
-        elapsed_ms: start.elapsed().as_millis() as u64,
-    });
     engine.out.report(Event::HostFinished { host });
     result
+}
+
+fn retrying<C: Connector>(engine: &Engine<'_, C>, host: &str, e: &Unreachable, attempt: &mut u32) {
+    *attempt += 1;
+    engine.out.report(Event::Message {
+        text: format!(
+            "[{host}] {}; connecting again (attempt {attempt} of {ATTEMPTS})",
+            e.message
+        ),
+    });
 }
 
 async fn converge<T: Transport>(

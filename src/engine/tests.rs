@@ -469,3 +469,37 @@ fn pending_handlers_are_recorded_by_the_change_that_notifies_them() {
         script.text
     );
 }
+
+#[test]
+fn a_connection_lost_while_reading_facts_is_made_again() {
+    let w = world();
+    w.provision(false, false).unwrap();
+    w.server.lose_connection_at(1);
+    let r = w.provision(false, false);
+    assert_eq!(changed(&r), 0, "{:?}", r.as_ref().err());
+    let trace = w.trace();
+    assert_eq!(trace[trace.len() - 2..], ["(lost)", "facts"]);
+}
+
+#[test]
+fn a_connection_lost_under_the_lock_is_not_made_again() {
+    let w = world();
+    w.provision(false, false).unwrap();
+    w.state
+        .lock()
+        .unwrap()
+        .files
+        .insert("/etc/b".into(), "old\n".into());
+    // facts, lock + facts, then the write is lost.
+    w.server.lose_connection_at(3);
+    let r = w.provision(false, false);
+    let Err(HostFailure::Unreachable(e)) = r else {
+        panic!("{:?}", r.map(|_| ()));
+    };
+    assert!(e.message.contains("lost"), "{e}");
+    let trace = w.trace();
+    assert_eq!(
+        trace[trace.len() - 4..],
+        ["facts", "lock + facts", "(lost)", "release"]
+    );
+}

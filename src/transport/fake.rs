@@ -1,6 +1,7 @@
 //! A transport for tests that need no server: every script is recorded,
 //! and a responder written by the test answers it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Connector, Output, SshTarget, Transport, Unreachable};
@@ -13,6 +14,9 @@ pub struct FakeServer {
     name: String,
     scripts: Arc<Mutex<Vec<String>>>,
     responder: Arc<Responder>,
+    /// The run with this number (1 = the first) loses the connection
+    /// instead of running; 0 for never.
+    lost_at: Arc<AtomicUsize>,
 }
 
 impl FakeServer {
@@ -25,7 +29,14 @@ impl FakeServer {
             name: name.to_string(),
             scripts: Arc::default(),
             responder: Arc::new(responder),
+            lost_at: Arc::default(),
         }
+    }
+
+    /// The `n`th run from now on (1 = the next) finds the connection gone.
+    pub fn lose_connection_at(&self, n: usize) {
+        let runs = self.scripts().len();
+        self.lost_at.store(runs + n, Ordering::SeqCst);
     }
 
     /// Every script run so far, in order.
@@ -61,10 +72,18 @@ impl Transport for FakeServer {
     }
 
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
-        self.scripts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(script.to_string());
+        let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
+        if scripts.len() + 1 == self.lost_at.load(Ordering::SeqCst) {
+            // Counted as a run, never answered.
+            scripts.push("(lost)".into());
+            return Err(Unreachable {
+                host: self.name.clone(),
+                message: "the SSH connection was lost".into(),
+                transient: true,
+            });
+        }
+        scripts.push(script.to_string());
+        drop(scripts);
         Ok((self.responder)(script, stdin))
     }
 
@@ -85,6 +104,7 @@ impl Connector for FakeConnector {
             .ok_or_else(|| Unreachable {
                 host: target.name.clone(),
                 message: "no such fake server".into(),
+                transient: false,
             })
     }
 }

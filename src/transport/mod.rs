@@ -39,6 +39,9 @@ impl Output {
 pub struct Unreachable {
     pub host: String,
     pub message: String,
+    /// Trying again may help (a lost or timed-out connection); not for a
+    /// refused host key or login, which would fail the same way.
+    pub transient: bool,
 }
 
 pub trait Transport: Send + Sync {

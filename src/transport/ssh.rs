@@ -38,6 +38,9 @@ impl SshTarget {
     }
 }
 
+/// How often an idle connection asks the server whether it is there.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 pub struct Ssh {
     name: String,
     /// The login user as the inventory names it, for messages.
@@ -65,7 +68,7 @@ impl Ssh {
             b.config_file(config);
         }
         b.connect_timeout(t.connect_timeout)
-            .server_alive_interval(Duration::from_secs(5))
+            .server_alive_interval(KEEPALIVE)
             // A changed key is always refused; an unknown one only with
             // the explicit accept_new_host_keys setting.
             .known_hosts_check(if t.accept_new_host_keys {
@@ -89,6 +92,7 @@ impl Ssh {
                 return Err(Unreachable {
                     host: t.name.clone(),
                     message: explain_connect_error(&said, t),
+                    transient: !refused(&said),
                 });
             }
         };
@@ -161,6 +165,13 @@ async fn diagnose(t: &SshTarget) -> Option<String> {
     (!said.is_empty()).then_some(said)
 }
 
+/// A host key or a login refused: connecting again would fail the same way.
+fn refused(said: &str) -> bool {
+    said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || said.contains("Host key verification failed")
+        || said.contains("Permission denied")
+}
+
 fn explain_connect_error(raw: &str, t: &SshTarget) -> String {
     let raw = raw.trim();
     let hint = if raw.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
@@ -200,9 +211,15 @@ impl Transport for Ssh {
     }
 
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
+        // The master connection gives up after ServerAliveCountMax (3)
+        // unanswered keepalives, ServerAliveInterval apart.
         let lost = |e: openssh::Error| Unreachable {
             host: self.name.clone(),
-            message: format!("the connection failed: {e}"),
+            message: format!(
+                "the SSH connection was lost (no answer within {} s, or the server closed it): {e}",
+                3 * KEEPALIVE.as_secs()
+            ),
+            transient: true,
         };
         // The inventory's user decides; without one the server tells.
         let mut cmd = match self.user.as_deref() {
@@ -248,6 +265,7 @@ impl Transport for Ssh {
             let user = self.user.as_deref().unwrap_or("the login user");
             return Err(Unreachable {
                 host: self.name.clone(),
+                transient: false,
                 message: format!(
                     "{user} cannot run commands as root without a password; on {host} add \
                      `{name} ALL=(ALL) NOPASSWD: ALL` to /etc/sudoers.d/foobar (visudo -f), or log in as root",
