@@ -105,6 +105,13 @@ impl Lab {
             ),
             0o644,
         )?;
+        // Root's user manager lingers, as on a server someone is logged in
+        // to: in a container its stop can hang ("Couldn't move remaining
+        // userspace processes"), and while it hangs every new SSH login
+        // waits for it (up to its 90 s stop timeout).
+        fs::create_dir_all(merged.join("var/lib/systemd/linger"))
+            .map_err(io_err("creating var/lib/systemd/linger"))?;
+        write(&merged.join("var/lib/systemd/linger/root"), "", 0o644)?;
         // VERBOSE logs one line per SSH session: tests and benchmarks count them.
         write(
             &merged.join("etc/ssh/sshd_config.d/foobar-lab.conf"),
