@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -62,24 +62,32 @@ fn get(path: &str) -> Result<(u16, String), String> {
 }
 
 /// Requests through the floating address in a loop until stopped:
-/// (requests, failures with what they were).
+/// (requests, failures with what they were); maintenance pages counted
+/// apart.
 struct Load {
     stop: Arc<AtomicBool>,
+    maintenance: Arc<AtomicUsize>,
     threads: Vec<thread::JoinHandle<(usize, Vec<String>)>>,
 }
 
 impl Load {
     fn start(connections: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let maintenance = Arc::new(AtomicUsize::new(0));
         let threads = (0..connections)
             .map(|_| {
                 let stop = stop.clone();
+                let maintenance = maintenance.clone();
                 thread::spawn(move || {
                     let (mut sent, mut failed) = (0, Vec::new());
                     while !stop.load(Ordering::Relaxed) {
                         sent += 1;
                         match get("/visits") {
                             Ok((200, _)) => {}
+                            // The maintenance page, from nginx (not HAProxy's own 503).
+                            Ok((503, body)) if body.contains("under maintenance") => {
+                                maintenance.fetch_add(1, Ordering::Relaxed);
+                            }
                             Ok((status, body)) => failed.push(format!("HTTP {status}: {body}")),
                             Err(e) => failed.push(e),
                         }
@@ -88,7 +96,15 @@ impl Load {
                 })
             })
             .collect();
-        Self { stop, threads }
+        Self {
+            stop,
+            maintenance,
+            threads,
+        }
+    }
+
+    fn maintenance_pages(&self) -> usize {
+        self.maintenance.load(Ordering::Relaxed)
     }
 
     fn finish(self) -> (usize, Vec<String>) {
@@ -271,6 +287,29 @@ fn rolling_restarts_drop_no_request() {
         assert_eq!(state_at("lb1", web), "UP");
         assert_eq!(state_at("lb2", web), "UP");
     }
+}
+
+#[test]
+fn a_primary_restart_shows_the_maintenance_page_on_every_web_server() {
+    let _turn = lab_turn();
+    provisioned();
+    let load = Load::start(4);
+    let (code, json, err) = restart(&["db"]);
+    let pages = load.maintenance_pages();
+    let (sent, failed) = load.finish();
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    assert!(pages > 0, "no maintenance page in {sent} requests");
+    for web in WEBS {
+        let flag = on_server(HA, web, "test -e /var/lib/foobar/maintenance/restarting");
+        assert!(!flag.status.success(), "the page is gone again on {web}");
+    }
+    let (code, json, err) = provision_json(HA, &["--limit", "db2"]);
+    assert_eq!(code, Some(0), "replication is back: {err}{json}");
 }
 
 #[test]

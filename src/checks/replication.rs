@@ -1,6 +1,8 @@
 //! The replication check of a MariaDB replica, over the server's own
 //! connection: both threads running, how far behind, the last error.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use super::CheckResult;
@@ -63,17 +65,28 @@ impl ReplicationState {
     }
 }
 
+/// How long a replica may take to reconnect (after a restart of it or of
+/// the primary) before the check fails.
+const RECONNECT: Duration = Duration::from_secs(10);
+
 /// Asks the replica how replication goes and reports it as a check.
 pub async fn check<T: Transport>(
     transport: &T,
     out: &dyn Reporter,
 ) -> Result<CheckResult, Unreachable> {
     let host = transport.host().to_string();
-    let status = transport
-        .run("mysql -e 'SHOW SLAVE STATUS\\G'", None)
-        .await?
-        .stdout_text();
-    let state = ReplicationState::parse(&status);
+    let deadline = Instant::now() + RECONNECT;
+    let state = loop {
+        let status = transport
+            .run("mysql -e 'SHOW SLAVE STATUS\\G'", None)
+            .await?
+            .stdout_text();
+        let state = ReplicationState::parse(&status);
+        if state.healthy() || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let passed = state.healthy();
     let detail = state.describe();
     out.report(Event::StepFinished {

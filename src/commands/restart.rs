@@ -148,6 +148,15 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         serial: args.serial.into(),
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout.into()),
     });
+    // Web servers apart from the primary put the maintenance page up
+    // themselves while it restarts.
+    let primary = inv.inventory.db_primary();
+    let remote_web: Vec<_> = inv
+        .inventory
+        .servers_with(Role::Web)
+        .filter(|s| s.name != primary.name)
+        .map(|s| engine::ssh_target(&inv, s))
+        .collect();
     let results = engine::restart(
         &engine,
         &inv,
@@ -155,6 +164,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         &claim,
         args.break_lock,
         rolling.as_ref(),
+        &remote_web,
     )
     .await;
     let mut report = Report {

@@ -78,11 +78,13 @@ pub struct ServiceResult {
 
 pub type HostRestart = Result<Vec<ServiceResult>, HostFailure>;
 
-/// Restarts every job's services under the server lock. Without load
-/// balancers, all servers at once. With them: the load balancers one at a
-/// time, then the web servers a batch at a time out of the pool, then the
-/// rest at once. A web server whose restart fails stays out of the pool
-/// and the roll stops there; the servers after it are not restarted.
+/// Restarts every job's services under the server lock: the load
+/// balancers one at a time; behind load balancers, the web servers a batch
+/// at a time out of the pool (a web server whose restart fails stays out
+/// and the roll stops there: the servers after it are not restarted);
+/// then the rest at once, but the database primary last, with the
+/// maintenance page up on `remote_web` (the web servers it does not share
+/// a server with) while it restarts.
 pub async fn restart<C: Connector>(
     engine: &Engine<'_, C>,
     inv: &Loaded,
@@ -90,50 +92,82 @@ pub async fn restart<C: Connector>(
     claim: &Claim,
     break_lock: bool,
     rolling: Option<&Rolling>,
+    remote_web: &[SshTarget],
 ) -> Vec<HostRestart> {
     let one = |job| restart_host(engine, inv, job, claim, break_lock);
-    let Some(rolling) = rolling else {
-        return engine.fan_out(jobs, one).await;
-    };
+    let has = |j: &RestartJob, role: Role| j.services.iter().any(|(r, _)| *r == role);
     let mut results: Vec<Option<HostRestart>> = jobs.iter().map(|_| None).collect();
-    let is_lb = |j: &RestartJob| j.services.iter().any(|(r, _)| *r == Role::Lb);
-    let in_pool =
-        |j: &RestartJob| j.server.has(Role::Web) && j.services.iter().any(|(r, _)| *r != Role::Lb);
-    for (i, job) in jobs.iter().enumerate().filter(|(_, j)| is_lb(j)) {
-        results[i] = Some(one(job).await);
-    }
-    let pool: Vec<usize> = (0..jobs.len())
-        .filter(|&i| in_pool(&jobs[i]) && results[i].is_none())
-        .collect();
-    let mut stopped_at: Option<String> = None;
-    for batch in pool.chunks(rolling.serial.max(1)) {
-        if let Some(at) = &stopped_at {
-            for &i in batch {
-                results[i] = Some(Ok(vec![pool_result(
-                    &jobs[i],
-                    false,
-                    format!("not restarted: the roll stopped at {at}"),
-                )]));
-            }
-            continue;
+    if let Some(rolling) = rolling {
+        for (i, job) in jobs.iter().enumerate().filter(|(_, j)| has(j, Role::Lb)) {
+            results[i] = Some(one(job).await);
         }
-        let rolled = roll_batch(engine, jobs, batch, rolling, &one).await;
-        for (&i, result) in batch.iter().zip(rolled) {
-            if !matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) && stopped_at.is_none() {
-                stopped_at = Some(jobs[i].server.name.to_string());
+        let pool: Vec<usize> = (0..jobs.len())
+            .filter(|&i| results[i].is_none())
+            .filter(|&i| has(&jobs[i], Role::Web) || has(&jobs[i], Role::App))
+            .collect();
+        let mut stopped_at: Option<String> = None;
+        for batch in pool.chunks(rolling.serial.max(1)) {
+            if let Some(at) = &stopped_at {
+                for &i in batch {
+                    results[i] = Some(Ok(vec![pool_result(
+                        &jobs[i],
+                        false,
+                        format!("not restarted: the roll stopped at {at}"),
+                    )]));
+                }
+                continue;
             }
-            results[i] = Some(result);
+            let rolled = roll_batch(engine, jobs, batch, rolling, &one).await;
+            for (&i, result) in batch.iter().zip(rolled) {
+                if !matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) && stopped_at.is_none() {
+                    stopped_at = Some(jobs[i].server.name.to_string());
+                }
+                results[i] = Some(result);
+            }
         }
     }
-    let rest: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_none()).collect();
+    let (primary, rest): (Vec<usize>, Vec<usize>) = (0..jobs.len())
+        .filter(|&i| results[i].is_none())
+        .partition(|&i| has(&jobs[i], Role::Db) && !remote_web.is_empty());
     let done = engine.fan_out(&rest, |&i| one(&jobs[i])).await;
     for (i, r) in rest.into_iter().zip(done) {
         results[i] = Some(r);
+    }
+    for i in primary {
+        results[i] = Some(behind_maintenance_pages(engine, remote_web, one(&jobs[i])).await);
     }
     results
         .into_iter()
         .map(|r| r.expect("every job ran"))
         .collect()
+}
+
+/// Runs a primary's restart while `web` serve the maintenance page for
+/// dynamic requests; the page goes away once it passed, and stays when it
+/// failed (the database does not answer).
+async fn behind_maintenance_pages<C: Connector>(
+    engine: &Engine<'_, C>,
+    web: &[SshTarget],
+    restart: impl std::future::Future<Output = HostRestart>,
+) -> HostRestart {
+    let flag = quote(RESTART_FLAG);
+    let up = format!(
+        "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
+         sleep 1 # requests already at the app finish before the database goes\n"
+    );
+    if let Err(why) = on_servers(engine, web, &up).await {
+        let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
+        return Err(HostFailure::Unreachable(Unreachable {
+            host: why.0,
+            message: format!("could not put the maintenance page up: {}", why.1),
+            transient: false,
+        }));
+    }
+    let result = restart.await;
+    if matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) {
+        let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
+    }
+    result
 }
 
 /// One batch of web servers: drained at every load balancer, restarted,
@@ -159,20 +193,20 @@ where
         .iter()
         .map(|n| pool::drain_script(n, rolling.drain_timeout))
         .collect();
-    if let Err(why) = on_load_balancers(engine, &rolling.load_balancers, &drain).await {
+    if let Err(why) = on_servers(engine, &rolling.load_balancers, &drain).await {
         // Whatever was drained goes back: nothing was restarted.
         let ready: String = names
             .iter()
             .map(|n| pool::ready_script(n, rolling.drain_timeout))
             .collect();
-        let _ = on_load_balancers(engine, &rolling.load_balancers, &ready).await;
+        let _ = on_servers(engine, &rolling.load_balancers, &ready).await;
         return batch
             .iter()
             .map(|&i| {
                 Ok(vec![pool_result(
                     &jobs[i],
                     false,
-                    format!("could not drain: {why}"),
+                    format!("could not drain at {}: {}", why.0, why.1),
                 )])
             })
             .collect();
@@ -189,7 +223,7 @@ where
         let name = jobs[i].server.name.as_str();
         let healthy = matches!(&result, Ok(r) if r.iter().all(|s| s.ok));
         let pool_entry = if healthy {
-            match on_load_balancers(
+            match on_servers(
                 engine,
                 &rolling.load_balancers,
                 &pool::ready_script(name, rolling.drain_timeout),
@@ -204,7 +238,11 @@ where
                         lbs.join(", ")
                     ),
                 ),
-                Err(why) => pool_result(&jobs[i], false, format!("not back in the pool: {why}")),
+                Err((lb, why)) => pool_result(
+                    &jobs[i],
+                    false,
+                    format!("not back in the pool at {lb}: {why}"),
+                ),
             }
         } else {
             pool_result(
@@ -224,26 +262,27 @@ where
     out
 }
 
-/// Runs `script` on every load balancer at once; the first failure, with
-/// the load balancer's name.
-async fn on_load_balancers<C: Connector>(
+/// Runs `script` on every server at once; the first failure, as (server,
+/// what went wrong).
+async fn on_servers<C: Connector>(
     engine: &Engine<'_, C>,
-    lbs: &[SshTarget],
+    servers: &[SshTarget],
     script: &str,
-) -> Result<(), String> {
-    let outcomes = futures_util::future::join_all(lbs.iter().map(|lb| async move {
+) -> Result<(), (String, String)> {
+    let outcomes = futures_util::future::join_all(servers.iter().map(|t| async move {
+        let failed = |message: String| (t.name.clone(), message);
         let transport = engine
             .connector
-            .connect(lb)
+            .connect(t)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.message))?;
         let out = transport.run(&format!("set -e\n{script}"), None).await;
         transport.close().await;
-        let out = out.map_err(|e| e.to_string())?;
+        let out = out.map_err(|e| failed(e.message))?;
         if out.success() {
             Ok(())
         } else {
-            Err(format!("{}: {}", lb.name, out.stderr_text()))
+            Err(failed(out.stderr_text()))
         }
     }))
     .await;
