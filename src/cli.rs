@@ -110,9 +110,34 @@ pub struct Global {
     /// How many servers to work on at once.
     #[arg(long, global = true, default_value_t = crate::engine::DEFAULT_FORKS, value_parser = forks)]
     pub forks: usize,
+    /// Only these servers (repeatable), for every command that contacts
+    /// servers.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub limit: Vec<String>,
 }
 
 impl Global {
+    /// Whether `--limit` lets `server` in (every server without it). A name
+    /// the inventory does not have is bad input, found before any
+    /// connection.
+    pub fn limit<'i>(
+        &self,
+        inv: &'i crate::inventory::Loaded,
+    ) -> Result<impl Fn(&crate::inventory::Server) -> bool + 'i, crate::error::InputError> {
+        for name in &self.limit {
+            if inv.server(name).is_none() {
+                return Err(crate::error::InputError::new(
+                    &inv.path,
+                    format!("--limit {name}: no server of that name in the inventory"),
+                ));
+            }
+        }
+        let names = self.limit.clone();
+        Ok(move |s: &crate::inventory::Server| {
+            names.is_empty() || names.iter().any(|n| n == s.name.as_str())
+        })
+    }
+
     pub fn verbosity(&self) -> crate::progress::Verbosity {
         use crate::progress::Verbosity;
         match (self.quiet, self.verbose) {

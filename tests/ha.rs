@@ -436,3 +436,56 @@ fn the_floating_address_moves_when_its_load_balancer_dies() {
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(holds(other) && !holds(holder));
 }
+
+#[test]
+fn limit_works_on_every_command_that_contacts_servers() {
+    let _turn = lab_turn();
+    provisioned();
+    for cmd in [
+        &["restart", "app", "--force"][..],
+        &["maintenance", "status"],
+        &["provision"],
+        &["dns-check"],
+    ] {
+        let out = foobar()
+            .args(["-i", HA, "--limit", "web9"])
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--limit web9"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = foobar()
+        .args([
+            "-i",
+            HA,
+            "--limit",
+            "web2",
+            "maintenance",
+            "status",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let servers: Vec<_> = json["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["server"].clone())
+        .collect();
+    assert_eq!(servers, ["web2"], "{json}");
+    let (code, json, err) = restart(&["app", "--limit", "web3"]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    let hosts: std::collections::BTreeSet<_> = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["web3"], "{json}");
+}

@@ -25,7 +25,12 @@ pub struct MaintenanceArgs {
 
 pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let servers: Vec<_> = inv.inventory.servers_with(Role::Web).collect();
+    let selected = g.limit(&inv)?;
+    let servers: Vec<_> = inv
+        .inventory
+        .servers_with(Role::Web)
+        .filter(|s| selected(s))
+        .collect();
     let targets: Vec<_> = servers
         .iter()
         .map(|s| engine::ssh_target(&inv, s))

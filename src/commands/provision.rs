@@ -28,9 +28,6 @@ pub struct ProvisionArgs {
     /// Show a unified diff of every file that changes (secrets masked).
     #[arg(long)]
     pub diff: bool,
-    /// Only these servers (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub limit: Vec<String>,
     /// Take the server lock even if another run holds it (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
@@ -63,18 +60,10 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let pb = project.playbook()?;
     let secrets = Secrets::resolve(&inv)?;
     let renderer = Renderer::new(&project);
-    for name in &args.limit {
-        if inv.server(name).is_none() {
-            return Err(crate::error::InputError::new(
-                &inv.path,
-                format!("--limit {name}: no server of that name in the inventory"),
-            )
-            .into());
-        }
-    }
+    let selected = g.limit(&inv)?;
     let mut jobs = Vec::new();
     for server in inv.inventory.servers.0.iter() {
-        if !args.limit.is_empty() && !args.limit.iter().any(|n| n == server.name.as_str()) {
+        if !selected(server) {
             continue;
         }
         let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;

@@ -66,6 +66,7 @@ struct Report {
 pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inv = inventory::load(&g.inventory)?;
+    let selected = g.limit(&inv)?;
     let project = Project::discover(g.project.as_deref());
     let pb = project.playbook()?;
     let renderer = Renderer::new(&project);
@@ -104,7 +105,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         Target::Lb => vec![Role::Lb],
     };
     let mut jobs = Vec::new();
-    for server in &inv.inventory.servers.0 {
+    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
         let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
         // The service each role keeps running here: its first `service` step.
         let services: Vec<(Role, String)> = roles
