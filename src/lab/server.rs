@@ -100,7 +100,11 @@ impl Lab {
         write(
             &merged.join("etc/apt/apt.conf.d/01foobar-lab-proxy"),
             &format!(
-                "// Lab servers have no route out: apt goes through the host.\nAcquire::http::Proxy \"http://{}:{PROXY_PORT}\";\n",
+                "// Lab servers have no route out: apt goes through the host.\nAcquire::http::Proxy \"http://{}:{PROXY_PORT}\";\n\
+                 // Many servers updating at once can leave a request of the proxy\n\
+                 // unanswered (apt-cacher-ng: \"Failure to move file ... out of the\n\
+                 // way\"): give up on it and ask again.\n\
+                 Acquire::http::Timeout \"20\";\nAcquire::Retries \"5\";\n",
                 self.bridge_address
             ),
             0o644,
