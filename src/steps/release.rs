@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::parts::{backup, remember, verify_upload};
+use super::parts::{backup, deferred_fact_script, remember, verify_upload};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
@@ -74,10 +74,10 @@ impl Kind for Release {
     }
 
     fn fact_script(d: &Desired) -> String {
-        format!(
-            "printf 'L\\t%s\\n' \"$(readlink {})\"\n",
+        deferred_fact_script(&format!(
+            "printf 'L\\t%s\\n' \"$(readlink {})\"",
             quote(&format!("{}/current", d.root))
-        )
+        ))
     }
 
     fn parse_fact(output: &str) -> Fact {

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::parts::{
-    backup, parse_path_fact, path_fact_script, remember, sha256_hex, verify_upload, PathFact,
+    backup, deferred_fact_script, parse_path_fact, path_fact_script, remember, sha256_hex,
+    verify_upload, PathFact,
     BACKUP_DIR, VALIDATION_FAILED,
 };
 use super::{Kind, PlanCx, RenderedFile, ResolveCx, Script};
@@ -110,10 +111,11 @@ impl Kind for Template {
     fn fact_script(d: &Desired) -> String {
         let mut s = path_fact_script(&d.path);
         if d.soa_serial {
-            s.push_str(&format!(
-                "printf 'S\\t%s\\n' \"$(sed -n 's/^[[:space:]]*\\([0-9]\\{{1,10\\}}\\)[[:space:]]*;[[:space:]]*serial.*/\\1/p' {} | head -n1)\"\n",
+            // In the background, beside the other facts.
+            s.push_str(&deferred_fact_script(&format!(
+                "printf 'S\\t%s\\n' \"$(sed -n 's/^[[:space:]]*\\([0-9]\\{{1,10\\}}\\)[[:space:]]*;[[:space:]]*serial.*/\\1/p' {} | head -n1)\"",
                 quote(&d.path)
-            ));
+            )));
         }
         s
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::parts::deferred_fact_script;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::shell::quote;
@@ -49,7 +50,10 @@ impl Kind for User {
     }
 
     fn fact_script(d: &Desired) -> String {
-        format!("getent passwd {} >/dev/null && echo U\n", quote(&d.name))
+        deferred_fact_script(&format!(
+            "getent passwd {} >/dev/null && echo U",
+            quote(&d.name)
+        ))
     }
 
     fn parse_fact(output: &str) -> Fact {
