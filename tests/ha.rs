@@ -147,17 +147,9 @@ fn wait_for_state(lb: &str, web: &str, want: &str, within: Duration) -> Duration
     }
 }
 
+/// A restart of the HA lab, forced (whatever the hour).
 fn restart(args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = foobar()
-        .args(["-i", HA, "restart", "--json", "--force"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        text(&out.stderr),
-    )
+    restart_json(HA, &[args, &["--force"]].concat())
 }
 
 #[test]

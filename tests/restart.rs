@@ -12,16 +12,7 @@ const INSIDE: &str = "2026-11-29T02:30"; // Sunday, inside the lab's 02:00-04:00
 const OUTSIDE: &str = "2026-11-25T20:00"; // a Wednesday evening
 
 fn restart(args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = foobar()
-        .args(["-i", LAB, "restart", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        text(&out.stderr),
-    )
+    restart_json(LAB, args)
 }
 
 /// (status, has Retry-After, body) of a GET through nginx.

@@ -31,7 +31,7 @@ pub struct CheckResult {
     pub logs: Option<String>,
     /// A replica's state, for the replication check.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replication: Option<replication::ReplicationState>,
+    pub replication: Option<crate::steps::replica::SlaveStatus>,
 }
 
 /// The playbook's checks for one web server, with their Host headers.

@@ -342,34 +342,24 @@ impl Inventory {
 fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
     let servers = &inv.servers.0;
     let entry = |s: &Server| format!("name: {}", s.name);
+    // Roles that cannot be combined on one server, and why.
+    let combinations: [(fn(&Server) -> bool, &str); 3] = [
+        (
+            |s| s.has(Role::Web) != s.has(Role::App),
+            "the web and app roles run together (nginx reaches the app by a unix socket); give it both",
+        ),
+        (
+            |s| s.has(Role::Lb) && s.has(Role::Web),
+            "the lb and web roles both serve port 80; put the load balancer on a server of its own",
+        ),
+        (
+            |s| s.has(Role::Db) && s.has(Role::DbReplica),
+            "the db and db_replica roles cannot share a server: a replica copies the primary from another server",
+        ),
+    ];
     for s in servers {
-        // nginx reaches the app by a unix socket: they share a server.
-        if s.has(Role::Web) != s.has(Role::App) {
-            return Err((
-                entry(s),
-                format!(
-                    "server `{}`: the web and app roles run together (nginx reaches the app by a unix socket); give it both",
-                    s.name
-                ),
-            ));
-        }
-        if s.has(Role::Lb) && s.has(Role::Web) {
-            return Err((
-                entry(s),
-                format!(
-                    "server `{}`: the lb and web roles both serve port 80; put the load balancer on a server of its own",
-                    s.name
-                ),
-            ));
-        }
-        if s.has(Role::Db) && s.has(Role::DbReplica) {
-            return Err((
-                entry(s),
-                format!(
-                    "server `{}` is both the db primary and a db_replica: a replica copies the primary from another server",
-                    s.name
-                ),
-            ));
+        if let Some((_, why)) = combinations.iter().find(|(broken, _)| broken(s)) {
+            return Err((entry(s), format!("server `{}`: {why}", s.name)));
         }
         // Servers reach each other only when there are several.
         if servers.len() > 1 && s.private_address().is_none() {

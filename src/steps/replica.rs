@@ -61,25 +61,78 @@ pub struct Fact {
     #[serde(default)]
     pub server_id: u32,
     #[serde(default)]
-    pub master_host: String,
-    #[serde(default)]
-    pub master_user: String,
-    /// `Slave_Pos` when replicating by GTID.
-    #[serde(default)]
-    pub using_gtid: String,
-    /// Seconds between attempts to reach the primary.
-    #[serde(default)]
-    pub connect_retry: u32,
-    /// `Yes`, `No` or `Connecting`.
-    #[serde(default)]
-    pub io_running: String,
-    #[serde(default)]
-    pub sql_running: String,
-    #[serde(default)]
-    pub last_error: String,
+    pub status: SlaveStatus,
     /// The hash of the password it was set up with.
     #[serde(default)]
     pub auth: String,
+}
+
+/// `SHOW SLAVE STATUS\G`, as far as foobar reads it (the replication
+/// check too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlaveStatus {
+    pub master_host: String,
+    pub master_user: String,
+    /// `Slave_Pos` when replicating by GTID.
+    pub using_gtid: String,
+    /// Seconds between attempts to reach the primary.
+    pub connect_retry: u32,
+    /// `Yes`, `No` or `Connecting`.
+    pub io_running: String,
+    pub sql_running: String,
+    /// None when replication is stopped (MariaDB shows NULL).
+    pub seconds_behind: Option<u64>,
+    pub last_error: String,
+}
+
+impl SlaveStatus {
+    pub fn parse(text: &str) -> Self {
+        let mut s = Self::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.trim_start().split_once(':') else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            match key {
+                "Master_Host" => s.master_host = value,
+                "Master_User" => s.master_user = value,
+                "Using_Gtid" => s.using_gtid = value,
+                "Connect_Retry" => s.connect_retry = value.parse().unwrap_or_default(),
+                "Slave_IO_Running" => s.io_running = value,
+                "Slave_SQL_Running" => s.sql_running = value,
+                "Seconds_Behind_Master" => s.seconds_behind = value.parse().ok(),
+                "Last_IO_Error" | "Last_SQL_Error" if !value.is_empty() => s.last_error = value,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Both threads run and the lag is known.
+    pub fn healthy(&self) -> bool {
+        self.io_running == "Yes" && self.sql_running == "Yes" && self.seconds_behind.is_some()
+    }
+
+    pub fn describe(&self) -> String {
+        if self.master_host.is_empty() {
+            return "not replicating: no primary is set".into();
+        }
+        let mut s = format!(
+            "from {}: IO {}, SQL {}, {}",
+            self.master_host,
+            self.io_running,
+            self.sql_running,
+            match self.seconds_behind {
+                Some(n) => format!("{n} s behind"),
+                None => "lag unknown (stopped)".into(),
+            }
+        );
+        if !self.last_error.is_empty() {
+            s.push_str(&format!("; last error: {}", self.last_error));
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,24 +195,11 @@ impl Kind for Replica {
     }
 
     fn parse_fact(output: &str) -> Fact {
-        let mut f = Fact::default();
+        let mut f = Fact {
+            status: SlaveStatus::parse(output),
+            ..Fact::default()
+        };
         for line in output.lines() {
-            if let Some((key, value)) = line.trim_start().split_once(": ") {
-                let value = value.trim().to_string();
-                match key {
-                    "Master_Host" => f.master_host = value,
-                    "Master_User" => f.master_user = value,
-                    "Using_Gtid" => f.using_gtid = value,
-                    "Connect_Retry" => f.connect_retry = value.parse().unwrap_or_default(),
-                    "Slave_IO_Running" => f.io_running = value,
-                    "Slave_SQL_Running" => f.sql_running = value,
-                    "Last_IO_Error" | "Last_SQL_Error" if !value.is_empty() => {
-                        f.last_error = value
-                    }
-                    _ => {}
-                }
-                continue;
-            }
             match line.split('\t').collect::<Vec<_>>()[..] {
                 ["Q"] => f.up = true,
                 ["D", _] => f.seeded = true,
@@ -172,10 +212,11 @@ impl Kind for Replica {
     }
 
     fn plan(d: &Desired, f: &Fact, _: &PlanCx) -> Option<Change> {
-        let set_up = f.master_host == d.primary
-            && f.master_user == d.user
-            && f.using_gtid == "Slave_Pos"
-            && f.connect_retry == CONNECT_RETRY
+        let st = &f.status;
+        let set_up = st.master_host == d.primary
+            && st.master_user == d.user
+            && st.using_gtid == "Slave_Pos"
+            && st.connect_retry == CONNECT_RETRY
             && f.auth == mysql_native_hash(&d.password);
         let restart = f.server_id != d.server_id;
         if !f.up || !f.seeded || !set_up || restart {
@@ -185,8 +226,8 @@ impl Kind for Replica {
             });
         }
         // `Connecting` is a running IO thread waiting on the network.
-        (f.io_running == "No" || f.sql_running != "Yes").then(|| Change::Start {
-            error: f.last_error.clone(),
+        (st.io_running == "No" || st.sql_running != "Yes").then(|| Change::Start {
+            error: st.last_error.clone(),
         })
     }
 
@@ -255,13 +296,16 @@ impl Kind for Replica {
             up: true,
             seeded: true,
             server_id: d.server_id,
-            master_host: d.primary.clone(),
-            master_user: d.user.clone(),
-            using_gtid: "Slave_Pos".into(),
-            connect_retry: CONNECT_RETRY,
-            io_running: "Yes".into(),
-            sql_running: "Yes".into(),
-            last_error: String::new(),
+            status: SlaveStatus {
+                master_host: d.primary.clone(),
+                master_user: d.user.clone(),
+                using_gtid: "Slave_Pos".into(),
+                connect_retry: CONNECT_RETRY,
+                io_running: "Yes".into(),
+                sql_running: "Yes".into(),
+                seconds_behind: Some(0),
+                last_error: String::new(),
+            },
             auth: mysql_native_hash(&d.password),
         }
     }

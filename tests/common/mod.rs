@@ -196,6 +196,20 @@ pub fn provision_json(inventory: &str, extra: &[&str]) -> (Option<i32>, serde_js
     (out.status.code(), json, text(&out.stderr))
 }
 
+/// `foobar -i INVENTORY restart --json ARGS`: (exit code, JSON result, stderr).
+pub fn restart_json(inventory: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = foobar()
+        .args(["-i", inventory, "restart", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        text(&out.stderr),
+    )
+}
+
 /// The lab server back to pristine (the lab brought up if need be).
 pub fn pristine() {
     lab_up(LAB);
