@@ -343,7 +343,8 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
     let servers = &inv.servers.0;
     let entry = |s: &Server| format!("name: {}", s.name);
     // Roles that cannot be combined on one server, and why.
-    let combinations: [(fn(&Server) -> bool, &str); 3] = [
+    type Broken = fn(&Server) -> bool;
+    let combinations: [(Broken, &str); 3] = [
         (
             |s| s.has(Role::Web) != s.has(Role::App),
             "the web and app roles run together (nginx reaches the app by a unix socket); give it both",
