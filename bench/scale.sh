@@ -17,11 +17,11 @@ F=$PWD/target/release/foobar
 WORK=/var/lib/foobar/bench/scale
 mkdir -p "$WORK"
 
-inventory() { # N -> the inventory of s0 .. s(N-1)
-  local n=$1 out=$WORK/scale-$1.yml
+inventory() { # N [ssh_config] -> the inventory of s0 .. s(N-1)
+  local n=$1 out=$WORK/scale-$1${2:+-classic}.yml
   {
     echo "lab: {bridge_address: 10.248.0.1, dir: /var/lib/foobar/lab-scale}"
-    echo "ssh: {known_hosts: /var/lib/foobar/lab-scale/known_hosts}"
+    echo "ssh: {known_hosts: /var/lib/foobar/lab-scale/known_hosts${2:+, config: $2}}"
     echo "servers:"
     for i in $(seq 0 $((n - 1))); do
       if [ "$i" = 0 ]; then roles="[web, app, db, dns]"; else roles="[web, app]"; fi
@@ -90,6 +90,16 @@ for n in 1 10 30; do
   for run in $(seq 1 "$RUNS"); do
     measure "no-op, run $run" "$n" "$F" -i "$inv" provision
   done
+done
+
+# The same no-op with the pre-quantum key exchange, which a user can pick
+# with an ssh_config file (foobar keeps OpenSSH's default).
+CLASSIC=$WORK/ssh_config-classic
+echo "KexAlgorithms curve25519-sha256" > "$CLASSIC"
+inv=$(inventory 30 "$CLASSIC")
+"$F" -i "$inv" provision > /dev/null 2>&1
+for run in $(seq 1 "$RUNS"); do
+  measure "no-op, curve25519 key exchange, run $run" 30 "$F" -i "$inv" provision
 done
 
 {
