@@ -83,3 +83,18 @@ fn a_project_folder_overrides_one_template_and_keeps_the_rest() {
     );
     assert!(read("etc/bind/named.conf.options").contains("recursion no"));
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_foobar_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before foobar writes anything: its first write meets EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
