@@ -120,7 +120,7 @@ impl<'a> Context<'a> {
                 .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
             db: DbLayout::new(inventory, server),
-            web_backends: backends(inventory, Role::Web),
+            web_backends: web_backends(inventory),
             vrrp: Vrrp::new(inventory, server),
         }
     }
@@ -154,9 +154,9 @@ fn private(s: &Server) -> String {
         .to_string()
 }
 
-fn backends(inventory: &Inventory, role: Role) -> Vec<Backend> {
+fn web_backends(inventory: &Inventory) -> Vec<Backend> {
     inventory
-        .servers_with(role)
+        .servers_with(Role::Web)
         .map(|s| Backend {
             name: s.name.to_string(),
             address: private(s),

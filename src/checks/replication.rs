@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::CheckResult;
 use crate::progress::{Event, Reporter, StepStatus};
-use crate::steps::replica::SlaveStatus;
+use crate::steps::replica::{SlaveStatus, SHOW_STATUS};
 use crate::transport::{Transport, Unreachable};
 
 /// How long a replica may take to reconnect (after a restart of it or of
@@ -20,10 +20,7 @@ pub async fn check<T: Transport>(
     let host = transport.host().to_string();
     let deadline = Instant::now() + RECONNECT;
     let state = loop {
-        let status = transport
-            .run("mysql -e 'SHOW SLAVE STATUS\\G'", None)
-            .await?
-            .stdout_text();
+        let status = transport.run(SHOW_STATUS, None).await?.stdout_text();
         let state = SlaveStatus::parse(&status);
         if state.healthy() || Instant::now() > deadline {
             break state;

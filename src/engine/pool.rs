@@ -33,33 +33,35 @@ fn stat(server: &str, column: u8) -> String {
 /// Out of balancing, still health-checked, current sessions finish; then
 /// waits until none is left, failing loudly after `timeout`.
 pub fn drain_script(server: &str, timeout: Duration) -> String {
-    let tries = timeout.as_millis().div_ceil(250).max(1);
-    format!(
-        "{set}i=0\n\
-         while n=$({stat}); [ \"$n\" != 0 ]; do\n\
-         \x20 i=$((i + 1))\n\
-         \x20 if [ $i -gt {tries} ]; then echo \"{server} still has ${{n:-?}} sessions after {secs} s of draining\" >&2; exit 1; fi\n\
-         \x20 sleep 0.25\n\
-         done\n",
-        set = api(&format!("set server {BACKEND}/{server} state drain")),
-        stat = stat(server, 5),
-        secs = timeout.as_secs(),
-    )
+    set_then_wait(server, "drain", 5, "0", "sessions", timeout)
 }
 
 /// Back in balancing; waits until HAProxy sees it up (its health check
 /// went on while it was drained, so that is at once when it is healthy).
 pub fn ready_script(server: &str, timeout: Duration) -> String {
+    set_then_wait(server, "ready", 18, "UP", "its state", timeout)
+}
+
+/// Sets the server's state, then polls a `show stat` column every 0.25 s
+/// until it reads `want`; after `timeout` fails saying what it read.
+fn set_then_wait(
+    server: &str,
+    state: &str,
+    column: u8,
+    want: &str,
+    what: &str,
+    timeout: Duration,
+) -> String {
     let tries = timeout.as_millis().div_ceil(250).max(1);
     format!(
         "{set}i=0\n\
-         while st=$({stat}); [ \"$st\" != UP ]; do\n\
+         while v=$({stat}); [ \"$v\" != {want} ]; do\n\
          \x20 i=$((i + 1))\n\
-         \x20 if [ $i -gt {tries} ]; then echo \"{server} is ${{st:-unknown}} in HAProxy after {secs} s\" >&2; exit 1; fi\n\
+         \x20 if [ $i -gt {tries} ]; then echo \"{server} {state}: {what} ${{v:-unknown}}, not {want}, after {secs} s\" >&2; exit 1; fi\n\
          \x20 sleep 0.25\n\
          done\n",
-        set = api(&format!("set server {BACKEND}/{server} state ready")),
-        stat = stat(server, 18),
+        set = api(&format!("set server {BACKEND}/{server} state {state}")),
+        stat = stat(server, column),
         secs = timeout.as_secs(),
     )
 }

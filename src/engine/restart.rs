@@ -119,7 +119,7 @@ pub async fn restart<C: Connector>(
             }
             let rolled = roll_batch(engine, jobs, batch, rolling, &one).await;
             for (&i, result) in batch.iter().zip(rolled) {
-                if !matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) && stopped_at.is_none() {
+                if !all_ok(&result) && stopped_at.is_none() {
                     stopped_at = Some(jobs[i].server.name.to_string());
                 }
                 results[i] = Some(result);
@@ -142,6 +142,33 @@ pub async fn restart<C: Connector>(
         .collect()
 }
 
+/// Every service of a server restarted and passed its checks.
+fn all_ok(result: &HostRestart) -> bool {
+    matches!(result, Ok(services) if services.iter().all(|s| s.ok))
+}
+
+/// Puts up the page of a database restart (RESTART_FLAG), then lets the
+/// requests already at the app finish before the database goes.
+fn maintenance_up() -> String {
+    format!("{}sleep 1\n", raise_flag(RESTART_FLAG))
+}
+
+/// Creates a flag file (and its folder).
+fn raise_flag(flag: &str) -> String {
+    let flag = quote(flag);
+    format!("mkdir -p \"$(dirname {flag})\" && touch {flag}\n")
+}
+
+/// Restarts MariaDB and waits until it answers, up to 30 s, failing with
+/// `failure`.
+fn restart_mariadb(svc: &str, failure: &str) -> String {
+    format!(
+        "systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
+         i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo {failure} >&2; exit 1; }}; sleep 0.5; done\n",
+        failure = quote(failure),
+    )
+}
+
 /// Runs a primary's restart while `web` serve the maintenance page for
 /// dynamic requests; the page goes away once it passed, and stays when it
 /// failed (the database does not answer).
@@ -151,11 +178,7 @@ async fn behind_maintenance_pages<C: Connector>(
     restart: impl std::future::Future<Output = HostRestart>,
 ) -> HostRestart {
     let flag = quote(RESTART_FLAG);
-    let up = format!(
-        "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
-         sleep 1 # requests already at the app finish before the database goes\n"
-    );
-    if let Err(why) = on_servers(engine, web, &up).await {
+    if let Err(why) = on_servers(engine, web, &maintenance_up()).await {
         let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
         return Err(HostFailure::Unreachable(Unreachable {
             host: why.0,
@@ -164,7 +187,7 @@ async fn behind_maintenance_pages<C: Connector>(
         }));
     }
     let result = restart.await;
-    if matches!(&result, Ok(r) if r.iter().all(|s| s.ok)) {
+    if all_ok(&result) {
         let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
     }
     result
@@ -221,8 +244,7 @@ where
     let mut out = Vec::new();
     for (&i, result) in batch.iter().zip(restarted) {
         let name = jobs[i].server.name.as_str();
-        let healthy = matches!(&result, Ok(r) if r.iter().all(|s| s.ok));
-        let pool_entry = if healthy {
+        let pool_entry = if all_ok(&result) {
             match on_servers(
                 engine,
                 &rolling.load_balancers,
@@ -361,7 +383,11 @@ async fn restart_one<T: Transport>(
     use RestartMethod::*;
     let (method, how, script) = match role {
         // Old workers finish their requests; a bad config never loads.
-        Role::Web => (CheckedReload, "nginx -t, then reload", format!("nginx -t >&2 && systemctl reload {svc}")),
+        Role::Web => (
+            CheckedReload,
+            "nginx -t, then reload",
+            format!("nginx -t >&2 && systemctl reload {svc}"),
+        ),
         // New workers start, old ones finish their requests in flight.
         Role::App => {
             let (method, how) = match inv.inventory.app.kind {
@@ -377,25 +403,26 @@ async fn restart_one<T: Transport>(
             RestartBehindMaintenancePage,
             "restart behind the maintenance page",
             format!(
-                "mkdir -p \"$(dirname {flag})\" && touch {flag}\n\
-                 sleep 1 # requests already at the app finish before the database goes\n\
-                 systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
-                 i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the database did not answer within 30 s; the maintenance page stays' >&2; exit 1; }}; sleep 0.5; done\n\
-                 rm -f {flag}\n",
-                flag = RESTART_FLAG
+                "{up}{restart}rm -f {flag}\n",
+                up = maintenance_up(),
+                restart = restart_mariadb(
+                    &svc,
+                    "the database did not answer within 30 s; the maintenance page stays"
+                ),
+                flag = quote(RESTART_FLAG),
             ),
         ),
-        Role::Dns => (CheckedReload, "named-checkconf -z, then reload", format!("named-checkconf -z >&2 && systemctl reload {svc}")),
+        Role::Dns => (
+            CheckedReload,
+            "named-checkconf -z, then reload",
+            format!("named-checkconf -z >&2 && systemctl reload {svc}"),
+        ),
         // The app reads and writes the primary only; replication catches
         // up after the restart.
         Role::DbReplica => (
             Restart,
             "restart (the app does not use replicas)",
-            format!(
-                "systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}
-                 i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo 'the replica did not answer within 30 s' >&2; exit 1; }}; sleep 0.5; done
-"
-            ),
+            restart_mariadb(&svc, "the replica did not answer within 30 s"),
         ),
         // The master starts new workers on the same sockets; the old ones
         // finish their requests (idle-close-on-response).
@@ -549,7 +576,7 @@ pub async fn maintenance<C: Connector>(
 ) -> Vec<Result<bool, MaintenanceError>> {
     let flag = quote(MAINTENANCE_FLAG);
     let script = match switch {
-        MaintenanceSwitch::On => format!("mkdir -p \"$(dirname {flag})\" && touch {flag}"),
+        MaintenanceSwitch::On => raise_flag(MAINTENANCE_FLAG),
         MaintenanceSwitch::Off => format!("rm -f {flag}"),
         MaintenanceSwitch::Status => String::new(),
     } + &format!("\nif [ -e {flag} ]; then echo on; else echo off; fi\n");

@@ -110,31 +110,27 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         InputError::at(path, line, column, message)
     };
     // A duplicate is shown where it appears the second time.
-    let mut names = std::collections::BTreeSet::new();
-    let mut addresses = std::collections::BTreeSet::new();
-    for s in &inv.servers.0 {
-        let twice = |needle: String, message: String| {
-            let (line, column) = find_last_key(text, &needle);
-            InputError::at(path, line, column, message)
-        };
-        if !names.insert(s.name.as_str()) {
-            return Err(twice(
-                format!("name: {}", s.name),
-                format!(
-                    "server name `{}` appears twice: give each server its own name",
-                    s.name
-                ),
-            ));
-        }
-        if !addresses.insert(&s.address) {
-            return Err(twice(
-                format!("address: {}", s.address),
-                format!(
-                    "address {} is given to two servers: give each server its own address",
-                    s.address
-                ),
-            ));
-        }
+    let twice = |needle: String, message: String| {
+        let (line, column) = find_last_key(text, &needle);
+        InputError::at(path, line, column, message)
+    };
+    if let Some((_, s)) = duplicate(&inv.servers.0, |s| s.name.clone()) {
+        return Err(twice(
+            format!("name: {}", s.name),
+            format!(
+                "server name `{}` appears twice: give each server its own name",
+                s.name
+            ),
+        ));
+    }
+    if let Some((_, s)) = duplicate(&inv.servers.0, |s| s.address.clone()) {
+        return Err(twice(
+            format!("address: {}", s.address),
+            format!(
+                "address {} is given to two servers: give each server its own address",
+                s.address
+            ),
+        ));
     }
     for role in [Role::Web, Role::Db, Role::Dns] {
         if !inv.servers.0.iter().any(|s| s.has(role)) {
@@ -338,6 +334,14 @@ impl Inventory {
     }
 }
 
+/// The first server whose `key` an earlier one has: (the earlier, it).
+fn duplicate<K: Ord>(servers: &[Server], key: impl Fn(&Server) -> K) -> Option<(&Server, &Server)> {
+    let mut seen = std::collections::BTreeMap::new();
+    servers
+        .iter()
+        .find_map(|s| seen.insert(key(s), s).map(|earlier| (earlier, s)))
+}
+
 /// How roles may be combined, as (a needle to find the line, message).
 fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
     let servers = &inv.servers.0;
@@ -391,15 +395,15 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
             "a server has the db_replica role, so mysql needs `replication_password: env:NAME` or `file:PATH`".into(),
         ));
     }
-    let mut private = std::collections::BTreeMap::new();
-    for s in servers.iter().filter(|_| servers.len() > 1) {
-        let ip = s.private_address().expect("checked above");
-        if let Some(other) = private.insert(ip, &s.name) {
+    if servers.len() > 1 {
+        if let Some((other, s)) = duplicate(servers, Server::private_address) {
             return Err((
                 entry(s),
                 format!(
-                    "servers `{other}` and `{}` have the same private address {ip}: give each its own",
-                    s.name
+                    "servers `{}` and `{}` have the same private address {}: give each its own",
+                    other.name,
+                    s.name,
+                    s.private_address().expect("checked above"),
                 ),
             ));
         }

@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::{deferred_fact_script, mysql_native_hash};
+use super::parts::{deferred_fact_script, mysql_fact, mysql_native_hash};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::inventory::SqlName;
-use crate::shell::quote;
 
 pub struct Mysql;
 
@@ -226,10 +225,7 @@ impl Kind for Mysql {
              AND GRANTEE IN (SELECT CONCAT(\"'\", User, \"'@'\", Host, \"'\") FROM mysql.user WHERE User='{user}');"
         );
         // The slowest fact: it waits on MariaDB, so it runs beside the rest.
-        deferred_fact_script(&format!(
-            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q",
-            quote(&sql)
-        ))
+        deferred_fact_script(&mysql_fact(&sql))
     }
 
     fn parse_fact(output: &str) -> Fact {

@@ -101,6 +101,15 @@ pub fn deferred_fact_script(command: &str) -> String {
     format!("{{ {command}\n}} > \"$fd/d.$s\" &\n")
 }
 
+/// Runs `sql` through the mysql client, its rows tab-separated, then `Q`
+/// (MariaDB answered); nothing when there is no client yet.
+pub fn mysql_fact(sql: &str) -> String {
+    format!(
+        "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q",
+        quote(sql)
+    )
+}
+
 /// Defines what the fact fragments call; `$s` is the current step index,
 /// `$fd` a folder for what runs in the background.
 /// Each list holds `<step> <name>` lines; the names alone go to one command.

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::{deferred_fact_script, mysql_native_hash};
+use super::parts::{deferred_fact_script, mysql_fact, mysql_native_hash};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 use crate::inventory::SqlName;
@@ -66,6 +66,9 @@ pub struct Fact {
     #[serde(default)]
     pub auth: String,
 }
+
+/// Prints the replica's status, which `SlaveStatus::parse` reads.
+pub const SHOW_STATUS: &str = "mysql -e 'SHOW SLAVE STATUS\\G'";
 
 /// `SHOW SLAVE STATUS\G`, as far as foobar reads it (the replication
 /// check too).
@@ -188,9 +191,9 @@ impl Kind for Replica {
             d.database
         );
         deferred_fact_script(&format!(
-            "command -v mysql >/dev/null && mysql -N -B -e {} && echo Q && mysql -e 'SHOW SLAVE STATUS\\G'\n\
+            "{query} && {SHOW_STATUS}\n\
              [ -f {AUTH} ] && printf 'A\\t%s\\n' \"$(cat {AUTH})\"",
-            quote(&seeded),
+            query = mysql_fact(&seeded),
         ))
     }
 
@@ -277,11 +280,11 @@ impl Kind for Replica {
         Script::new(format!(
             "IFS= read -r pw\nmkdir -p /var/lib/foobar\n{setup}mysql -e 'START SLAVE'\n\
              i=0\n\
-             until mysql -e 'SHOW SLAVE STATUS\\G' | grep -q '^ *Slave_SQL_Running: Yes' \
-             && mysql -e 'SHOW SLAVE STATUS\\G' | grep -q '^ *Slave_IO_Running: Yes'; do\n\
+             until st=$({SHOW_STATUS}); printf '%s\\n' \"$st\" | grep -q '^ *Slave_SQL_Running: Yes' \
+             && printf '%s\\n' \"$st\" | grep -q '^ *Slave_IO_Running: Yes'; do\n\
              \x20 i=$((i + 1))\n\
              \x20 if [ $i -gt {wait} ]; then\n\
-             \x20   mysql -e 'SHOW SLAVE STATUS\\G' | grep -E 'Running|Last_.*Error|Master_Host' >&2\n\
+             \x20   printf '%s\\n' \"$st\" | grep -E 'Running|Last_.*Error|Master_Host' >&2\n\
              \x20   echo 'replication did not start' >&2; exit 1\n\
              \x20 fi\n\
              \x20 sleep 0.5\n\

@@ -187,19 +187,22 @@ pub fn lab_inventory_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> st
 /// `foobar -i INVENTORY provision --json` with `extra` arguments:
 /// (exit code, JSON result, stderr).
 pub fn provision_json(inventory: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = foobar()
-        .args(["-i", inventory, "provision", "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code(), json, text(&out.stderr))
+    json_run(inventory, "provision", extra)
 }
 
 /// `foobar -i INVENTORY restart --json ARGS`: (exit code, JSON result, stderr).
 pub fn restart_json(inventory: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    json_run(inventory, "restart", args)
+}
+
+/// `foobar -i INVENTORY COMMAND --json ARGS`: (exit code, JSON result, stderr).
+fn json_run(
+    inventory: &str,
+    command: &str,
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
     let out = foobar()
-        .args(["-i", inventory, "restart", "--json"])
+        .args(["-i", inventory, command, "--json"])
         .args(args)
         .output()
         .unwrap();
