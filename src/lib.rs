@@ -24,4 +24,5 @@ pub mod secrets;
 pub mod shell;
 pub mod steps;
 pub(crate) mod transport;
+pub mod wheels;
 pub(crate) mod windows;

@@ -33,7 +33,14 @@ pub struct RoleSteps {
     pub steps: Vec<StepEntry>,
     #[serde(default)]
     pub handlers: Vec<Handler>,
+    /// Words that select the block for commands that run part of the
+    /// playbook: `foobar deploy` runs the blocks tagged `deploy`.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
+
+/// The tag of the blocks `foobar deploy` runs.
+pub const DEPLOY_TAG: &str = "deploy";
 
 /// A step written as a one-key map (`- template: {...}`), the way
 /// Ansible users write tasks, rather than as a YAML tag. The kinds and
@@ -183,11 +190,23 @@ mod tests {
         let p = load(Path::new("playbooks/provision.yml")).unwrap();
         let roles: BTreeSet<Role> = p.playbook.roles.iter().map(|r| r.role).collect();
         assert_eq!(roles.len(), 6, "dns, db, db_replica, app, web and lb");
-        // One per app server kind, the primary's replication user, the
-        // load balancers' floating address.
+        // Two per app server kind (packages, then its service), Python's
+        // wheels, the app's own packages, the primary's replication user,
+        // the load balancers' floating address.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 5);
-        assert_eq!(p.playbook.checks.len(), 5);
+        assert_eq!(conditional, 10);
+        // The app's checks come from the inventory.
+        assert_eq!(p.playbook.checks.len(), 1);
+        // `foobar deploy`: the code, its configuration and the app's
+        // services, nothing else.
+        let deploy: Vec<_> = p
+            .playbook
+            .roles
+            .iter()
+            .filter(|r| r.tags.iter().any(|t| t == DEPLOY_TAG))
+            .collect();
+        assert_eq!(deploy.len(), 5);
+        assert!(deploy.iter().all(|r| r.role == Role::App));
     }
 
     #[test]

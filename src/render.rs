@@ -8,9 +8,9 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{Inventory, Role, Server};
+use crate::inventory::{EnvValue, Inventory, Role, Server};
 use crate::project::Project;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, MASK};
 
 /// Stands for the SOA serial in a rendered zone until the plan, which
 /// knows the serial on the server, picks the real one.
@@ -43,6 +43,15 @@ pub struct Context<'a> {
     /// For a load balancer sharing the floating address: its VRRP
     /// priority and its peers.
     pub vrrp: Option<Vrrp>,
+    /// `app.env` with its secrets read: what the app's environment holds
+    /// besides the database settings.
+    pub app_env: Vec<EnvVar>,
+}
+
+#[derive(Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
 }
 
 /// A load balancer's part in sharing the floating address, on the
@@ -122,6 +131,22 @@ impl<'a> Context<'a> {
             db: DbLayout::new(inventory, server),
             web_backends: web_backends(inventory),
             vrrp: Vrrp::new(inventory, server),
+            app_env: inventory
+                .app
+                .env
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.to_string(),
+                    value: match value {
+                        EnvValue::Plain(v) => v.clone(),
+                        EnvValue::Secret(_) => secrets
+                            .app_env
+                            .get(name.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| MASK.to_string()),
+                    },
+                })
+                .collect(),
         }
     }
 }

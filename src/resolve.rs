@@ -29,10 +29,23 @@ pub fn resolve(
     server: &Server,
     secrets: &Secrets,
 ) -> Result<Vec<Resolved>, InputError> {
+    resolve_tagged(renderer, playbook, inv, server, secrets, None)
+}
+
+/// The same, for the blocks that carry `tag` only (all when None).
+pub fn resolve_tagged(
+    renderer: &Renderer,
+    playbook: &playbook::Loaded,
+    inv: &Loaded,
+    server: &Server,
+    secrets: &Secrets,
+    tag: Option<&str>,
+) -> Result<Vec<Resolved>, InputError> {
     let ctx = Context::new(&inv.inventory, server, secrets);
     let mut out = Vec::new();
     for (block, role) in playbook.playbook.roles.iter().enumerate() {
-        if !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
+        let tagged = tag.is_none_or(|t| role.tags.iter().any(|have| have == t));
+        if !tagged || !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
             continue;
         }
         for (i, playbook::StepEntry(args)) in role.steps.iter().enumerate() {

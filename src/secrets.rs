@@ -1,10 +1,12 @@
 //! Secrets: read from the environment or a file named by the inventory,
 //! kept out of every output by `redact`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{Loaded, SecretRef};
+use crate::inventory::{check_env_text, EnvValue, Loaded, SecretRef};
 
 /// What a secret looks like wherever it would otherwise be shown.
 pub const MASK: &str = "********";
@@ -14,6 +16,8 @@ pub struct Secrets {
     pub mysql_password: String,
     /// Set when the inventory has replicas.
     pub replication_password: Option<String>,
+    /// The app's environment values that are secrets, by name.
+    pub app_env: BTreeMap<String, String>,
 }
 
 impl Secrets {
@@ -22,7 +26,23 @@ impl Secrets {
         Self {
             mysql_password: MASK.to_string(),
             replication_password: Some(MASK.to_string()),
+            app_env: BTreeMap::new(),
         }
+    }
+
+    /// Placeholders for the inventory's secrets, after checking that each
+    /// can be read: `render` shows files without ever holding a secret,
+    /// but a secret that cannot be read is still bad input.
+    pub fn checked_masked(inv: &Loaded) -> Result<Self, InputError> {
+        let real = Self::resolve(inv)?;
+        Ok(Self {
+            app_env: real
+                .app_env
+                .keys()
+                .map(|k| (k.clone(), MASK.into()))
+                .collect(),
+            ..Self::masked()
+        })
     }
 
     pub fn resolve(inv: &Loaded) -> Result<Self, InputError> {
@@ -34,12 +54,14 @@ impl Secrets {
                 .as_ref()
                 .map(|source| read(inv, "mysql.replication_password", source))
                 .transpose()?,
+            app_env: app_env_secrets(inv)?,
         })
     }
 
     fn values(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.mysql_password.as_str())
             .chain(self.replication_password.as_deref())
+            .chain(self.app_env.values().map(String::as_str))
             .filter(|v| !v.is_empty() && *v != MASK)
     }
 
@@ -50,8 +72,38 @@ impl Secrets {
     }
 }
 
-/// One secret, from the environment or a file; `key` names it in errors.
+/// The secrets of `app.env`, read and checked.
+fn app_env_secrets(inv: &Loaded) -> Result<BTreeMap<String, String>, InputError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in &inv.inventory.app.env {
+        let EnvValue::Secret(source) = value else {
+            continue;
+        };
+        let key = format!("app.env.{name}");
+        let secret = read_secret(inv, &key, source)?;
+        if secret.is_empty() || check_env_text(&secret).is_err() {
+            // Never echo the value.
+            return Err(inv.error_at(
+                &key,
+                format!(
+                    "the value from {source} is empty or not usable: one line without \" \\ $ or `"
+                ),
+            ));
+        }
+        out.insert(name.to_string(), secret);
+    }
+    Ok(out)
+}
+
+/// One password, from the environment or a file, checked.
 fn read(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputError> {
+    let value = read_secret(inv, key, source)?;
+    check_password(inv, key, source, &value)?;
+    Ok(value)
+}
+
+/// One secret, from the environment or a file; `key` names it in errors.
+fn read_secret(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputError> {
     let value = match source {
         SecretRef::Env(name) => std::env::var(name).map_err(|_| {
             inv.error_at(
@@ -66,7 +118,6 @@ fn read(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputErro
             text.trim_end_matches(['\n', '\r']).to_string()
         }
     };
-    check_password(inv, key, source, &value)?;
     Ok(value)
 }
 
@@ -101,6 +152,7 @@ mod tests {
         let s = Secrets {
             mysql_password: "s3cret-Value-42".into(),
             replication_password: Some("Repl-Value-77-x".into()),
+            app_env: BTreeMap::new(),
         };
         assert_eq!(
             s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x"),

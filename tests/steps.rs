@@ -46,12 +46,16 @@ fn every_step_kind_has_cases() {
 #[test]
 fn step_cases() {
     let bless = std::env::var_os("FOOBAR_BLESS").is_some();
+    // The wheels of tests/steps/python_app are already in this cache: no
+    // index is asked.
+    std::env::set_var("FOOBAR_CACHE_DIR", Path::new(ROOT).join("wheel-cache"));
     let inv = inventory::load(&Path::new(ROOT).join("inventory.yml")).unwrap();
     let renderer = Renderer::new(&Project::at(Path::new(ROOT)));
     // A password the cases can see in their scripts: never a real one.
     let secrets = Secrets {
         mysql_password: "Case-Password-1".into(),
         replication_password: Some("Case-Replication-2".into()),
+        app_env: Default::default(),
     };
     let server = &inv.inventory.servers.0[0];
     let ctx = Context::new(&inv.inventory, server, &secrets);

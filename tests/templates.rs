@@ -76,7 +76,7 @@ fn secrets_never_reach_rendered_files_unmasked() {
         .unwrap();
     assert!(String::from_utf8(env.0)
         .unwrap()
-        .contains("DB_PASSWORD=********"));
+        .contains("DB_PASSWORD=\"********\""));
     assert_eq!(env.1, 0o600, "the file holding the password is 0600");
 }
 

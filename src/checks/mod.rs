@@ -63,6 +63,18 @@ impl Checks {
             return Ok(None);
         }
         let ctx = render::Context::new(&inv.inventory, server, secrets);
+        // Through a load balancer, a failure shows its logs.
+        let through = |c: Check| {
+            if through_lb {
+                Check {
+                    hop: format!("HAProxy -> {}", c.hop),
+                    logs: Some(LB_LOGS.into()),
+                    ..c
+                }
+            } else {
+                c
+            }
+        };
         let list = pb
             .playbook
             .checks
@@ -76,20 +88,25 @@ impl Checks {
                 };
                 let hop =
                     renderer.field(&pb.path, &format!("check `{}` hop", c.name), &c.hop, &ctx)?;
-                Ok((
-                    if through_lb {
-                        Check {
-                            hop: format!("HAProxy -> {hop}"),
-                            logs: Some(LB_LOGS.into()),
-                            ..c.clone()
-                        }
-                    } else {
-                        Check { hop, ..c.clone() }
-                    },
-                    host,
-                ))
+                Ok((through(Check { hop, ..c.clone() }), host))
             })
-            .collect::<Result<_, InputError>>()?;
+            .collect::<Result<Vec<_>, InputError>>()?;
+        let app = &inv.inventory.app;
+        let app_checks = app.checks.iter().map(|c| Check {
+            name: format!("GET {}", c.path),
+            hop: format!("app server ({})", app.kind.name()),
+            path: c.path.to_string(),
+            host: None,
+            expect_status: c.status,
+            expect_body: c.contains.clone(),
+            logs: Some(format!(
+                "journalctl -u {} -n 20 --no-pager; tail -n 5 /var/log/nginx/error.log",
+                app.kind.unit()
+            )),
+        });
+        let fqdn = inv.inventory.domain.fqdn();
+        let mut list = list;
+        list.extend(app_checks.map(|c| (through(c), fqdn.clone())));
         Ok(Some(Self {
             list,
             address: server.address.to_string(),

@@ -27,8 +27,7 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let pb = project.playbook()?;
     let renderer = Renderer::new(&project);
     // Secrets are checked as provision checks them, and never shown.
-    Secrets::resolve(&inv)?;
-    let secrets = Secrets::masked();
+    let secrets = Secrets::checked_masked(&inv)?;
     let today = plan::today();
     let mut files = Vec::new();
     for server in &inv.inventory.servers.0 {

@@ -306,18 +306,29 @@ impl Inventory {
     }
 
     /// The order servers are provisioned in: the primary (and every
-    /// server without a dependency) first, then the replicas, which copy
-    /// it, then the load balancers, which put the web servers in service.
+    /// server without a dependency) first; then the replicas, which copy
+    /// it, and the app server that runs the release command (a migration
+    /// needs the database, and comes before any other app server runs the
+    /// new code); then the other app servers; then the load balancers,
+    /// which put the web servers in service.
     pub fn wave(&self, server: &Server) -> u8 {
+        let release_server = self.release_server().map(|s| &s.name) == Some(&server.name);
         if server.has(Role::Db) {
             0
         } else if server.has(Role::Lb) {
-            2
-        } else if server.has(Role::DbReplica) {
+            3
+        } else if server.has(Role::DbReplica) || release_server {
             1
+        } else if server.has(Role::App) {
+            2
         } else {
             0
         }
+    }
+
+    /// The app server that runs `app.release_command`: the first one.
+    pub fn release_server(&self) -> Option<&Server> {
+        self.servers_with(Role::App).next()
     }
 
     /// Name servers of the zone: `ns1.<zone>`, `ns2.<zone>`, ... in order.

@@ -9,8 +9,9 @@ mod values;
 pub use load::{load, parse, Loaded};
 pub use schema::*;
 pub use values::{
-    Address, ClockTime, DomainName, KeepReleases, Label, LocalPath, Port, PrefixLen, RelativeName,
-    RouterId, RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers,
+    Address, AppCommand, ClockTime, DomainName, EnvName, KeepReleases, Label, LocalPath,
+    PackageName, Port, PrefixLen, RelativeName, ReleasePath, RouterId, RunSocket, ServerPath,
+    SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers, WsgiEntry,
 };
 
 #[cfg(test)]

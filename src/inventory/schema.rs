@@ -2,7 +2,7 @@
 //! defaults. Values that reach a shell, a config or a zone are of the
 //! checked types in `values`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -328,6 +328,126 @@ pub struct App {
     /// check asks it of every web server.
     #[serde(default = "default_health_path")]
     pub health_path: UrlPath,
+    /// gunicorn's entry point, `module:callable`.
+    #[serde(default = "default_wsgi")]
+    pub wsgi: WsgiEntry,
+    /// php-fpm's front controller, in the release: every dynamic request
+    /// goes to it.
+    #[serde(default = "default_front_controller")]
+    pub front_controller: ReleasePath,
+    /// puma's Rack file, in the release.
+    #[serde(default = "default_rack")]
+    pub rack: ReleasePath,
+    /// The app's environment: plain values, or secrets as `env:NAME` /
+    /// `file:PATH` (read on this machine, never shown).
+    #[serde(default)]
+    pub env: BTreeMap<EnvName, EnvValue>,
+    /// Extra Debian packages the app needs (php8.2-mbstring, ruby-sinatra).
+    #[serde(default)]
+    pub packages: Vec<PackageName>,
+    /// Run as root in every new release before it goes live, with the
+    /// app's environment (`python manage.py collectstatic --noinput`).
+    #[serde(default)]
+    pub build: Option<AppCommand>,
+    /// Run once per release, before the switch, on the first app server
+    /// only, as the app user (`python manage.py migrate --noinput`).
+    #[serde(default)]
+    pub release_command: Option<AppCommand>,
+    /// Folders that live in `<root>/shared/` and are linked into every
+    /// release (uploads, storage): kept across releases and rollbacks.
+    #[serde(default)]
+    pub shared: Vec<ReleasePath>,
+    /// What proves the app works, asked through nginx (and the load
+    /// balancers) after provision, deploy, restart and rollback.
+    #[serde(default = "default_app_checks")]
+    pub checks: Vec<AppCheck>,
+}
+
+/// One HTTP check of the app.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCheck {
+    pub path: UrlPath,
+    #[serde(default = "default_check_status")]
+    pub status: u16,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+fn default_check_status() -> u16 {
+    200
+}
+
+/// The sample apps' checks: nginx serves their static files, the app
+/// answers, and it reads and writes MySQL.
+fn default_app_checks() -> Vec<AppCheck> {
+    vec![
+        AppCheck {
+            path: UrlPath("/index.html".into()),
+            status: 200,
+            contains: Some("www.foobar.com".into()),
+        },
+        AppCheck {
+            path: UrlPath("/style.css".into()),
+            status: 200,
+            contains: Some("body".into()),
+        },
+        AppCheck {
+            path: UrlPath("/healthz".into()),
+            status: 200,
+            contains: Some("\"status\": \"ok\"".into()),
+        },
+        AppCheck {
+            path: UrlPath("/visits".into()),
+            status: 200,
+            contains: Some("\"visits\": ".into()),
+        },
+    ]
+}
+
+fn default_wsgi() -> WsgiEntry {
+    WsgiEntry("app:application".into())
+}
+
+fn default_front_controller() -> ReleasePath {
+    ReleasePath("app.php".into())
+}
+
+fn default_rack() -> ReleasePath {
+    ReleasePath("config.ru".into())
+}
+
+/// An environment value: plain text, or a secret read on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Plain(String),
+    Secret(SecretRef),
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a string", |s| {
+            if s.starts_with("env:") || s.starts_with("file:") {
+                return SecretRef::parse(s).map(EnvValue::Secret);
+            }
+            check_env_text(s).map(|()| EnvValue::Plain(s.to_string()))
+        })
+    }
+}
+
+/// Environment values reach a systemd EnvironmentFile and php-fpm's pool
+/// inside double quotes: these characters would need quoting rules of
+/// their own there, so they are refused.
+pub fn check_env_text(s: &str) -> Result<(), String> {
+    if s.len() > 4096 || s.chars().any(|c| c.is_control() || "\"\\$`".contains(c)) {
+        return Err(
+            "an environment value must be one line without \" \\ $ or ` (at most 4096 bytes)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn default_health_path() -> UrlPath {
@@ -356,6 +476,25 @@ pub enum AppKind {
     Gunicorn,
     PhpFpm,
     Puma,
+}
+
+impl AppKind {
+    /// The systemd unit that runs the app.
+    pub fn unit(self) -> &'static str {
+        match self {
+            AppKind::Gunicorn => "foobar-app",
+            AppKind::PhpFpm => "php8.2-fpm",
+            AppKind::Puma => "foobar-puma",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AppKind::Gunicorn => "gunicorn",
+            AppKind::PhpFpm => "php-fpm",
+            AppKind::Puma => "puma",
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for AppKind {

@@ -172,6 +172,92 @@ checked_string!(
     }
 );
 checked_string!(
+    /// A path inside the code base (`public/index.php`, `media/uploads`):
+    /// relative, plain characters, never climbing out with `..`.
+    ReleasePath,
+    |s| {
+        let plain = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+        let climbs = s.split('/').any(|p| p == ".." || p == "." || p.is_empty());
+        if s.is_empty() || s.len() > 200 || !plain || s.starts_with('/') || climbs {
+            return Err(format!(
+                "`{}` must be a path inside the release, like `public/index.php` (no leading /, no `..`)",
+                printable(s)
+            ));
+        }
+        Ok(())
+    }
+);
+checked_string!(
+    /// gunicorn's WSGI entry point: `module.path:callable`.
+    WsgiEntry,
+    |s| {
+        let ident = |p: &str| {
+            !p.is_empty()
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        match s.split_once(':') {
+            Some((module, callable)) if module.split('.').all(ident) && ident(callable) => Ok(()),
+            _ => Err(format!(
+                "`{}` is not a WSGI entry point: write `module:callable`, like `mysite.wsgi:application`",
+                printable(s)
+            )),
+        }
+    }
+);
+checked_string!(
+    /// An environment variable's name.
+    EnvName,
+    |s| {
+        let ok = (1..=64).contains(&s.len())
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not an environment variable name: letters, digits and `_`",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
+    /// A Debian package name.
+    PackageName,
+    |s| {
+        let ok = (2..=100).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a Debian package name: lowercase letters, digits, `+`, `-` and `.`",
+                printable(s)
+            ))
+        }
+    }
+);
+checked_string!(
+    /// A command the app runs on the server (`app.build`,
+    /// `app.release_command`): one line, run by `sh -c` in the release.
+    AppCommand,
+    |s| {
+        if s.trim().is_empty() || s.len() > 1000 || s.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "`{}` must be one line of shell, like `python manage.py migrate --noinput`",
+                printable(s)
+            ));
+        }
+        Ok(())
+    }
+);
+
+checked_string!(
     /// `HH:MM`, 24-hour.
     ClockTime,
     |s| {

@@ -32,10 +32,18 @@ impl Kind for Apt {
     type Change = Vec<String>;
 
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Vec<String>, InputError> {
-        args.packages
-            .iter()
+        // An entry may render to several names (`{{ app.packages | join(' ') }}`).
+        let mut names = Vec::new();
+        for p in &args.packages {
+            names.extend(
+                cx.field("packages", p)?
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
+        }
+        names
+            .into_iter()
             .map(|p| {
-                let p = cx.field("packages", p)?;
                 let ok = p.len() >= 2
                     && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && p.chars()

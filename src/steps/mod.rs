@@ -276,6 +276,7 @@ registry! {
     directory::Directory,
     template::Template,
     absent::Absent,
+    wheels::Wheels,
     release::Release,
     service::Service,
     stopped::Stopped,

@@ -1,5 +1,9 @@
-//! `release`: the code base, pushed as a new release folder; `current` is
-//! switched atomically and old releases are pruned.
+//! `release`: the code base, pushed as a new release folder and made
+//! ready there (shared folders linked, a virtualenv from the wheel store,
+//! the app's build), then the release command on one server; only then is
+//! `current` switched atomically, and old releases are pruned. A release
+//! is complete once it holds `.foobar-ready`: one cut off before that is
+//! made again.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::parts::{backup, deferred_fact_script, remember, verify_upload};
+use super::wheels;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
+use crate::inventory::AppKind;
 use crate::shell::quote;
 
 pub struct Release;
@@ -32,7 +38,22 @@ pub struct Desired {
     pub id: String,
     pub archive: Vec<u8>,
     pub keep: u8,
+    /// The user the app runs as: owns the shared folders, runs the
+    /// release command.
+    pub app_user: String,
+    /// Python apps: a virtualenv in the release, with these wheels from
+    /// the store (paths on the server); None for other kinds.
+    pub venv: Option<Vec<String>>,
+    pub shared: Vec<String>,
+    pub build: Option<String>,
+    /// Set on one app server only.
+    pub release_command: Option<String>,
 }
+
+/// Marks a release whose every preparation finished.
+pub const READY: &str = ".foobar-ready";
+/// The app's environment, for the build and the release command.
+const APP_ENV: &str = "/etc/foobar/app.env";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +61,9 @@ pub struct Fact {
     /// Where `<root>/current` points, e.g. `releases/0123456789ab`.
     #[serde(default)]
     pub current: Option<String>,
+    /// The live release finished its preparation.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// Unpack the release and switch `current` to it.
@@ -58,14 +82,41 @@ impl Kind for Release {
 
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
         let src = cx.local_path(&cx.field("src", &args.src)?);
-        let (id, archive) =
+        let (code_id, archive) =
             release_archive(&src).map_err(|m| cx.field_error("src", &args.src, m))?;
+        let inv = &cx.inventory.inventory;
+        let app = &inv.app;
+        check_entry_point(cx, &src)?;
+        let venv = (app.kind == AppKind::Gunicorn)
+            .then(|| wheels::for_code_base(&src))
+            .transpose()?
+            .map(|ws| {
+                ws.iter()
+                    .map(|w| format!("{}/{}/{}", wheels::STORE, w.sha256, w.file))
+                    .collect::<Vec<_>>()
+            });
+        let shared: Vec<String> = app.shared.iter().map(|p| p.to_string()).collect();
+        let build = app.build.as_ref().map(|c| c.to_string());
+        // The id covers how the release is made as well as the code: a
+        // changed build or dependency set is a new release.
+        let recipe = format!("{code_id}\n{venv:?}\n{shared:?}\n{build:?}");
+        let id = crate::steps::sha256_hex(recipe.as_bytes())[..12].to_string();
+        let release_server = inv.release_server().map(|s| &s.name);
         Ok(Desired {
             root: cx.server_path("root", &args.root)?,
             owner: cx.unix_name("owner", &args.owner)?,
             id,
             archive,
-            keep: cx.inventory.inventory.app.keep_releases.0,
+            keep: app.keep_releases.0,
+            app_user: app.user.to_string(),
+            venv,
+            shared,
+            build,
+            release_command: app
+                .release_command
+                .as_ref()
+                .filter(|_| release_server == Some(&cx.ctx.server.name))
+                .map(|c| c.to_string()),
         })
     }
 
@@ -74,9 +125,9 @@ impl Kind for Release {
     }
 
     fn fact_script(d: &Desired) -> String {
+        let current = quote(&format!("{}/current", d.root));
         deferred_fact_script(&format!(
-            "printf 'L\\t%s\\n' \"$(readlink {})\"",
-            quote(&format!("{}/current", d.root))
+            "printf 'L\\t%s\\n' \"$(readlink {current})\"; [ -e {current}/{READY} ] && echo R"
         ))
     }
 
@@ -87,6 +138,7 @@ impl Kind for Release {
                 .find_map(|l| l.strip_prefix("L\t"))
                 .filter(|t| !t.is_empty())
                 .map(str::to_string),
+            ready: output.lines().any(|l| l == "R"),
         }
     }
 
@@ -95,7 +147,7 @@ impl Kind for Release {
             t.trim_end_matches('/')
                 .ends_with(&format!("releases/{}", d.id))
         });
-        (!live).then_some(Deploy)
+        (!live || !fact.ready).then_some(Deploy)
     }
 
     fn describe(_: &Deploy) -> String {
@@ -114,16 +166,19 @@ tmp=$(mktemp -d "$root/releases/.incoming.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 cat > "$tmp/.archive"
-{verify}if [ -d "$rel" ]; then
+{verify}if [ -e "$rel/{READY}" ]; then
   touch "$rel"
 else
+  # A release cut off before it was ready is made again from scratch.
+  rm -rf "$rel"
   mkdir "$tmp/tree"
   tar -x -C "$tmp/tree" --no-same-owner -f "$tmp/.archive"
   chown -R {o}: "$tmp/tree"
   chmod 755 "$tmp/tree"
   mv "$tmp/tree" "$rel"
+{prepare}  touch "$rel/{READY}"
 fi
-previous=$(readlink "$dest" || true)
+{release_command}previous=$(readlink "$dest" || true)
 {backup}{remember}ln -sfn "releases/{id}" "$root/.current.tmp"
 mv -T "$root/.current.tmp" "$dest"
 cd "$root/releases"
@@ -138,6 +193,12 @@ done
             backup = backup(notify),
             remember = remember(notify),
             first_pruned = u32::from(d.keep) + 1,
+            prepare = prepare(d),
+            release_command = d
+                .release_command
+                .as_deref()
+                .map(|c| in_app_env(d, "the release command", c, Some(&d.app_user)))
+                .unwrap_or_default(),
         ))
         .with_stdin(d.archive.clone())
     }
@@ -145,8 +206,100 @@ done
     fn converged(d: &Desired, _: &Deploy, _: &Fact) -> Fact {
         Fact {
             current: Some(format!("releases/{}", d.id)),
+            ready: true,
         }
     }
+}
+
+/// What makes a fresh release ready, in `$rel`: shared folders linked in,
+/// the virtualenv, the build.
+fn prepare(d: &Desired) -> String {
+    let mut s = String::new();
+    for p in &d.shared {
+        s += &format!(
+            "  mkdir -p \"$root/shared/\"{p}\n  chown {u}: \"$root/shared/\"{p}\n  rm -rf \"$rel/\"{p}\n  mkdir -p \"$(dirname \"$rel/\"{p})\"\n  ln -s \"$root/shared/\"{p} \"$rel/\"{p}\n",
+            p = quote(p),
+            u = quote(&d.app_user),
+        );
+    }
+    if let Some(wheels) = &d.venv {
+        // Only the wheels: their dependencies were resolved on the
+        // machine running foobar, and the index is never asked.
+        let files: Vec<String> = wheels.iter().map(|w| quote(w)).collect();
+        s += "  python3 -m venv --system-site-packages \"$rel/.venv\" >&2\n";
+        if !files.is_empty() {
+            s += &format!(
+                "  \"$rel/.venv/bin/pip\" install --quiet --no-index --no-deps --disable-pip-version-check {} >&2\n",
+                files.join(" ")
+            );
+        }
+        // gunicorn (Debian's) finds the release's packages through this
+        // fixed path, whatever the Python version.
+        s += "  ln -sfn \"$(cd \"$rel/.venv\" && echo lib/python3*/site-packages)\" \"$rel/.venv/site-packages\"\n";
+    }
+    if let Some(build) = &d.build {
+        s += &indent(&in_app_env(d, "the build", build, None));
+    }
+    s
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Runs `command` in the release with the app's environment, as `user`
+/// (root when None); its output is the script's error output, so that a
+/// failure shows it, and a failure stops the script before the switch.
+fn in_app_env(d: &Desired, what: &str, command: &str, user: Option<&str>) -> String {
+    let path = if d.venv.is_some() {
+        "$rel/.venv/bin:/usr/local/bin:/usr/bin:/bin"
+    } else {
+        "/usr/local/bin:/usr/bin:/bin"
+    };
+    let drop = user
+        .map(|u| format!("setpriv --reuid={u} --regid={u} --init-groups ", u = quote(u)))
+        .unwrap_or_default();
+    // app.env holds only values without quotes, `$` or backquotes inside
+    // double quotes: sourcing it gives what systemd gives the app.
+    format!(
+        "(cd \"$rel\" && env -i PATH=\"{path}\" HOME=\"$root\" LANG=C.UTF-8 sh -c 'set -a; . {env}; set +a; exec \"$@\"' sh {drop}sh -c {cmd}) >&2 || {{ echo {failed} >&2; exit 1; }}\n",
+        env = APP_ENV,
+        cmd = quote(command),
+        failed = quote(&format!("{what} failed: the live release is unchanged")),
+    )
+}
+
+/// The app server's entry point must be in the code base.
+fn check_entry_point(cx: &ResolveCx, src: &Path) -> Result<(), InputError> {
+    let app = &cx.inventory.inventory.app;
+    let (key, candidates, shown) = match app.kind {
+        AppKind::Gunicorn => {
+            let module = app.wsgi.as_str().split(':').next().unwrap_or_default();
+            let base = module.replace('.', "/");
+            (
+                "app.wsgi",
+                vec![format!("{base}.py"), format!("{base}/__init__.py")],
+                app.wsgi.to_string(),
+            )
+        }
+        AppKind::PhpFpm => (
+            "app.front_controller",
+            vec![app.front_controller.to_string()],
+            app.front_controller.to_string(),
+        ),
+        AppKind::Puma => ("app.rack", vec![app.rack.to_string()], app.rack.to_string()),
+    };
+    if candidates.iter().any(|c| src.join(c).is_file()) {
+        return Ok(());
+    }
+    Err(cx.inventory.error_at(
+        key,
+        format!(
+            "`{shown}` is not in the code base: {} has no {}",
+            src.display(),
+            candidates.join(" or ")
+        ),
+    ))
 }
 
 /// Every file of a release carries this modification time, so that the
