@@ -153,6 +153,19 @@ impl Global {
 pub enum Cmd {
     /// Install and configure the whole stack on the inventory's servers.
     Provision(commands::provision::ProvisionArgs),
+    /// Ship the app alone: its config, dependencies, a new release (build,
+    /// release command, switch), a graceful reload and the checks; a
+    /// release that fails them is rolled back.
+    Deploy(commands::deploy::DeployArgs),
+    /// Make the previous (or the named) release live again, gracefully.
+    Rollback(commands::rollback::RollbackArgs),
+    /// List the releases on each app server, the live one marked.
+    Releases(commands::releases::ReleasesArgs),
+    /// Show the services' logs (journal) over SSH; -f follows them.
+    Logs(commands::logs::LogsArgs),
+    /// One screen for the whole inventory, read live; exit 0 only when
+    /// everything is healthy.
+    Status(commands::status::StatusArgs),
     /// Prove that the zone's names resolve to the inventory's address at
     /// every authoritative nameserver (and resolvers named here).
     DnsCheck(commands::dns_check::DnsCheckArgs),
@@ -239,6 +252,11 @@ pub fn main() -> ExitCode {
 fn command_name(cmd: &Cmd) -> &'static str {
     match cmd {
         Cmd::Provision(_) => "provision",
+        Cmd::Deploy(_) => "deploy",
+        Cmd::Rollback(_) => "rollback",
+        Cmd::Releases(_) => "releases",
+        Cmd::Logs(_) => "logs",
+        Cmd::Status(_) => "status",
         Cmd::DnsCheck(_) => "dns-check",
         Cmd::Render(_) => "render",
         Cmd::Restart(_) => "restart",
@@ -295,6 +313,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
         Cmd::Provision(args) => commands::provision::run(g, args).await,
+        Cmd::Deploy(args) => commands::deploy::run(g, args).await,
+        Cmd::Rollback(args) => commands::rollback::run(g, args).await,
+        Cmd::Releases(args) => commands::releases::run(g, args).await,
+        Cmd::Logs(args) => commands::logs::run(g, args).await,
+        Cmd::Status(args) => commands::status::run(g, args).await,
         Cmd::Render(args) => commands::render::run(g, args),
         Cmd::DnsCheck(args) => commands::dns_check::run(g, args).await,
         Cmd::Restart(args) => commands::restart::run(g, args).await,

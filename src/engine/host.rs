@@ -63,6 +63,9 @@ pub struct HostResult {
     /// Why the host stopped, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The release made live again after the new one failed its checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
 }
 
 impl HostResult {

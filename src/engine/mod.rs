@@ -13,6 +13,7 @@ use crate::progress::Reporter;
 use crate::secrets::Secrets;
 use crate::transport::{Connector, SshTarget, Unreachable};
 
+pub mod app;
 mod host;
 pub mod lock;
 mod pool;
@@ -21,7 +22,7 @@ mod restart;
 
 pub use host::HostResult;
 pub use lock::{Claim, Locked};
-pub use provision::{provision, ProvisionJob, ProvisionOptions};
+pub use provision::{provision, HostOutcome, ProvisionJob, ProvisionOptions};
 pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, Rolling, ServiceResult};
 
 /// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated

@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
+use super::app::AppLayout;
 use super::host::{HostResult, HostRun, StepResult};
 use super::lock::{self, Claim, Locked};
+use super::restart::roll_back_release;
 use super::{Engine, HostFailure};
 use crate::checks::{replication, CheckResult, Checks};
 use crate::plan::{self, Planned};
@@ -28,6 +30,9 @@ pub struct ProvisionJob {
     /// replicas, the web servers before the load balancers); the servers
     /// of one wave run side by side.
     pub wave: u8,
+    /// `deploy`: when a new release fails its checks, the previous one
+    /// goes back live.
+    pub roll_back: Option<AppLayout>,
 }
 
 pub struct ProvisionOptions {
@@ -264,6 +269,18 @@ async fn converge<T: Transport>(
         checks.push(replication::check(run.transport, run.out).await?);
     }
     run.phase("checks", start);
+    let released = result
+        .steps
+        .iter()
+        .any(|s| s.kind == "release" && s.status == StepStatus::Changed);
+    if let (Some(layout), true) = (&job.roll_back, released) {
+        if checks.iter().any(|c| !c.passed) {
+            result.rolled_back_to = roll_back_release(run, &layout.root, &layout.unit).await?;
+            if let Some(c) = &job.checks {
+                checks.extend(c.run(run.transport, run.out, run.secrets).await?);
+            }
+        }
+    }
     Ok((result, checks))
 }
 

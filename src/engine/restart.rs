@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::app::{parse_switch, switch_script, Switch};
 use super::host::HostRun;
 use super::lock::Claim;
 use super::pool;
@@ -460,7 +461,8 @@ async fn restart_one<T: Transport>(
             result.ok = false;
             result.detail = failure;
             if role == Role::App {
-                result.rolled_back_to = roll_back_release(run, inv, service).await?;
+                result.rolled_back_to =
+                    roll_back_release(run, inv.inventory.app.root.as_str(), service).await?;
                 if let Some(rel) = &result.rolled_back_to {
                     let (checks, still) = verify(run, inv, job, role).await?;
                     result.detail = format!(
@@ -541,22 +543,17 @@ async fn verify<T: Transport>(
 
 /// Points `current` at the newest other release and restarts the app
 /// (a reload would keep the failing workers' imports). Returns the release.
-async fn roll_back_release<T: Transport>(
+pub(super) async fn roll_back_release<T: Transport>(
     run: &HostRun<'_, T>,
-    inv: &Loaded,
+    root: &str,
     service: &str,
 ) -> Result<Option<String>, Unreachable> {
-    let root = quote(inv.inventory.app.root.as_str());
-    let svc = quote(service);
-    let script = format!(
-        "set -e\nroot={root}\ncur=$(readlink \"$root/current\")\ncd \"$root/releases\"\n\
-         prev=$(ls -1t | grep -vx \"${{cur#releases/}}\" | head -n1)\n\
-         [ -n \"$prev\" ] || {{ echo 'no earlier release to roll back to' >&2; exit 1; }}\n\
-         ln -sfn \"releases/$prev\" \"$root/.current.tmp\"\nmv -T \"$root/.current.tmp\" \"$root/current\"\n\
-         systemctl restart {svc} >&2\necho \"$prev\"\n"
-    );
-    let out = run.run(&script, None).await?;
-    Ok(out.success().then(|| out.stdout_text().trim().to_string()))
+    let restart = format!("systemctl restart {}", quote(service));
+    let out = run.run(&switch_script(root, None, &restart), None).await?;
+    Ok(match parse_switch(&out.stdout_text()) {
+        Switch::Switched { to, .. } => Some(to),
+        _ => None,
+    })
 }
 
 /// The maintenance page by hand.

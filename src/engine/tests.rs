@@ -189,6 +189,7 @@ impl World {
             checks: None,
             replica: false,
             wave: 0,
+            roll_back: None,
         }];
         let out = Collect::default();
         let connector = FakeConnector(vec![self.server.clone()]);
@@ -427,6 +428,7 @@ fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
             checks: None,
             replica: false,
             wave: 0,
+            roll_back: None,
         });
     }
     let connector = FakeConnector(vec![w.server.clone()]);

@@ -56,6 +56,23 @@ pub trait Transport: Send + Sync {
         stdin: Option<&[u8]>,
     ) -> impl Future<Output = Result<Output, Unreachable>> + Send;
 
+    /// Runs `script` like `run`, handing each line of its output (stdout
+    /// and stderr) to `line` as it comes; returns the exit code. For
+    /// output that never ends (`journalctl -f`).
+    fn follow(
+        &self,
+        script: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> impl Future<Output = Result<i32, Unreachable>> + Send {
+        async move {
+            let out = self.run(script, None).await?;
+            for l in out.stdout_text().lines().chain(out.stderr_text().lines()) {
+                line(l);
+            }
+            Ok(out.code)
+        }
+    }
+
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()> + Send;
 }

@@ -55,6 +55,42 @@ const AS_ROOT: &str =
     r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1"; else exec sudo -n sh -c "$1"; fi"#;
 
 impl Ssh {
+    /// `sh -c script` as root: the inventory's user decides (root, or
+    /// through `sudo -n`); without one the server tells.
+    fn as_root(&self, script: &str) -> openssh::Command<'_> {
+        let mut cmd = match self.user.as_deref() {
+            Some("root") => self.session.command("sh"),
+            Some(_) => {
+                let mut c = self.session.command("sudo");
+                c.args(["-n", "sh"]);
+                c
+            }
+            None => {
+                let mut c = self.session.command("sh");
+                c.args(["-c", AS_ROOT, "foobar"]);
+                c
+            }
+        };
+        if self.user.is_some() {
+            cmd.arg("-c");
+        }
+        cmd.arg(script);
+        cmd
+    }
+
+    /// The master connection gives up after ServerAliveCountMax (3)
+    /// unanswered keepalives, ServerAliveInterval apart.
+    fn lost(&self, e: openssh::Error) -> Unreachable {
+        Unreachable {
+            host: self.name.clone(),
+            message: format!(
+                "the SSH connection was lost (no answer within {} s, or the server closed it): {e}",
+                3 * KEEPALIVE.as_secs()
+            ),
+            transient: true,
+        }
+    }
+
     /// Opens the master connection; every later command reuses it.
     pub async fn connect(t: &SshTarget) -> Result<Self, Unreachable> {
         let mut b = SessionBuilder::default();
@@ -210,35 +246,27 @@ impl Transport for Ssh {
         let _ = self.session.close().await;
     }
 
-    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
-        // The master connection gives up after ServerAliveCountMax (3)
-        // unanswered keepalives, ServerAliveInterval apart.
-        let lost = |e: openssh::Error| Unreachable {
-            host: self.name.clone(),
-            message: format!(
-                "the SSH connection was lost (no answer within {} s, or the server closed it): {e}",
-                3 * KEEPALIVE.as_secs()
-            ),
-            transient: true,
-        };
-        // The inventory's user decides; without one the server tells.
-        let mut cmd = match self.user.as_deref() {
-            Some("root") => self.session.command("sh"),
-            Some(_) => {
-                let mut c = self.session.command("sudo");
-                c.args(["-n", "sh"]);
-                c
-            }
-            None => {
-                let mut c = self.session.command("sh");
-                c.args(["-c", AS_ROOT, "foobar"]);
-                c
-            }
-        };
-        if self.user.is_some() {
-            cmd.arg("-c");
+    async fn follow(
+        &self,
+        script: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<i32, Unreachable> {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = self.as_root(&format!("exec 2>&1\n{script}"));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
+        let stdout = child.stdout().take().expect("stdout is piped");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            line(&l);
         }
-        cmd.arg(script);
+        let status = child.wait().await.map_err(|e| self.lost(e))?;
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
+        let lost = |e| self.lost(e);
+        let mut cmd = self.as_root(script);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

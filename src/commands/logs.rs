@@ -1,0 +1,176 @@
+//! `foobar logs [web|app|db|dns|lb]`: the services' journals over SSH,
+//! each line prefixed with its server's name when there are several;
+//! `-f` follows them until interrupted.
+
+use std::io::Write;
+
+use clap::{Args, ValueEnum};
+
+use crate::cli::{exit, Global};
+use crate::engine::{self, app, Engine};
+use crate::error::InputError;
+use crate::inventory::{self, Inventory, Role};
+use crate::progress::{self, Event};
+use crate::secrets::Secrets;
+use crate::shell::quote;
+use crate::transport::SshConnector;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    Web,
+    App,
+    /// The primary and the replicas.
+    Db,
+    Dns,
+    Lb,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Whose logs; default: every service of each server.
+    #[arg(value_enum)]
+    pub source: Option<Source>,
+    /// Keep printing new lines until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines newer than this: 30s, 10m, 2h, 1d.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub since: Option<String>,
+    /// How many of the last lines per server.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: u32,
+}
+
+/// `10m` -> `-10m`, what journalctl's --since takes.
+fn parse_age(s: &str) -> Result<String, String> {
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let ok = !digits.is_empty()
+        && digits.len() <= 6
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && matches!(unit, "s" | "m" | "h" | "d");
+    if ok {
+        Ok(format!(
+            "-{digits}{}",
+            if unit == "d" { "days" } else { unit }
+        ))
+    } else {
+        Err(format!(
+            "`{}` is not an age: write a number and s, m, h or d, like 10m",
+            s.escape_debug()
+        ))
+    }
+}
+
+/// The journal matches of a role's services.
+fn matches(inv: &Inventory, role: Role) -> Vec<String> {
+    let unit = |u: &str| format!("-u {}", quote(u));
+    match role {
+        // nginx sends its site's log lines to syslog: the journal files
+        // them under nginx.service.
+        Role::Web => vec![unit("nginx")],
+        Role::App => vec![unit(inv.app.kind.unit())],
+        Role::Db | Role::DbReplica => vec![unit("mariadb")],
+        Role::Dns => vec![unit("named")],
+        Role::Lb => vec![unit("haproxy"), unit("keepalived")],
+    }
+}
+
+fn roles_of(source: Source) -> &'static [Role] {
+    match source {
+        Source::Web => &[Role::Web],
+        Source::App => &[Role::App],
+        Source::Db => &[Role::Db, Role::DbReplica],
+        Source::Dns => &[Role::Dns],
+        Source::Lb => &[Role::Lb],
+    }
+}
+
+pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
+    let inv = inventory::load(&g.inventory)?;
+    let selected = g.limit(&inv)?;
+    let mut jobs = Vec::new();
+    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+        let roles: Vec<Role> = match args.source {
+            Some(source) => roles_of(source)
+                .iter()
+                .copied()
+                .filter(|r| server.has(*r))
+                .collect(),
+            None => server.roles.iter().copied().collect(),
+        };
+        if roles.is_empty() {
+            continue;
+        }
+        let mut words: Vec<String> = roles
+            .iter()
+            .flat_map(|r| matches(&inv.inventory, *r))
+            .collect();
+        words.dedup();
+        let command = format!(
+            "journalctl --no-pager --no-hostname -o short-iso -n {}{}{} {}",
+            args.lines,
+            if args.follow { " -f" } else { "" },
+            args.since
+                .as_ref()
+                .map(|s| format!(" --since {}", quote(s)))
+                .unwrap_or_default(),
+            words.join(" ")
+        );
+        jobs.push((engine::ssh_target(&inv, server), command));
+    }
+    if jobs.is_empty() {
+        return Err(InputError::new(
+            &inv.path,
+            "no server of the inventory has that role: nothing to show",
+        )
+        .into());
+    }
+    let out = progress::reporter(g.verbosity());
+    let secrets = Secrets::resolve(&inv)?;
+    let engine = Engine {
+        connector: &SshConnector,
+        out: out.as_ref(),
+        secrets: &secrets,
+        forks: g.forks,
+    };
+    let several = jobs.len() > 1;
+    let print = |host: &str, line: &str| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = if several {
+            writeln!(stdout, "{host} | {line}")
+        } else {
+            writeln!(stdout, "{line}")
+        };
+    };
+    let results = app::follow(&engine, &jobs, &print).await;
+    let mut failures = Vec::new();
+    for r in &results {
+        if let Err(e) = r {
+            out.report(Event::Message {
+                text: format!("error: {e}"),
+            });
+            failures.push(e);
+        }
+    }
+    Ok(exit::for_host_failures(&failures).unwrap_or(
+        if results.iter().any(|r| matches!(r, Ok(c) if *c != 0)) {
+            exit::FAILED
+        } else {
+            exit::OK
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_become_journalctl_times() {
+        assert_eq!(parse_age("10m").unwrap(), "-10m");
+        assert_eq!(parse_age("2d").unwrap(), "-2days");
+        for bad in ["", "m", "10", "10y", "-5m", "1 h", "$(x)m"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+}

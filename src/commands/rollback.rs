@@ -1,0 +1,131 @@
+//! `foobar rollback [RELEASE]`: the previous release (or the one named)
+//! live again on every app server, gracefully, then checked. A migration
+//! the newer release ran is not undone.
+
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::checks::Checks;
+use crate::cli::{exit, Global};
+use crate::engine::app::{self, AppLayout, AppServer, RollbackResult};
+use crate::engine::{self, Claim, Engine, HostError};
+use crate::error::InputError;
+use crate::inventory::{self, Role};
+use crate::progress::{self, Event};
+use crate::project::Project;
+use crate::render::Renderer;
+use crate::secrets::Secrets;
+use crate::transport::SshConnector;
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to make live (as `foobar releases` lists it); default:
+    /// the newest release before the live one.
+    #[arg(value_name = "RELEASE")]
+    pub release: Option<String>,
+    /// Take the server lock even if another run holds it (a stale lock).
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    servers: Vec<RollbackResult>,
+    errors: Vec<HostError>,
+    elapsed_ms: u64,
+}
+
+pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    if let Some(r) = &args.release {
+        let ok = r.len() == 12 && r.chars().all(|c| c.is_ascii_hexdigit());
+        if !ok {
+            return Err(InputError::new(
+                std::path::Path::new("RELEASE"),
+                format!("`{}` is not a release: they are 12 hex digits, as `foobar releases` lists them", r.escape_debug()),
+            )
+            .into());
+        }
+    }
+    let inv = inventory::load(&g.inventory)?;
+    let project = Project::discover(g.project.as_deref());
+    let pb = project.playbook()?;
+    let secrets = Secrets::resolve(&inv)?;
+    let renderer = Renderer::new(&project);
+    let selected = g.limit(&inv)?;
+    let mut servers = Vec::new();
+    for server in inv
+        .inventory
+        .servers_with(Role::App)
+        .filter(|s| selected(s))
+    {
+        servers.push(AppServer {
+            target: engine::ssh_target(&inv, server),
+            checks: Checks::resolve(&renderer, &pb, &inv, server, &secrets)?,
+        });
+    }
+    let app = &inv.inventory.app;
+    let layout = AppLayout {
+        root: app.root.to_string(),
+        unit: app.kind.unit().to_string(),
+    };
+    let out = progress::reporter(g.verbosity());
+    let engine = Engine {
+        connector: &SshConnector,
+        out: out.as_ref(),
+        secrets: &secrets,
+        forks: g.forks,
+    };
+    let claim = Claim::new("rollback")?;
+    let results = app::rollback(
+        &engine,
+        &servers,
+        &layout,
+        args.release.as_deref(),
+        &claim,
+        args.break_lock,
+    )
+    .await;
+    let mut report = Report {
+        servers: Vec::new(),
+        errors: Vec::new(),
+        elapsed_ms: 0,
+    };
+    let mut failures = Vec::new();
+    for r in &results {
+        match r {
+            Ok(r) => report.servers.push(r.clone()),
+            Err(e) => {
+                out.report(Event::Message {
+                    text: format!("error: {e}"),
+                });
+                report.errors.push(HostError::from(e));
+                failures.push(e);
+            }
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    if g.json {
+        crate::cli::print_json("rollback", &report)?;
+    } else {
+        for s in &report.servers {
+            match (&s.from, &s.to, s.ok) {
+                (Some(from), Some(to), true) => println!(
+                    "{}: release {to} is live again (was {from}); checks passed",
+                    s.host
+                ),
+                _ => println!("{}: rollback failed: {}", s.host, s.detail),
+            }
+        }
+        println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
+    }
+    Ok(if report.servers.iter().any(|s| !s.ok) {
+        exit::FAILED
+    } else if let Some(code) = exit::for_host_failures(&failures) {
+        code
+    } else {
+        exit::OK
+    })
+}

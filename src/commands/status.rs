@@ -1,0 +1,222 @@
+//! `foobar status`: one screen for the whole inventory, read live: the
+//! DNS answer at every nameserver, every check, each service (active,
+//! since when, memory), the live release, disk free, pending handlers,
+//! the lock, the maintenance page. Exit 0 only when all is healthy.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::checks::dns::{self, ServerKind, Verdict};
+use crate::checks::Checks;
+use crate::cli::{exit, Global};
+use crate::engine::app::{self, ServerStatus, StatusJob};
+use crate::engine::{self, Engine, HostError};
+use crate::inventory::{self, Inventory, Role, Server};
+use crate::progress::{self, Event};
+use crate::project::Project;
+use crate::render::Renderer;
+use crate::secrets::Secrets;
+use crate::transport::SshConnector;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+#[derive(Debug, Serialize)]
+struct DnsAnswer {
+    nameserver: String,
+    name: String,
+    #[serde(flatten)]
+    verdict: Verdict,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    healthy: bool,
+    dns: Vec<DnsAnswer>,
+    servers: Vec<ServerStatus>,
+    errors: Vec<HostError>,
+}
+
+/// The units that serve a server's roles.
+fn units(inv: &Inventory, server: &Server) -> Vec<String> {
+    let mut units = Vec::new();
+    for role in &server.roles {
+        match role {
+            Role::Web => units.push("nginx"),
+            Role::App => units.push(inv.app.kind.unit()),
+            Role::Db | Role::DbReplica => units.push("mariadb"),
+            Role::Dns => units.push("named"),
+            Role::Lb => {
+                units.push("haproxy");
+                if inv.lb.floating_address.is_some() {
+                    units.push("keepalived");
+                }
+            }
+        }
+    }
+    units.dedup();
+    units.into_iter().map(str::to_string).collect()
+}
+
+pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
+    let inv = inventory::load(&g.inventory)?;
+    let project = Project::discover(g.project.as_deref());
+    let pb = project.playbook()?;
+    let secrets = Secrets::resolve(&inv)?;
+    let renderer = Renderer::new(&project);
+    let selected = g.limit(&inv)?;
+    let mut jobs = Vec::new();
+    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+        jobs.push(StatusJob {
+            target: engine::ssh_target(&inv, server),
+            units: units(&inv.inventory, server),
+            app_root: server
+                .has(Role::App)
+                .then(|| inv.inventory.app.root.to_string()),
+            checks: Checks::resolve(&renderer, &pb, &inv, server, &secrets)?,
+        });
+    }
+    let out = progress::reporter(g.verbosity());
+    let engine = Engine {
+        connector: &SshConnector,
+        out: out.as_ref(),
+        secrets: &secrets,
+        forks: g.forks,
+    };
+    let fqdn = inv.inventory.domain.fqdn();
+    let expected = inv.inventory.web_address();
+    let dns_answers = futures_util::future::join_all(inv.inventory.nameservers().into_iter().map(
+        |(name, ip)| {
+            let fqdn = fqdn.clone();
+            async move {
+                let reply = dns::query(
+                    (ip, 53).into(),
+                    &fqdn,
+                    dns::record_type(expected),
+                    false,
+                    Duration::from_secs(2),
+                )
+                .await;
+                DnsAnswer {
+                    nameserver: name,
+                    name: fqdn,
+                    verdict: dns::judge(ServerKind::Authoritative, expected, &reply),
+                }
+            }
+        },
+    ));
+    let (results, dns) = tokio::join!(app::status(&engine, &jobs), dns_answers);
+    let mut report = Report {
+        healthy: false,
+        dns,
+        servers: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut failures = Vec::new();
+    for r in &results {
+        match r {
+            Ok(s) => report.servers.push(s.clone()),
+            Err(e) => {
+                out.report(Event::Message {
+                    text: format!("error: {e}"),
+                });
+                report.errors.push(HostError::from(e));
+                failures.push(e);
+            }
+        }
+    }
+    report.healthy = report.errors.is_empty()
+        && report.servers.iter().all(|s| s.healthy)
+        && report.dns.iter().all(|d| d.verdict == Verdict::Match);
+    if g.json {
+        crate::cli::print_json("status", &report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.healthy {
+        exit::OK
+    } else {
+        exit::for_host_failures(&failures).unwrap_or(exit::FAILED)
+    })
+}
+
+fn print_report(r: &Report) {
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    for d in &r.dns {
+        let (ok, why) = match &d.verdict {
+            Verdict::Match => (true, String::new()),
+            Verdict::Mismatch(w) | Verdict::Unreachable(w) => (false, format!(": {w}")),
+        };
+        println!("{} dns {} answers {}{why}", mark(ok), d.nameserver, d.name);
+    }
+    for s in &r.servers {
+        println!(
+            "{} {}{}  disk {} free ({}% used){}{}",
+            mark(s.healthy),
+            s.host,
+            s.release
+                .as_ref()
+                .map(|r| format!("  release {r}"))
+                .unwrap_or_default(),
+            human_bytes(s.disk_free_bytes),
+            s.disk_used_percent,
+            if s.maintenance_page {
+                "  MAINTENANCE PAGE ON"
+            } else {
+                ""
+            },
+            s.lock
+                .as_ref()
+                .map(|l| format!("  locked by {l}"))
+                .unwrap_or_default(),
+        );
+        for svc in &s.services {
+            println!(
+                "     {} {:<12} {:<8} since {}{}",
+                mark(svc.active == "active"),
+                svc.unit,
+                svc.active,
+                if svc.since.is_empty() {
+                    "-"
+                } else {
+                    &svc.since
+                },
+                svc.memory_bytes
+                    .map(|m| format!(", {} memory", human_bytes(m)))
+                    .unwrap_or_default()
+            );
+        }
+        for c in &s.checks {
+            println!(
+                "     {} check {} ({}): {}",
+                mark(c.passed),
+                c.check,
+                c.hop,
+                c.detail
+            );
+        }
+        if !s.pending_handlers.is_empty() {
+            println!(
+                "     FAIL pending handlers: {}",
+                s.pending_handlers.join(", ")
+            );
+        }
+    }
+    for e in &r.errors {
+        println!("FAIL {}", e.message);
+    }
+    println!("{}", if r.healthy { "healthy" } else { "NOT healthy" });
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", UNITS[i])
+}

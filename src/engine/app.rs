@@ -1,0 +1,452 @@
+//! The app's day-two operations on its servers: the releases listed, an
+//! earlier release made live again (rollback, also after a deploy whose
+//! checks fail), logs, and the state of every server (status).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::host::HostRun;
+use super::lock::{self, Claim};
+use super::{Engine, HostFailure};
+use crate::checks::{CheckResult, Checks};
+use crate::shell::quote;
+use crate::steps::release::READY;
+use crate::steps::{PlanCx, PENDING_HANDLERS};
+use crate::transport::{Connector, SshTarget, Transport, Unreachable};
+
+use super::restart::MAINTENANCE_FLAG;
+
+/// Points `<root>/current` at release `to`, or at the newest other
+/// ready release, then runs `then` (the app's reload); prints
+/// `SWITCHED\t<from>\t<to>`, or `REFUSED\t<why>` and changes nothing.
+pub fn switch_script(root: &str, to: Option<&str>, then: &str) -> String {
+    let pick = match to {
+        Some(id) => format!(
+            "to={id}\n[ -e \"$root/releases/$to/{READY}\" ] || {{ printf 'REFUSED\\t%s\\n' \"release $to is not on this server (foobar releases lists them)\"; exit 0; }}\n",
+            id = quote(id)
+        ),
+        None => format!(
+            "to=$(cd \"$root/releases\" && for r in $(ls -1t); do [ \"$r\" != \"$from\" ] && [ -e \"$r/{READY}\" ] && {{ echo \"$r\"; break; }}; done; true)\n\
+             [ -n \"$to\" ] || {{ printf 'REFUSED\\t%s\\n' 'there is no earlier release to go back to'; exit 0; }}\n"
+        ),
+    };
+    format!(
+        "root={root}\nfrom=$(basename \"$(readlink \"$root/current\")\")\n{pick}\
+         ln -sfn \"releases/$to\" \"$root/.current.tmp\"\nmv -T \"$root/.current.tmp\" \"$root/current\"\n\
+         # The newest release is the live one again for the next rollback.\ntouch \"$root/releases/$to\"\n\
+         {then} >&2 || {{ printf 'FAILED\\t%s\\t%s\\n' \"$from\" \"$to\"; exit 0; }}\n\
+         printf 'SWITCHED\\t%s\\t%s\\n' \"$from\" \"$to\"\n",
+        root = quote(root),
+    )
+}
+
+/// What a switch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    Switched {
+        from: String,
+        to: String,
+    },
+    /// Switched, but the app's reload failed.
+    ReloadFailed {
+        from: String,
+        to: String,
+    },
+    Refused(String),
+}
+
+pub fn parse_switch(output: &str) -> Switch {
+    for l in output.lines() {
+        let mut f = l.split('\t');
+        match (f.next(), f.next(), f.next()) {
+            (Some("SWITCHED"), Some(from), Some(to)) => {
+                return Switch::Switched {
+                    from: from.into(),
+                    to: to.into(),
+                }
+            }
+            (Some("FAILED"), Some(from), Some(to)) => {
+                return Switch::ReloadFailed {
+                    from: from.into(),
+                    to: to.into(),
+                }
+            }
+            (Some("REFUSED"), Some(why), _) => return Switch::Refused(why.into()),
+            _ => {}
+        }
+    }
+    Switch::Refused("the server gave no answer to the switch".into())
+}
+
+/// One app server, for rollback.
+pub struct AppServer {
+    pub target: SshTarget,
+    /// For web servers: the end-to-end checks.
+    pub checks: Option<Checks>,
+}
+
+/// Where the app lives and how it reloads.
+pub struct AppLayout {
+    pub root: String,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackResult {
+    pub host: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub ok: bool,
+    pub detail: String,
+    pub checks: Vec<CheckResult>,
+    pub elapsed_ms: u64,
+}
+
+/// Makes release `to` (or each server's previous one) live on every app
+/// server, under the server lock, with a graceful reload; then the checks.
+pub async fn rollback<C: Connector>(
+    engine: &Engine<'_, C>,
+    servers: &[AppServer],
+    layout: &AppLayout,
+    to: Option<&str>,
+    claim: &Claim,
+    break_lock: bool,
+) -> Vec<Result<RollbackResult, HostFailure>> {
+    engine
+        .fan_out(servers, |s| async move {
+            let start = Instant::now();
+            let transport = engine.connector.connect(&s.target).await?;
+            let run = host_run(engine, &transport);
+            let reload = format!("systemctl reload {}", quote(&layout.unit));
+            let outcome = run
+                .lock_then(claim, break_lock, &switch_script(&layout.root, to, &reload))
+                .await;
+            let result = match outcome {
+                Ok(out) => finish_switch(&run, s, parse_switch(&out), start).await,
+                Err(e) => Err(e),
+            };
+            let _ = run.run(&claim.release_script(), None).await;
+            transport.close().await;
+            result
+        })
+        .await
+}
+
+async fn finish_switch<T: Transport>(
+    run: &HostRun<'_, T>,
+    server: &AppServer,
+    switch: Switch,
+    start: Instant,
+) -> Result<RollbackResult, HostFailure> {
+    let mut result = RollbackResult {
+        host: run.host().to_string(),
+        from: None,
+        to: None,
+        ok: false,
+        detail: String::new(),
+        checks: Vec::new(),
+        elapsed_ms: 0,
+    };
+    match switch {
+        Switch::Refused(why) => result.detail = why,
+        Switch::ReloadFailed { from, to } => {
+            result.detail = format!("release {to} is live, but the app did not reload");
+            result.from = Some(from);
+            result.to = Some(to);
+        }
+        Switch::Switched { from, to } => {
+            result.from = Some(from);
+            result.to = Some(to);
+            result.ok = true;
+            if let Some(checks) = &server.checks {
+                result.checks = checks.run(run.transport, run.out, run.secrets).await?;
+                if let Some(c) = result.checks.iter().find(|c| !c.passed) {
+                    result.ok = false;
+                    result.detail = format!(
+                        "check failed at the {} hop: {}: {}",
+                        c.hop, c.check, c.detail
+                    );
+                }
+            }
+        }
+    }
+    result.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(result)
+}
+
+fn host_run<'a, C: Connector>(
+    engine: &'a Engine<'_, C>,
+    transport: &'a C::Transport,
+) -> HostRun<'a, C::Transport> {
+    HostRun {
+        transport,
+        out: engine.out,
+        secrets: engine.secrets,
+        plan_cx: PlanCx {
+            today: crate::plan::today(),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Release {
+    pub id: String,
+    pub live: bool,
+    /// Its preparation finished (a rollback may go to it).
+    pub ready: bool,
+    /// When it was last made or made live (Unix seconds).
+    pub modified: i64,
+}
+
+/// The releases on every server, newest first.
+pub async fn releases<C: Connector>(
+    engine: &Engine<'_, C>,
+    targets: &[SshTarget],
+    root: &str,
+) -> Vec<Result<Vec<Release>, HostFailure>> {
+    let script = format!(
+        "root={}\ncur=$(basename \"$(readlink \"$root/current\")\")\ncd \"$root/releases\" 2>/dev/null || exit 0\n\
+         for r in $(ls -1t); do printf 'R\\t%s\\t%s\\t%s\\t%s\\n' \"$r\" \"$(stat -c %Y \"$r\")\" \"$([ \"$r\" = \"$cur\" ] && echo live)\" \"$([ -e \"$r/{READY}\" ] && echo ready)\"; done\n",
+        quote(root)
+    );
+    engine
+        .fan_out(targets, |t| {
+            let script = &script;
+            async move {
+                let transport = engine.connector.connect(t).await?;
+                let out = host_run(engine, &transport).run(script, None).await;
+                transport.close().await;
+                Ok(out?
+                    .stdout_text()
+                    .lines()
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split('\t').collect();
+                        (f.len() == 5 && f[0] == "R").then(|| Release {
+                            id: f[1].to_string(),
+                            modified: f[2].parse().unwrap_or(0),
+                            live: f[3] == "live",
+                            ready: f[4] == "ready",
+                        })
+                    })
+                    .collect())
+            }
+        })
+        .await
+}
+
+/// Runs `command` on every server at once, each line of its output handed
+/// to `line` with the server's name as it comes (for `logs -f`, which
+/// runs until interrupted). Returns each command's exit code.
+pub async fn follow<C: Connector>(
+    engine: &Engine<'_, C>,
+    jobs: &[(SshTarget, String)],
+    line: &(dyn Fn(&str, &str) + Send + Sync),
+) -> Vec<Result<i32, HostFailure>> {
+    futures_util::future::join_all(jobs.iter().map(|(target, command)| async move {
+        let transport = engine.connector.connect(target).await?;
+        let host = target.name.clone();
+        let secrets = engine.secrets;
+        let code = transport
+            .follow(command, &|l| line(&host, &secrets.redact(l)))
+            .await;
+        transport.close().await;
+        Ok(code?)
+    }))
+    .await
+}
+
+/// What `status` asks of one server.
+pub struct StatusJob {
+    pub target: SshTarget,
+    pub units: Vec<String>,
+    /// App servers: where the releases are.
+    pub app_root: Option<String>,
+    pub checks: Option<Checks>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceState {
+    pub unit: String,
+    /// systemd's ActiveState: `active`, `failed`, `inactive`, ...
+    pub active: String,
+    /// Since when, as systemd says it.
+    pub since: String,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub host: String,
+    pub services: Vec<ServiceState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    pub disk_free_bytes: u64,
+    pub disk_used_percent: u8,
+    pub pending_handlers: Vec<String>,
+    /// Who holds the server lock, when a run does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    pub maintenance_page: bool,
+    pub checks: Vec<CheckResult>,
+    /// Every service active, every check passed, nothing pending, no
+    /// lock, no maintenance page, disk under 90 %.
+    pub healthy: bool,
+}
+
+/// The state of every server, read at once: one remote call each, then
+/// the checks of the web servers and load balancers.
+pub async fn status<C: Connector>(
+    engine: &Engine<'_, C>,
+    jobs: &[StatusJob],
+) -> Vec<Result<ServerStatus, HostFailure>> {
+    engine
+        .fan_out(jobs, |job| async move {
+            let transport = engine.connector.connect(&job.target).await?;
+            let result = server_status(&host_run(engine, &transport), job).await;
+            transport.close().await;
+            Ok(result?)
+        })
+        .await
+}
+
+async fn server_status<T: Transport>(
+    run: &HostRun<'_, T>,
+    job: &StatusJob,
+) -> Result<ServerStatus, Unreachable> {
+    let units: Vec<String> = job.units.iter().map(|u| quote(u)).collect();
+    let script = format!(
+        "systemctl show -p Id,ActiveState,ActiveEnterTimestamp,MemoryCurrent {units} 2>/dev/null | sed 's/^/S\\t/'\n\
+         df -P -B1 / | awk 'NR==2 {{ printf \"D\\t%s\\t%s\\n\", $4, $5 }}'\n\
+         {release}\
+         [ -s {pending} ] && sed 's/^/P\\t/' {pending}\n\
+         {lock}[ -e {flag} ] && echo M\ntrue\n",
+        units = units.join(" "),
+        release = job
+            .app_root
+            .as_ref()
+            .map(|r| format!(
+                "printf 'L\\t%s\\n' \"$(basename \"$(readlink {})\")\"\n",
+                quote(&format!("{r}/current"))
+            ))
+            .unwrap_or_default(),
+        pending = PENDING_HANDLERS,
+        lock = Claim::status_script(),
+        flag = MAINTENANCE_FLAG,
+    );
+    let out = run.run(&script, None).await?.stdout_text();
+    let mut status = parse_status(run.host(), &out);
+    if let Some(checks) = &job.checks {
+        status.checks = checks.run(run.transport, run.out, run.secrets).await?;
+    }
+    status.healthy = status.services.iter().all(|s| s.active == "active")
+        && status.checks.iter().all(|c| c.passed)
+        && status.pending_handlers.is_empty()
+        && status.lock.is_none()
+        && !status.maintenance_page
+        && status.disk_used_percent < 90;
+    Ok(status)
+}
+
+fn parse_status(host: &str, out: &str) -> ServerStatus {
+    let mut status = ServerStatus {
+        host: host.to_string(),
+        services: Vec::new(),
+        release: None,
+        disk_free_bytes: 0,
+        disk_used_percent: 0,
+        pending_handlers: Vec::new(),
+        lock: lock::held_by(out).map(|h| h.owner),
+        maintenance_page: out.lines().any(|l| l == "M"),
+        checks: Vec::new(),
+        healthy: false,
+    };
+    for l in out.lines() {
+        let Some((tag, rest)) = l.split_once('\t') else {
+            continue;
+        };
+        match tag {
+            "S" => {
+                let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
+                if key == "Id" {
+                    status.services.push(ServiceState {
+                        unit: value.trim_end_matches(".service").to_string(),
+                        active: String::new(),
+                        since: String::new(),
+                        memory_bytes: None,
+                    });
+                }
+                let Some(s) = status.services.last_mut() else {
+                    continue;
+                };
+                match key {
+                    "ActiveState" => s.active = value.to_string(),
+                    "ActiveEnterTimestamp" => s.since = value.to_string(),
+                    "MemoryCurrent" => s.memory_bytes = value.parse().ok(),
+                    _ => {}
+                }
+            }
+            "D" => {
+                let mut f = rest.split('\t');
+                status.disk_free_bytes = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                status.disk_used_percent = f
+                    .next()
+                    .and_then(|v| v.trim_end_matches('%').parse().ok())
+                    .unwrap_or(100);
+            }
+            "L" if !rest.is_empty() => status.release = Some(rest.to_string()),
+            "P" => status.pending_handlers.push(rest.to_string()),
+            _ => {}
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switch_reports_what_it_did() {
+        assert_eq!(
+            parse_switch("SWITCHED\tabc\tdef\n"),
+            Switch::Switched {
+                from: "abc".into(),
+                to: "def".into()
+            }
+        );
+        assert!(matches!(
+            parse_switch("REFUSED\tthere is no earlier release to go back to\n"),
+            Switch::Refused(w) if w.contains("no earlier")
+        ));
+        assert!(matches!(parse_switch(""), Switch::Refused(_)));
+    }
+
+    #[test]
+    fn a_named_release_must_be_ready() {
+        let s = switch_script(
+            "/srv/foobar",
+            Some("0123456789ab"),
+            "systemctl reload foobar-app",
+        );
+        assert!(s.contains("0123456789ab/.foobar-ready"), "{s}");
+        let s = switch_script("/srv/foobar", None, "true");
+        assert!(s.contains("ls -1t"), "{s}");
+    }
+
+    #[test]
+    fn status_output_is_read() {
+        let out = "S\tId=nginx.service\nS\tActiveState=active\nS\tActiveEnterTimestamp=Thu 2026-11-26 12:00:00 UTC\nS\tMemoryCurrent=1048576\nS\t\nS\tId=foobar-app.service\nS\tActiveState=failed\nS\tActiveEnterTimestamp=\nS\tMemoryCurrent=[not set]\nD\t1000\t42%\nL\tabcdef012345\nP\trestart app\nM\n";
+        let s = parse_status("web1", out);
+        assert_eq!(s.services.len(), 2);
+        assert_eq!(s.services[0].unit, "nginx");
+        assert_eq!(s.services[0].memory_bytes, Some(1_048_576));
+        assert_eq!(s.services[1].active, "failed");
+        assert_eq!(s.services[1].memory_bytes, None);
+        assert_eq!((s.disk_free_bytes, s.disk_used_percent), (1000, 42));
+        assert_eq!(s.release.as_deref(), Some("abcdef012345"));
+        assert_eq!(s.pending_handlers, ["restart app"]);
+        assert!(s.maintenance_page);
+        assert!(s.lock.is_none());
+    }
+}
