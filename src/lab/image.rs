@@ -82,7 +82,7 @@ impl Lab {
         fs::create_dir_all(self.dir.join("secrets")).map_err(io_err("creating secrets"))?;
         fs::set_permissions(self.dir.join("secrets"), fs::Permissions::from_mode(0o700))
             .map_err(io_err("securing secrets"))?;
-        for name in ["mysql_password", "replication_password"] {
+        for name in ["mysql_password", "replication_password", "app_secret_key"] {
             let password = self.dir.join("secrets").join(name);
             if !password.exists() {
                 write(&password, &format!("{}\n", random_token(24)?), 0o600)?;

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from notes import views
+
+urlpatterns = [
+    path("", views.index),
+    path("healthz", views.healthz),
+    path("notes", views.add_note),
+    path("upload", views.upload),
+    path("media/<str:name>", views.media),
+    path("admin/", admin.site.urls),
+]
