@@ -138,4 +138,22 @@ fn every_command_that_contacts_servers() {
         valid(&["-i", LAB, "lab", "status"], "lab-status").0,
         Some(0)
     );
+    assert_eq!(valid(&["-i", LAB, "deploy"], "deploy").0, Some(0));
+    assert_eq!(valid(&["-i", LAB, "status"], "status").0, Some(0));
+    let (code, doc) = valid(&["-i", LAB, "releases"], "releases");
+    assert_eq!(code, Some(0));
+    let live = doc["servers"][0]["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["live"] == true)
+        .count();
+    assert_eq!(live, 1, "{doc}");
+    // No release was live before this one on a converged lab: refused,
+    // and the document says why.
+    let (_, doc) = valid(&["-i", LAB, "rollback", "0123456789ab"], "rollback");
+    assert!(doc["servers"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not on this server"));
 }

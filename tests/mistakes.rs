@@ -71,6 +71,36 @@ const MISTAKES: &[(&str, &str, &str)] = &[
         "  user: foobar\n",
         "  user: foobar\n  python: \"3.12\"\n",
     ),
+    (
+        "wsgi_entry_not_in_code_base",
+        "  user: foobar\n",
+        "  user: foobar\n  wsgi: mysite.wsgi:application\n",
+    ),
+    (
+        "shared_folder_escapes_the_release",
+        "  user: foobar\n",
+        "  user: foobar\n  shared: [../uploads]\n",
+    ),
+    (
+        "env_secret_file_missing",
+        "  user: foobar\n",
+        "  user: foobar\n  env:\n    SECRET_KEY: file:/var/lib/foobar/lab/secrets/nope\n",
+    ),
+    (
+        "env_value_with_dollar",
+        "  user: foobar\n",
+        "  user: foobar\n  env:\n    PRICE: \"costs $5\"\n",
+    ),
+    (
+        "env_sets_the_database_password",
+        "  user: foobar\n",
+        "  user: foobar\n  env:\n    DB_PASSWORD: hunter2\n",
+    ),
+    (
+        "app_package_name",
+        "  user: foobar\n",
+        "  user: foobar\n  packages: [PHP8.2-mbstring]\n",
+    ),
 ];
 
 /// Mistakes in the HA design (inventory/lab-ha.yml), each text replaced

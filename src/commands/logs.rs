@@ -142,7 +142,25 @@ pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
             writeln!(stdout, "{line}")
         };
     };
-    let results = app::follow(&engine, &jobs, &print).await;
+    // Ctrl-C (or a TERM) ends the run cleanly: the SSH connections are
+    // closed, not left behind.
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    };
+    let results = app::follow(&engine, &jobs, &print, stop).await;
     let mut failures = Vec::new();
     for r in &results {
         if let Err(e) = r {
@@ -153,7 +171,7 @@ pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::for_host_failures(&failures).unwrap_or(
-        if results.iter().any(|r| matches!(r, Ok(c) if *c != 0)) {
+        if results.iter().any(|r| matches!(r, Ok(Some(c)) if *c != 0)) {
             exit::FAILED
         } else {
             exit::OK

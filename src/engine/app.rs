@@ -11,7 +11,7 @@ use super::lock::{self, Claim};
 use super::{Engine, HostFailure};
 use crate::checks::{CheckResult, Checks};
 use crate::shell::quote;
-use crate::steps::release::READY;
+use crate::steps::release::{LIVE, READY};
 use crate::steps::{PlanCx, PENDING_HANDLERS};
 use crate::transport::{Connector, SshTarget, Transport, Unreachable};
 
@@ -27,14 +27,14 @@ pub fn switch_script(root: &str, to: Option<&str>, then: &str) -> String {
             id = quote(id)
         ),
         None => format!(
-            "to=$(cd \"$root/releases\" && for r in $(ls -1t); do [ \"$r\" != \"$from\" ] && [ -e \"$r/{READY}\" ] && {{ echo \"$r\"; break; }}; done; true)\n\
+            "to=$(cd \"$root/releases\" && for m in $(ls -1t */{LIVE} 2>/dev/null); do r=${{m%/*}}; [ \"$r\" != \"$from\" ] && [ -e \"$r/{READY}\" ] && {{ echo \"$r\"; break; }}; done; true)\n\
              [ -n \"$to\" ] || {{ printf 'REFUSED\\t%s\\n' 'there is no earlier release to go back to'; exit 0; }}\n"
         ),
     };
     format!(
         "root={root}\nfrom=$(basename \"$(readlink \"$root/current\")\")\n{pick}\
          ln -sfn \"releases/$to\" \"$root/.current.tmp\"\nmv -T \"$root/.current.tmp\" \"$root/current\"\n\
-         # The newest release is the live one again for the next rollback.\ntouch \"$root/releases/$to\"\n\
+         touch \"$root/releases/$to/{LIVE}\"\n\
          {then} >&2 || {{ printf 'FAILED\\t%s\\t%s\\n' \"$from\" \"$to\"; exit 0; }}\n\
          printf 'SWITCHED\\t%s\\t%s\\n' \"$from\" \"$to\"\n",
         root = quote(root),
@@ -237,21 +237,30 @@ pub async fn releases<C: Connector>(
 
 /// Runs `command` on every server at once, each line of its output handed
 /// to `line` with the server's name as it comes (for `logs -f`, which
-/// runs until interrupted). Returns each command's exit code.
+/// runs until interrupted). When `stop` completes first (Ctrl-C), every
+/// connection is closed cleanly. Returns each command's exit code (None
+/// when stopped).
 pub async fn follow<C: Connector>(
     engine: &Engine<'_, C>,
     jobs: &[(SshTarget, String)],
     line: &(dyn Fn(&str, &str) + Send + Sync),
-) -> Vec<Result<i32, HostFailure>> {
-    futures_util::future::join_all(jobs.iter().map(|(target, command)| async move {
-        let transport = engine.connector.connect(target).await?;
-        let host = target.name.clone();
-        let secrets = engine.secrets;
-        let code = transport
-            .follow(command, &|l| line(&host, &secrets.redact(l)))
-            .await;
-        transport.close().await;
-        Ok(code?)
+    stop: impl std::future::Future<Output = ()>,
+) -> Vec<Result<Option<i32>, HostFailure>> {
+    let stop = futures_util::FutureExt::shared(Box::pin(stop));
+    futures_util::future::join_all(jobs.iter().map(|(target, command)| {
+        let stop = stop.clone();
+        async move {
+            let transport = engine.connector.connect(target).await?;
+            let host = target.name.clone();
+            let secrets = engine.secrets;
+            let each = |l: &str| line(&host, &secrets.redact(l));
+            let code = tokio::select! {
+                code = transport.follow(command, &each) => Some(code),
+                () = stop => None,
+            };
+            transport.close().await;
+            Ok(code.transpose()?)
+        }
     }))
     .await
 }
@@ -429,9 +438,11 @@ mod tests {
             Some("0123456789ab"),
             "systemctl reload foobar-app",
         );
-        assert!(s.contains("0123456789ab/.foobar-ready"), "{s}");
+        assert!(s.contains("to=0123456789ab\n"), "{s}");
+        assert!(s.contains("$to/.foobar-ready"), "{s}");
         let s = switch_script("/srv/foobar", None, "true");
-        assert!(s.contains("ls -1t"), "{s}");
+        // The release live most recently before: not one never served.
+        assert!(s.contains("ls -1t */.foobar-live"), "{s}");
     }
 
     #[test]

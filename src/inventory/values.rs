@@ -182,7 +182,7 @@ checked_string!(
         let climbs = s.split('/').any(|p| p == ".." || p == "." || p.is_empty());
         if s.is_empty() || s.len() > 200 || !plain || s.starts_with('/') || climbs {
             return Err(format!(
-                "`{}` must be a path inside the release, like `public/index.php` (no leading /, no `..`)",
+                "`{}` must be a path inside the release, like `media` or `public/index.php` (no leading /, no `..`)",
                 printable(s)
             ));
         }
@@ -214,14 +214,20 @@ checked_string!(
         let ok = (1..=64).contains(&s.len())
             && !s.starts_with(|c: char| c.is_ascii_digit())
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
+        if !ok {
+            return Err(format!(
                 "`{}` is not an environment variable name: letters, digits and `_`",
                 printable(s)
-            ))
+            ));
         }
+        // foobar sets these from `mysql` and where the database runs.
+        const DATABASE: [&str; 6] = ["DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOST", "DB_PORT", "DB_SOCKET"];
+        if DATABASE.contains(&s) {
+            return Err(format!(
+                "foobar sets {s} itself (from `mysql` and the database's server): leave it out of app.env"
+            ));
+        }
+        Ok(())
     }
 );
 checked_string!(

@@ -52,6 +52,10 @@ pub struct Desired {
 
 /// Marks a release whose every preparation finished.
 pub const READY: &str = ".foobar-ready";
+/// Touched each time a release goes live: a rollback goes to the release
+/// live most recently before the current one, never to one that was
+/// built but never served (its release command failed).
+pub const LIVE: &str = ".foobar-live";
 /// The app's environment, for the build and the release command.
 const APP_ENV: &str = "/etc/foobar/app.env";
 
@@ -179,7 +183,8 @@ else
 {prepare}  touch "$rel/{READY}"
 fi
 {release_command}previous=$(readlink "$dest" || true)
-{backup}{remember}ln -sfn "releases/{id}" "$root/.current.tmp"
+{backup}{remember}touch "$rel/{LIVE}"
+ln -sfn "releases/{id}" "$root/.current.tmp"
 mv -T "$root/.current.tmp" "$dest"
 cd "$root/releases"
 ls -1t | tail -n +{first_pruned} | while read -r old; do
