@@ -30,5 +30,11 @@ if ((${#missing[@]})); then
   fi
   rm -f "$log"
 fi
+# foobar fetches Python apps' wheels with `python3 -m pip download` (the
+# servers never reach a package index).
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "host-setup: installing python3-pip (pip fetches Python apps' wheels for the servers)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pip >/dev/null
+fi
 # apt-cacher-ng's own service is not needed: foobar starts one for the lab.
 command -v cargo >/dev/null || { echo "host-setup: cargo (Rust 1.88+) is needed" >&2; exit 1; }

@@ -481,3 +481,85 @@ fn limit_works_on_every_command_that_contacts_servers() {
         .collect();
     assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["web3"], "{json}");
 }
+
+/// `deploy` over three app servers under load: the release command runs
+/// once, on the first app server; every server serves the new release;
+/// a graceful reload drops no request; a rollback neither.
+#[test]
+fn a_deploy_and_a_rollback_drop_no_request() {
+    let _turn = lab_turn();
+    provisioned();
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_tree(&root.join("apps/python"), &dir.path().join("app"));
+    let inventory = std::fs::read_to_string(root.join(HA)).unwrap().replace(
+        "  source: ../apps/python\n",
+        &format!(
+            "  source: {}\n  release_command: logger -t foobar-release-command ran\n",
+            dir.path().join("app").display()
+        ),
+    );
+    let inv = dir.path().join("inventory.yml");
+    std::fs::write(&inv, inventory).unwrap();
+    let marks = |web: &str| -> usize {
+        on_server_ok(
+            HA,
+            web,
+            "journalctl -t foobar-release-command -o cat | wc -l",
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let before: Vec<usize> = WEBS.iter().map(|w| marks(w)).collect();
+    append(&dir.path().join("app"), "app.py", "\n# a code change\n");
+
+    let load = Load::start(4);
+    thread::sleep(Duration::from_millis(500));
+    let out = foobar()
+        .args(["-i", inv.to_str().unwrap(), "deploy", "--json"])
+        .output()
+        .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let (sent, failed) = load.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(sent > 50, "only {sent} requests");
+    assert!(
+        failed.is_empty(),
+        "deploy: {} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    let after: Vec<usize> = WEBS.iter().map(|w| marks(w)).collect();
+    assert_eq!(
+        (
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ),
+        (1, 0, 0),
+        "the release command ran once, on web1"
+    );
+    let live: Vec<String> = WEBS
+        .iter()
+        .map(|w| on_server_ok(HA, w, "readlink /srv/foobar/current"))
+        .collect();
+    assert!(live.iter().all(|l| *l == live[0]), "{live:?}");
+
+    let load = Load::start(4);
+    thread::sleep(Duration::from_millis(500));
+    let out = foobar()
+        .args(["-i", inv.to_str().unwrap(), "rollback"])
+        .output()
+        .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let (sent, failed) = load.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        failed.is_empty(),
+        "rollback: {} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    for w in WEBS {
+        assert_ne!(on_server_ok(HA, w, "readlink /srv/foobar/current"), live[0]);
+    }
+}
