@@ -1,14 +1,58 @@
-//! What provision and deploy share: the engine's outcomes over servers
-//! turned into a summary (lines or `--json`) and an exit code.
+//! What provision and deploy share: their options, the engine run over
+//! their jobs, and its outcomes turned into a summary (lines or `--json`)
+//! and an exit code.
 
 use std::time::Instant;
 
+use clap::Args;
 use serde::Serialize;
 
+use super::Input;
 use crate::checks::CheckResult;
 use crate::cli::{exit, Global};
-use crate::engine::{HostError, HostOutcome, HostResult};
-use crate::progress::{Event, Reporter, StepStatus};
+use crate::engine::{
+    self, Claim, HostError, HostOutcome, HostResult, ProvisionJob, ProvisionOptions,
+};
+use crate::plan;
+use crate::progress::{self, Reporter, StepStatus};
+use crate::steps::PlanCx;
+
+#[derive(Debug, Args)]
+pub struct ConvergeArgs {
+    /// Change nothing; list what would change (exit 4 when changes are pending).
+    #[arg(long)]
+    pub check: bool,
+    /// Show a unified diff of every file that changes (secrets masked).
+    #[arg(long)]
+    pub diff: bool,
+    /// Take the server lock even if another run holds it (a stale lock).
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+/// Lets the engine converge `jobs`, then reports as `command`.
+pub async fn converge(
+    g: &Global,
+    command: &str,
+    input: &Input,
+    jobs: &[ProvisionJob],
+    args: &ConvergeArgs,
+    started: Instant,
+) -> anyhow::Result<u8> {
+    let out = progress::reporter(g.verbosity());
+    let engine = super::engine(g, out.as_ref(), &input.secrets);
+    let opts = ProvisionOptions {
+        check: args.check,
+        diff: args.diff,
+        break_lock: args.break_lock,
+        claim: Claim::new(command)?,
+        plan_cx: PlanCx {
+            today: plan::today(),
+        },
+    };
+    let results = engine::provision(&engine, jobs, &input.pb.playbook.roles, &opts).await;
+    report(g, command, out.as_ref(), started, args.check, &results)
+}
 
 #[derive(Debug, Serialize)]
 struct Totals {
@@ -31,7 +75,7 @@ struct Summary {
 }
 
 /// Prints the summary of `command` and returns its exit code.
-pub fn report(
+fn report(
     g: &Global,
     command: &str,
     out: &dyn Reporter,
@@ -53,24 +97,14 @@ pub fn report(
         },
         elapsed_ms: 0,
     };
-    let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok((host, checks)) => {
-                summary.totals.ok += host.count(StepStatus::Ok);
-                summary.totals.changed += host.count(StepStatus::Changed);
-                summary.totals.failed += host.count(StepStatus::Failed);
-                summary.hosts.push(host.clone());
-                summary.checks.extend(checks.iter().cloned());
-            }
-            Err(e) => {
-                out.report(Event::Message {
-                    text: format!("error: {e}"),
-                });
-                summary.errors.push(HostError::from(e));
-                failures.push(e);
-            }
-        }
+    let (done, errors, failures) = super::split(out, results);
+    summary.errors = errors;
+    for (host, checks) in done {
+        summary.totals.ok += host.count(StepStatus::Ok);
+        summary.totals.changed += host.count(StepStatus::Changed);
+        summary.totals.failed += host.count(StepStatus::Failed);
+        summary.hosts.push(host);
+        summary.checks.extend(checks);
     }
     summary.totals.checks_passed = summary.checks.iter().filter(|c| c.passed).count();
     summary.totals.checks_failed = summary.checks.iter().filter(|c| !c.passed).count();

@@ -7,13 +7,12 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 
 use crate::cli::{exit, Global};
-use crate::engine::{self, app, Engine};
+use crate::engine::{self, app};
 use crate::error::InputError;
 use crate::inventory::{self, Inventory, Role};
-use crate::progress::{self, Event};
+use crate::progress;
 use crate::secrets::Secrets;
 use crate::shell::quote;
-use crate::transport::SshConnector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Source {
@@ -127,12 +126,7 @@ pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
     }
     let out = progress::reporter(g.verbosity());
     let secrets = Secrets::resolve(&inv)?;
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &secrets,
-        forks: g.forks,
-    };
+    let engine = super::engine(g, out.as_ref(), &secrets);
     let several = jobs.len() > 1;
     let print = |host: &str, line: &str| {
         let mut stdout = std::io::stdout().lock();
@@ -161,17 +155,9 @@ pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
         }
     };
     let results = app::follow(&engine, &jobs, &print, stop).await;
-    let mut failures = Vec::new();
-    for r in &results {
-        if let Err(e) = r {
-            out.report(Event::Message {
-                text: format!("error: {e}"),
-            });
-            failures.push(e);
-        }
-    }
+    let (codes, _, failures) = super::split(out.as_ref(), &results);
     Ok(exit::for_host_failures(&failures).unwrap_or(
-        if results.iter().any(|r| matches!(r, Ok(Some(c)) if *c != 0)) {
+        if codes.iter().any(|c| matches!(c, Some(c) if *c != 0)) {
             exit::FAILED
         } else {
             exit::OK

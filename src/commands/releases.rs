@@ -6,11 +6,10 @@ use serde::Serialize;
 
 use crate::cli::{exit, Global};
 use crate::engine::app::{self, Release};
-use crate::engine::{self, Engine, HostError};
+use crate::engine::{self, HostError};
 use crate::inventory::{self, Role};
-use crate::progress::{self, Event};
+use crate::progress;
 use crate::secrets::Secrets;
-use crate::transport::SshConnector;
 
 #[derive(Debug, Args)]
 pub struct ReleasesArgs {}
@@ -41,33 +40,22 @@ pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
         .collect();
     let out = progress::reporter(g.verbosity());
     let secrets = Secrets::masked();
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &secrets,
-        forks: g.forks,
-    };
+    let engine = super::engine(g, out.as_ref(), &secrets);
     let results = app::releases(&engine, &targets, inv.inventory.app.root.as_str()).await;
-    let mut report = Report {
-        servers: Vec::new(),
-        errors: Vec::new(),
+    let (found, errors, failures) = super::split(out.as_ref(), &results);
+    let report = Report {
+        servers: servers
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .zip(found)
+            .map(|((s, _), releases)| Server {
+                host: s.name.to_string(),
+                releases,
+            })
+            .collect(),
+        errors,
     };
-    let mut failures = Vec::new();
-    for (server, r) in servers.iter().zip(&results) {
-        match r {
-            Ok(releases) => report.servers.push(Server {
-                host: server.name.to_string(),
-                releases: releases.clone(),
-            }),
-            Err(e) => {
-                out.report(Event::Message {
-                    text: format!("error: {e}"),
-                });
-                report.errors.push(HostError::from(e));
-                failures.push(e);
-            }
-        }
-    }
     if g.json {
         crate::cli::print_json("releases", &report)?;
     } else {

@@ -7,17 +7,14 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
+use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, Global};
 use crate::engine::app::{self, AppLayout, AppServer, RollbackResult};
-use crate::engine::{self, Claim, Engine, HostError};
+use crate::engine::{self, Claim, HostError};
 use crate::error::InputError;
-use crate::inventory::{self, Role};
-use crate::progress::{self, Event};
-use crate::project::Project;
-use crate::render::Renderer;
-use crate::secrets::Secrets;
-use crate::transport::SshConnector;
+use crate::inventory::Role;
+use crate::progress;
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -49,12 +46,14 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
             .into());
         }
     }
-    let inv = inventory::load(&g.inventory)?;
-    let project = Project::discover(g.project.as_deref());
-    let pb = project.playbook()?;
-    let secrets = Secrets::resolve(&inv)?;
-    let renderer = Renderer::new(&project);
-    let selected = g.limit(&inv)?;
+    let input = Input::load(g)?;
+    let Input {
+        inv,
+        pb,
+        secrets,
+        renderer,
+    } = &input;
+    let selected = g.limit(inv)?;
     let mut servers = Vec::new();
     for server in inv
         .inventory
@@ -62,8 +61,8 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
         .filter(|s| selected(s))
     {
         servers.push(AppServer {
-            target: engine::ssh_target(&inv, server),
-            checks: Checks::resolve(&renderer, &pb, &inv, server, &secrets)?,
+            target: engine::ssh_target(inv, server),
+            checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
         });
     }
     let app = &inv.inventory.app;
@@ -72,12 +71,7 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
         unit: app.kind.unit().to_string(),
     };
     let out = progress::reporter(g.verbosity());
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &secrets,
-        forks: g.forks,
-    };
+    let engine = super::engine(g, out.as_ref(), secrets);
     let claim = Claim::new("rollback")?;
     let results = app::rollback(
         &engine,
@@ -88,24 +82,12 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
         args.break_lock,
     )
     .await;
+    let (servers, errors, failures) = super::split(out.as_ref(), &results);
     let mut report = Report {
-        servers: Vec::new(),
-        errors: Vec::new(),
+        servers,
+        errors,
         elapsed_ms: 0,
     };
-    let mut failures = Vec::new();
-    for r in &results {
-        match r {
-            Ok(r) => report.servers.push(r.clone()),
-            Err(e) => {
-                out.report(Event::Message {
-                    text: format!("error: {e}"),
-                });
-                report.errors.push(HostError::from(e));
-                failures.push(e);
-            }
-        }
-    }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     if g.json {
         crate::cli::print_json("rollback", &report)?;

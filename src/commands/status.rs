@@ -8,17 +8,14 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use super::Input;
 use crate::checks::dns::{self, ServerKind, Verdict};
 use crate::checks::Checks;
 use crate::cli::{exit, Global};
 use crate::engine::app::{self, ServerStatus, StatusJob};
-use crate::engine::{self, Engine, HostError};
-use crate::inventory::{self, Inventory, Role, Server};
-use crate::progress::{self, Event};
-use crate::project::Project;
-use crate::render::Renderer;
-use crate::secrets::Secrets;
-use crate::transport::SshConnector;
+use crate::engine::{self, HostError};
+use crate::inventory::{Inventory, Role, Server};
+use crate::progress;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
@@ -61,30 +58,27 @@ fn units(inv: &Inventory, server: &Server) -> Vec<String> {
 }
 
 pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
-    let project = Project::discover(g.project.as_deref());
-    let pb = project.playbook()?;
-    let secrets = Secrets::resolve(&inv)?;
-    let renderer = Renderer::new(&project);
-    let selected = g.limit(&inv)?;
+    let input = Input::load(g)?;
+    let Input {
+        inv,
+        pb,
+        secrets,
+        renderer,
+    } = &input;
+    let selected = g.limit(inv)?;
     let mut jobs = Vec::new();
     for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
         jobs.push(StatusJob {
-            target: engine::ssh_target(&inv, server),
+            target: engine::ssh_target(inv, server),
             units: units(&inv.inventory, server),
             app_root: server
                 .has(Role::App)
                 .then(|| inv.inventory.app.root.to_string()),
-            checks: Checks::resolve(&renderer, &pb, &inv, server, &secrets)?,
+            checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
         });
     }
     let out = progress::reporter(g.verbosity());
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &secrets,
-        forks: g.forks,
-    };
+    let engine = super::engine(g, out.as_ref(), secrets);
     let fqdn = inv.inventory.domain.fqdn();
     let expected = inv.inventory.web_address();
     let dns_answers = futures_util::future::join_all(inv.inventory.nameservers().into_iter().map(
@@ -108,25 +102,13 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
         },
     ));
     let (results, dns) = tokio::join!(app::status(&engine, &jobs), dns_answers);
+    let (servers, errors, failures) = super::split(out.as_ref(), &results);
     let mut report = Report {
         healthy: false,
         dns,
-        servers: Vec::new(),
-        errors: Vec::new(),
+        servers,
+        errors,
     };
-    let mut failures = Vec::new();
-    for r in &results {
-        match r {
-            Ok(s) => report.servers.push(s.clone()),
-            Err(e) => {
-                out.report(Event::Message {
-                    text: format!("error: {e}"),
-                });
-                report.errors.push(HostError::from(e));
-                failures.push(e);
-            }
-        }
-    }
     report.healthy = report.errors.is_empty()
         && report.servers.iter().all(|s| s.healthy)
         && report.dns.iter().all(|d| d.verdict == Verdict::Match);

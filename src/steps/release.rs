@@ -231,10 +231,12 @@ fn prepare(d: &Desired) -> String {
         // Only the wheels: their dependencies were resolved on the
         // machine running foobar, and the index is never asked.
         let files: Vec<String> = wheels.iter().map(|w| quote(w)).collect();
-        s += "  python3 -m venv --system-site-packages \"$rel/.venv\" >&2\n";
+        // Without pip of its own (making one takes seconds): Debian's pip
+        // wheel (python3-venv brings it) installs into it.
+        s += "  python3 -m venv --system-site-packages --without-pip \"$rel/.venv\" >&2\n";
         if !files.is_empty() {
             s += &format!(
-                "  \"$rel/.venv/bin/pip\" install --quiet --no-index --no-deps --disable-pip-version-check {} >&2\n",
+                "  \"$rel/.venv/bin/python3\" \"$(ls /usr/share/python-wheels/pip-*.whl | tail -n 1)/pip\" install --quiet --no-index --no-deps --disable-pip-version-check {} >&2\n",
                 files.join(" ")
             );
         }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Deploying one's own app (the Django project of inventory/lab-django.yml)
+# on the apps lab server: a full provision from a pristine server, a
+# provision with nothing to do, a deploy with nothing new, and a deploy of
+# a one-line code change (a new release: upload, virtualenv from the
+# server's wheel store, collectstatic, migrate, switch, graceful reload,
+# checks). Medians of N runs (default 5; pristine provisions: 3).
+#
+#   bench/deploy.sh [N]     (writes bench/deploy-results.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+scripts/host-setup.sh
+cargo build --release --locked -q
+F=$PWD/target/release/foobar
+WORK=/var/lib/foobar/bench/deploy
+rm -rf "$WORK" && mkdir -p "$WORK"
+cp -r apps/django "$WORK/app"
+sed "s|source: ../apps/django|source: $WORK/app|" inventory/lab-django.yml > "$WORK/inventory.yml"
+INV=$WORK/inventory.yml
+$F -i "$INV" lab up > /dev/null
+
+seconds() { # command... -> wall seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" > "$WORK/last.out" 2>&1 || { cat "$WORK/last.out" >&2; echo "bench: $* failed" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  awk "BEGIN {printf \"%.2f\", $t1 - $t0}"
+}
+
+median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+pristine=() noop=() deploy_noop=() change=()
+for i in 1 2 3; do
+  $F -i "$INV" lab reset apps1 > /dev/null
+  pristine+=("$(seconds $F -i "$INV" provision)")
+done
+for i in $(seq "$N"); do
+  noop+=("$(seconds $F -i "$INV" provision)")
+  deploy_noop+=("$(seconds $F -i "$INV" deploy)")
+  # One line of the template changes: a new release.
+  sed -i "s|<h1>Notes[^<]*</h1>|<h1>Notes $i</h1>|" "$WORK/app/notes/templates/notes/index.html"
+  change+=("$(seconds $F -i "$INV" deploy)")
+done
+{
+  echo "The Django project of \`inventory/lab-django.yml\` on one lab server (\`bench/deploy.sh $N\`); wall seconds, median (runs)."
+  echo
+  echo "| run | median s | runs |"
+  echo "|---|---|---|"
+  echo "| provision, pristine server (packages, MariaDB, wheels, first release) | $(echo "${pristine[*]}" | median) | ${pristine[*]} |"
+  echo "| provision, nothing to do | $(echo "${noop[*]}" | median) | ${noop[*]} |"
+  echo "| deploy, nothing new | $(echo "${deploy_noop[*]}" | median) | ${deploy_noop[*]} |"
+  echo "| deploy, one-line code change | $(echo "${change[*]}" | median) | ${change[*]} |"
+} | tee bench/deploy-results.md
