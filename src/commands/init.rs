@@ -164,7 +164,12 @@ fn inventory_text(args: &InitArgs, address: Ipv4Addr) -> String {
          {lab}{ssh}\n\
          servers:\n  - name: {name}\n    address: {address}\n    roles: [web, app, db, dns]\n{server_ssh}\n\
          domain:\n  zone: {domain}\n  host: www\n  ttl: 300\n\n\
-         app:\n  kind: {kind}\n  # The code base, relative to this file.\n  source: app\n  workers: 2\n\n\
+         app:\n  kind: {kind}\n  # The code base, relative to this file.\n  source: app\n  workers: 2\n\
+         \x20 # Your own app (README: Your own application): its entry point\n\
+         \x20 # (wsgi: mysite.wsgi:application, front_controller: public/index.php,\n\
+         \x20 # rack: config.ru), env: {{NAME: value, SECRET: env:NAME}}, packages: [...],\n\
+         \x20 # build: ..., release_command: ..., shared: [uploads],\n\
+         \x20 # checks: [{{path: /healthz, contains: ok}}].\n\n\
          mysql:\n  database: app\n  user: app\n{password}\n\
          # `foobar restart` runs inside these windows only (or with --force).\n\
          maintenance:\n  time_zone: UTC\n  windows:\n    - days: [sun]\n      start: \"02:00\"\n      end: \"04:00\"\n",
