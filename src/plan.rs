@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::facts::Facts;
 use crate::inventory::Role;
-use crate::playbook::Handler;
+use crate::playbook::{Handler, HandlerAction};
 use crate::resolve::Resolved;
 use crate::steps::{Change, PlanCx};
 
@@ -28,6 +28,17 @@ pub fn plan<'a>(steps: &'a [Resolved], facts: &Facts, cx: &PlanCx) -> Vec<Planne
         .collect()
 }
 
+/// A handler to run, and whether it signals its service: a reload is
+/// not sent when the same service is restarted by another handler or was
+/// started by a step of this run. It runs what is on the server already,
+/// and a reload during its start-up could kill it (a signal that arrives
+/// before its handler is installed); the handler still checks that the
+/// service runs and clears its pending mark.
+pub struct HandlerRun<'h> {
+    pub handler: &'h Handler,
+    pub signal: bool,
+}
+
 /// Handlers to run for one role: those notified by its changes, and those
 /// left pending on the server by an earlier run, in the playbook's order.
 pub fn handlers_for<'h>(
@@ -35,16 +46,34 @@ pub fn handlers_for<'h>(
     role_handlers: &'h [Handler],
     role: Role,
     pending: &[String],
-) -> Vec<&'h Handler> {
+) -> Vec<HandlerRun<'h>> {
     let notified: BTreeSet<&str> = planned
         .iter()
         .filter(|p| p.step.role == role && p.change.is_some())
         .filter_map(|p| p.step.notify.as_deref())
         .chain(pending.iter().map(String::as_str))
         .collect();
-    role_handlers
+    let chosen: Vec<&Handler> = role_handlers
         .iter()
         .filter(|h| notified.contains(h.name.as_str()))
+        .collect();
+    let fresh: BTreeSet<&str> = planned
+        .iter()
+        .filter_map(|p| p.change.as_ref()?.started_service())
+        .chain(
+            chosen
+                .iter()
+                .filter(|h| h.action == HandlerAction::Restart)
+                .map(|h| h.service.as_str()),
+        )
+        .collect();
+    chosen
+        .into_iter()
+        .map(|handler| HandlerRun {
+            handler,
+            signal: handler.action == HandlerAction::Restart
+                || !fresh.contains(handler.service.as_str()),
+        })
         .collect()
 }
 

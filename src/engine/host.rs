@@ -210,11 +210,13 @@ impl<T: Transport> HostRun<'_, T> {
                     }
                 }
             }
-            for h in plan::handlers_for(&planned, &role.handlers, role.role, pending) {
+            for plan::HandlerRun { handler: h, signal } in
+                plan::handlers_for(&planned, &role.handlers, role.role, pending)
+            {
                 let start = Instant::now();
                 let label = format!("handler: {}", h.name);
                 self.started(&label);
-                let out = self.run(&handler_script(h), None).await?;
+                let out = self.run(&handler_script(h, signal), None).await?;
                 let (status, detail) = if out.success() {
                     (StepStatus::Changed, None)
                 } else {
@@ -279,16 +281,22 @@ impl<T: Transport> HostRun<'_, T> {
 /// is put back as it was before this change (configs, the `current`
 /// release), the service is started again, and the step fails with the
 /// service's log lines. On success the backups are dropped.
-pub fn handler_script(h: &Handler) -> String {
+/// `signal` false: the service was just (re)started; only check it runs.
+pub fn handler_script(h: &Handler, signal: bool) -> String {
     let verb = match h.action {
         HandlerAction::Reload => "reload-or-restart",
         HandlerAction::Restart => "restart",
+    };
+    let act = if signal {
+        format!("systemctl {verb} \"$svc\" >&2")
+    } else {
+        ": it has just started".to_string()
     };
     format!(
         r#"svc={s}
 bk={bk}
 done_pending() {{ if [ -f {f} ]; then grep -vxF {h} {f} > {f}.tmp || true; mv -f {f}.tmp {f}; fi; }}
-if systemctl {verb} "$svc" >&2 && sleep 0.3 && systemctl is-active --quiet "$svc"; then
+if {act} && sleep 0.3 && systemctl is-active --quiet "$svc"; then
   rm -rf "$bk"
   done_pending
   exit 0
@@ -328,11 +336,14 @@ mod tests {
 
     #[test]
     fn handlers_restore_backups_when_the_service_does_not_come_back() {
-        let h = handler_script(&Handler {
-            name: "restart mariadb".into(),
-            service: "mariadb".into(),
-            action: HandlerAction::Restart,
-        });
+        let h = handler_script(
+            &Handler {
+                name: "restart mariadb".into(),
+                service: "mariadb".into(),
+                action: HandlerAction::Restart,
+            },
+            true,
+        );
         assert!(
             h.contains("bk=/var/lib/foobar/backup/restart_mariadb"),
             "{h}"

@@ -81,6 +81,11 @@ pub trait Kind: 'static {
     fn refreshes_facts(_change: &Self::Change) -> bool {
         false
     }
+    /// This change starts the step's service: it then runs what is on the
+    /// server now, and a reload right after would race its start-up.
+    fn starts_service(_change: &Self::Change) -> bool {
+        false
+    }
     /// The change only says why the step cannot go on (its script always
     /// fails): nothing converges, and the next run says so again.
     fn refuses(_change: &Self::Change) -> bool {
@@ -108,6 +113,8 @@ pub trait Change: Send + Sync {
     fn describe(&self) -> String;
     fn script(&self) -> Script;
     fn refreshes_facts(&self) -> bool;
+    /// The service this change starts, if it starts one.
+    fn started_service(&self) -> Option<&str>;
     /// (path, new content) of a file this change writes.
     fn new_file(&self) -> Option<(&str, &[u8])>;
 }
@@ -168,6 +175,11 @@ impl<K: Kind> Change for Planned<'_, K> {
     }
     fn refreshes_facts(&self) -> bool {
         K::refreshes_facts(&self.change)
+    }
+    fn started_service(&self) -> Option<&str> {
+        K::starts_service(&self.change)
+            .then(|| K::service(&self.step.desired))
+            .flatten()
     }
     fn new_file(&self) -> Option<(&str, &[u8])> {
         let content = K::new_content(&self.step.desired, &self.change)?;

@@ -104,4 +104,8 @@ impl Kind for Service {
     fn service(name: &String) -> Option<&str> {
         Some(name)
     }
+
+    fn starts_service(c: &Start) -> bool {
+        c.start
+    }
 }
