@@ -166,7 +166,7 @@ fn diff_shows_changes_with_the_password_masked() {
     let stderr = text(&out.stderr);
     let password = std::fs::read_to_string("/var/lib/foobar/lab/secrets/mysql_password").unwrap();
     assert!(stderr.contains("-DB_PASSWORD=stale"), "{stderr}");
-    assert!(stderr.contains("+DB_PASSWORD=********"), "{stderr}");
+    assert!(stderr.contains("+DB_PASSWORD=\"********\""), "{stderr}");
     assert!(!stderr.contains(password.trim()));
     assert!(!text(&out.stdout).contains(password.trim()));
     let (code, _, err) = provision(&[]);

@@ -70,7 +70,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
     }
     // Rendered files carry the mask, not the secret.
     let env = std::fs::read_to_string(render_dir.join("web1/etc/foobar/app.env")).unwrap();
-    assert!(env.contains("DB_PASSWORD=********"));
+    assert!(env.contains("DB_PASSWORD=\"********\""));
     // Local files: the project, the lab folder (the servers' own disks
     // under servers/ aside), the test's folder.
     let local = std::process::Command::new("grep")
