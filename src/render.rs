@@ -46,6 +46,18 @@ pub struct Context<'a> {
     /// `app.env` with its secrets read: what the app's environment holds
     /// besides the database settings.
     pub app_env: Vec<EnvVar>,
+    /// HTTPS, when `nginx.tls` is set: the files nginx reads.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Serialize)]
+pub struct TlsFiles {
+    pub certificate: String,
+    pub key: String,
+    pub listen: u16,
+    pub hsts_max_age: u32,
+    /// foobar obtains the certificate (ACME, HTTP-01 through nginx).
+    pub acme: bool,
 }
 
 #[derive(Serialize)]
@@ -147,6 +159,16 @@ impl<'a> Context<'a> {
                     },
                 })
                 .collect(),
+            tls: inventory.nginx.tls.as_ref().map(|t| {
+                let (certificate, key) = t.files(&inventory.domain.fqdn());
+                TlsFiles {
+                    certificate,
+                    key,
+                    listen: t.listen.0,
+                    hsts_max_age: t.hsts_max_age,
+                    acme: t.acme.is_some(),
+                }
+            }),
         }
     }
 }

@@ -97,6 +97,16 @@ const MISTAKES: &[(&str, &str, &str)] = &[
         "  user: foobar\n  env:\n    DB_PASSWORD: hunter2\n",
     ),
     (
+        "tls_certificate_and_acme_at_once",
+        "  listen: 80\n",
+        "  listen: 80\n  tls:\n    certificate: /etc/ssl/site.pem\n    key: /etc/ssl/site.key\n    acme:\n      directory: https://acme-v02.api.letsencrypt.org/directory\n",
+    ),
+    (
+        "acme_directory_over_http",
+        "  listen: 80\n",
+        "  listen: 80\n  tls:\n    acme:\n      directory: http://acme-v02.api.letsencrypt.org/directory\n",
+    ),
+    (
         "app_package_name",
         "  user: foobar\n",
         "  user: foobar\n  packages: [PHP8.2-mbstring]\n",

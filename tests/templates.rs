@@ -57,6 +57,12 @@ fn tls_inventory() {
     snapshot_inventory("tls", "tests/fixtures/tls.yml", 8);
 }
 
+/// HTTPS with a certificate foobar obtains (ACME, the lab's Pebble).
+#[test]
+fn acme_inventory() {
+    snapshot_inventory("https", "inventory/lab-https.yml", 8);
+}
+
 #[test]
 fn secrets_never_reach_rendered_files_unmasked() {
     let inv = inventory::load(Path::new("inventory/foobar.yml")).unwrap();

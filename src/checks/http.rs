@@ -47,9 +47,9 @@ impl Client {
             b = b.resolve(name, addr);
         }
         if let Some(pem) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| format!("the extra CA is not a PEM certificate: {e}"))?;
-            b = b.tls_certs_merge([cert]);
+            b = b.tls_certs_merge(certs);
         }
         Ok(Self {
             inner: b.build().map_err(|e| format!("cannot set up HTTP: {e}"))?,

@@ -36,13 +36,16 @@ pub struct CheckResult {
 
 /// The playbook's checks for one web server, with their Host headers.
 pub struct Checks {
-    pub list: Vec<(Check, String)>,
+    /// Each check with its Host header and whether it goes over HTTPS.
+    pub list: Vec<(Check, String, bool)>,
     /// Where the checks connect: the server's address (IP or name).
     pub address: String,
     /// For a load balancer: the floating address too, checked after its
     /// own (whichever load balancer holds it answers).
     pub floating: Option<String>,
     pub port: u16,
+    /// With TLS: its port and the extra roots to trust (the lab's CA).
+    pub tls: Option<(u16, Option<Vec<u8>>)>,
 }
 
 /// What a failed check through a load balancer shows from it.
@@ -63,6 +66,27 @@ impl Checks {
             return Ok(None);
         }
         let ctx = render::Context::new(&inv.inventory, server, secrets);
+        let tls = match &inv.inventory.nginx.tls {
+            Some(t) => {
+                let ca = match t.acme.as_ref().and_then(|a| a.ca.as_ref()) {
+                    Some(path) => {
+                        let path = inv.local_path(&path.0);
+                        Some(std::fs::read(&path).map_err(|e| {
+                            inv.error_at(
+                                "nginx.tls.acme.ca",
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?)
+                    }
+                    None => None,
+                };
+                Some((t.listen.0, ca))
+            }
+            None => None,
+        };
+        // With TLS every check goes over HTTPS, after one proving that
+        // plain HTTP redirects there.
+        let https = tls.is_some();
         // Through a load balancer, a failure shows its logs.
         let through = |c: Check| {
             if through_lb {
@@ -88,7 +112,7 @@ impl Checks {
                 };
                 let hop =
                     renderer.field(&pb.path, &format!("check `{}` hop", c.name), &c.hop, &ctx)?;
-                Ok((through(Check { hop, ..c.clone() }), host))
+                Ok((through(Check { hop, ..c.clone() }), host, https))
             })
             .collect::<Result<Vec<_>, InputError>>()?;
         let app = &inv.inventory.app;
@@ -106,7 +130,19 @@ impl Checks {
         });
         let fqdn = inv.inventory.domain.fqdn();
         let mut list = list;
-        list.extend(app_checks.map(|c| (through(c), fqdn.clone())));
+        list.extend(app_checks.map(|c| (through(c), fqdn.clone(), https)));
+        if https {
+            let redirect = Check {
+                name: "plain HTTP redirects to HTTPS".into(),
+                hop: "nginx".into(),
+                path: "/".into(),
+                host: None,
+                expect_status: 301,
+                expect_body: None,
+                logs: Some("tail -n 20 /var/log/nginx/error.log".into()),
+            };
+            list.insert(0, (through(redirect), fqdn.clone(), false));
+        }
         Ok(Some(Self {
             list,
             address: server.address.to_string(),
@@ -117,6 +153,7 @@ impl Checks {
                 .filter(|_| through_lb)
                 .map(|a| a.to_string()),
             port: inv.inventory.nginx.listen.0,
+            tls,
         }))
     }
 
@@ -149,24 +186,33 @@ impl Checks {
         secrets: &Secrets,
     ) -> Result<Vec<CheckResult>, Unreachable> {
         let host = transport.host().to_string();
-        let names: Vec<&str> = self.list.iter().map(|(_, h)| h.as_str()).collect();
+        let names: Vec<&str> = self.list.iter().map(|(_, h, _)| h.as_str()).collect();
         // An IP is taken as it is; a host name is resolved by the system.
         let addr = tokio::net::lookup_host((address, self.port))
             .await
             .ok()
             .and_then(|mut a| a.next());
-        let client = match addr {
-            Some(addr) => http::Client::new(addr, &names, false, None, Duration::from_secs(5)),
+        let client = |https: bool| match addr {
+            Some(mut addr) => {
+                let ca = match &self.tls {
+                    Some((port, ca)) if https => {
+                        addr.set_port(*port);
+                        ca.as_deref()
+                    }
+                    _ => None,
+                };
+                http::Client::new(addr, &names, https, ca, Duration::from_secs(5))
+            }
             None => Err(format!("cannot resolve {address}")),
         };
-        let verdicts = futures_util::future::join_all(
-            self.list
-                .iter()
-                .map(|(check, host_header)| verdict(&client, check, host_header)),
-        )
-        .await;
+        let (plain, tls) = (client(false), client(true));
+        let verdicts =
+            futures_util::future::join_all(self.list.iter().map(|(check, host_header, https)| {
+                verdict(if *https { &tls } else { &plain }, check, host_header)
+            }))
+            .await;
         let mut results = Vec::new();
-        for ((check, host_header), verdict) in self.list.iter().zip(verdicts) {
+        for ((check, host_header, https), verdict) in self.list.iter().zip(verdicts) {
             let passed = verdict.is_ok();
             let detail = verdict.unwrap_or_else(|e| e);
             let logs = match (&check.logs, passed) {
@@ -183,8 +229,11 @@ impl Checks {
             out.report(Event::StepFinished {
                 host: host.clone(),
                 step: format!(
-                    "check: {} ({hop} {}{})",
-                    check.name, host_header, check.path
+                    "check: {} ({hop} {}://{}{})",
+                    check.name,
+                    if *https { "https" } else { "http" },
+                    host_header,
+                    check.path
                 ),
                 status: if passed {
                     StepStatus::Ok

@@ -8,14 +8,16 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Input;
-use crate::checks::CheckResult;
+use crate::checks::{CheckResult, Checks};
 use crate::cli::{exit, Global};
+use crate::engine::certs::{self, AcmeJob, CertOutcome};
 use crate::engine::{
     self, Claim, HostError, HostOutcome, HostResult, ProvisionJob, ProvisionOptions,
 };
 use crate::plan;
-use crate::progress::{self, Reporter, StepStatus};
+use crate::progress::{self, Event, Reporter, StepStatus};
 use crate::steps::PlanCx;
+use crate::transport::SshTarget;
 
 #[derive(Debug, Args)]
 pub struct ConvergeArgs {
@@ -30,7 +32,17 @@ pub struct ConvergeArgs {
     pub break_lock: bool,
 }
 
-/// Lets the engine converge `jobs`, then reports as `command`.
+/// The site's certificate from an ACME CA, between convergence and the
+/// checks of the servers that answer for the site (`deferred`: the index
+/// of their job and their checks).
+pub struct CertPhase {
+    pub job: AcmeJob,
+    pub web: Vec<SshTarget>,
+    pub deferred: Vec<(usize, Checks)>,
+}
+
+/// Lets the engine converge `jobs` (then, with `certs`, obtain or renew
+/// the certificate and run the deferred checks), then reports as `command`.
 pub async fn converge(
     g: &Global,
     command: &str,
@@ -38,6 +50,7 @@ pub async fn converge(
     jobs: &[ProvisionJob],
     args: &ConvergeArgs,
     started: Instant,
+    certs: Option<CertPhase>,
 ) -> anyhow::Result<u8> {
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), &input.secrets);
@@ -50,8 +63,49 @@ pub async fn converge(
             today: plan::today(),
         },
     };
-    let results = engine::provision(&engine, jobs, &input.pb.playbook.roles, &opts).await;
-    report(g, command, out.as_ref(), started, args.check, &results)
+    let mut results = engine::provision(&engine, jobs, &input.pb.playbook.roles, &opts).await;
+    let mut certificate = None;
+    if let (Some(phase), false) = (certs, args.check) {
+        // Only servers that converged take part.
+        let ready: Vec<bool> = results
+            .iter()
+            .map(|r| r.as_ref().is_ok_and(|(h, _)| h.error.is_none()))
+            .collect();
+        let web: Vec<SshTarget> = phase
+            .web
+            .into_iter()
+            .filter(|t| {
+                jobs.iter()
+                    .position(|j| j.target.name == t.name)
+                    .is_some_and(|i| ready[i])
+            })
+            .collect();
+        if !web.is_empty() {
+            match certs::ensure(&engine, &web, &phase.job).await {
+                Ok(outcome) => certificate = Some(outcome),
+                Err(e) => out.report(Event::Message {
+                    text: format!("error: the certificate phase stopped: {e}"),
+                }),
+            }
+        }
+        for (i, checks) in phase.deferred.iter().filter(|(i, _)| ready[*i]) {
+            let checked = engine::run_checks(&engine, &jobs[*i].target, checks).await;
+            match (&mut results[*i], checked) {
+                (Ok((_, list)), Ok(found)) => list.extend(found),
+                (slot, Err(e)) => *slot = Err(e),
+                _ => {}
+            }
+        }
+    }
+    report(
+        g,
+        command,
+        out.as_ref(),
+        started,
+        args.check,
+        &results,
+        certificate,
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +126,9 @@ struct Summary {
     errors: Vec<HostError>,
     totals: Totals,
     elapsed_ms: u64,
+    /// With ACME: the site's certificate, and whether it was renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertOutcome>,
 }
 
 /// Prints the summary of `command` and returns its exit code.
@@ -82,9 +139,11 @@ fn report(
     started: Instant,
     check_mode: bool,
     results: &[HostOutcome],
+    certificate: Option<CertOutcome>,
 ) -> anyhow::Result<u8> {
     let mut summary = Summary {
         check_mode,
+        certificate,
         hosts: Vec::new(),
         checks: Vec::new(),
         errors: Vec::new(),
@@ -116,7 +175,8 @@ fn report(
         print_summary(&summary);
     }
     let t = &summary.totals;
-    Ok(if t.failed > 0 || t.checks_failed > 0 {
+    let cert_failed = summary.certificate.as_ref().is_some_and(|c| !c.ok);
+    Ok(if t.failed > 0 || t.checks_failed > 0 || cert_failed {
         exit::FAILED
     } else if let Some(code) = exit::for_host_failures(&failures) {
         code
@@ -155,6 +215,26 @@ fn print_summary(s: &Summary) {
         );
         if let Some(l) = &c.logs {
             println!("  logs:\n{}", l.trim_end());
+        }
+    }
+    if let Some(c) = &s.certificate {
+        match (&c.renewal, c.ok) {
+            (Some(why), true) => println!("certificate: renewed ({why})"),
+            (_, false) => println!("certificate: FAILED: {}", c.detail),
+            (None, true) => {}
+        }
+        for server in &c.servers {
+            if let Some(days) = server.days_left {
+                println!(
+                    "certificate on {}: {days} days left{}",
+                    server.host,
+                    if days < 14 {
+                        " (WARNING: under 14)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     for e in &s.errors {

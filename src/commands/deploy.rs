@@ -46,5 +46,5 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
             }),
         });
     }
-    converged::converge(g, "deploy", &input, &jobs, &args, started).await
+    converged::converge(g, "deploy", &input, &jobs, &args, started, None).await
 }

@@ -4,12 +4,13 @@
 
 use std::time::Instant;
 
-use super::converged::{self, ConvergeArgs};
+use super::converged::{self, CertPhase, ConvergeArgs};
 use super::Input;
 use crate::checks::Checks;
 use crate::cli::Global;
+use crate::engine::certs::AcmeJob;
 use crate::engine::{self, ProvisionJob};
-use crate::inventory::Role;
+use crate::inventory::{Loaded, Role};
 use crate::resolve;
 
 pub type ProvisionArgs = ConvergeArgs;
@@ -24,16 +25,49 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         renderer,
     } = &input;
     let selected = g.limit(inv)?;
+    let mut certs = acme_job(inv).map(|job| CertPhase {
+        job,
+        web: Vec::new(),
+        deferred: Vec::new(),
+    });
     let mut jobs = Vec::new();
     for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+        let target = engine::ssh_target(inv, server);
+        let mut checks = Checks::resolve(renderer, pb, inv, server, secrets)?;
+        if let Some(phase) = &mut certs {
+            if server.has(Role::Web) {
+                phase.web.push(target.clone());
+            }
+            // Over HTTPS the checks wait for the certificate.
+            if let Some(c) = checks.take() {
+                phase.deferred.push((jobs.len(), c));
+            }
+        }
         jobs.push(ProvisionJob {
-            target: engine::ssh_target(inv, server),
+            target,
             steps: resolve::resolve(renderer, pb, inv, server, secrets)?,
-            checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
+            checks,
             replica: server.has(Role::DbReplica),
             wave: inv.inventory.wave(server),
             roll_back: None,
         });
     }
-    converged::converge(g, "provision", &input, &jobs, &args, started).await
+    converged::converge(g, "provision", &input, &jobs, &args, started, certs).await
+}
+
+/// The ACME phase's settings, when the inventory asks for it.
+fn acme_job(inv: &Loaded) -> Option<AcmeJob> {
+    let tls = inv.inventory.nginx.tls.as_ref()?;
+    let acme = tls.acme.as_ref()?;
+    let fqdn = inv.inventory.domain.fqdn();
+    let (certificate, key) = tls.files(&fqdn);
+    Some(AcmeJob {
+        directory: acme.directory.to_string(),
+        email: acme.email.as_ref().map(|e| e.to_string()),
+        ca: acme.ca.as_ref().map(|p| inv.local_path(&p.0)),
+        names: vec![fqdn, inv.inventory.domain.zone.to_string()],
+        certificate,
+        key,
+        renew_days: i64::from(acme.renew_days.0),
+    })
 }

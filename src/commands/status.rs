@@ -75,6 +75,13 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
                 .has(Role::App)
                 .then(|| inv.inventory.app.root.to_string()),
             checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
+            certificate: inv
+                .inventory
+                .nginx
+                .tls
+                .as_ref()
+                .filter(|_| server.has(Role::Web))
+                .map(|t| t.files(&inv.inventory.domain.fqdn()).0),
         });
     }
     let out = progress::reporter(g.verbosity());
@@ -169,6 +176,21 @@ fn print_report(r: &Report) {
                     .map(|m| format!(", {} memory", human_bytes(m)))
                     .unwrap_or_default()
             );
+        }
+        if let Some(c) = &s.certificate {
+            match c.days_left {
+                Some(days) => println!(
+                    "     {} certificate: {days} days left ({}){}",
+                    mark(days >= 0),
+                    c.issuer,
+                    if (0..14).contains(&days) {
+                        "  WARNING: under 14 days"
+                    } else {
+                        ""
+                    }
+                ),
+                None => println!("     {} certificate: none", mark(false)),
+            }
         }
         for c in &s.checks {
             println!(

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::certs::{self, CertState};
 use super::host::HostRun;
 use super::lock::{self, Claim};
 use super::{Engine, HostFailure};
@@ -272,6 +273,8 @@ pub struct StatusJob {
     /// App servers: where the releases are.
     pub app_root: Option<String>,
     pub checks: Option<Checks>,
+    /// Web servers over HTTPS: the certificate nginx serves.
+    pub certificate: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -298,8 +301,13 @@ pub struct ServerStatus {
     pub lock: Option<String>,
     pub maintenance_page: bool,
     pub checks: Vec<CheckResult>,
+    /// Web servers over HTTPS: the certificate's days left (a warning
+    /// under 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertState>,
     /// Every service active, every check passed, nothing pending, no
-    /// lock, no maintenance page, disk under 90 %.
+    /// lock, no maintenance page, disk under 90 %, a certificate that has
+    /// not expired.
     pub healthy: bool,
 }
 
@@ -329,7 +337,7 @@ async fn server_status<T: Transport>(
          df -P -B1 / | awk 'NR==2 {{ printf \"D\\t%s\\t%s\\n\", $4, $5 }}'\n\
          {release}\
          [ -s {pending} ] && sed 's/^/P\\t/' {pending}\n\
-         {lock}[ -e {flag} ] && echo M\ntrue\n",
+         {lock}[ -e {flag} ] && echo M\n{cert}true\n",
         units = units.join(" "),
         release = job
             .app_root
@@ -342,9 +350,18 @@ async fn server_status<T: Transport>(
         pending = PENDING_HANDLERS,
         lock = Claim::status_script(),
         flag = MAINTENANCE_FLAG,
+        cert = job
+            .certificate
+            .as_deref()
+            .map(certs::state_script)
+            .unwrap_or_default(),
     );
     let out = run.run(&script, None).await?.stdout_text();
     let mut status = parse_status(run.host(), &out);
+    status.certificate = job
+        .certificate
+        .as_ref()
+        .map(|_| certs::parse_state(run.host(), &out, jiff::Timestamp::now()));
     if let Some(checks) = &job.checks {
         status.checks = checks.run(run.transport, run.out, run.secrets).await?;
     }
@@ -353,7 +370,11 @@ async fn server_status<T: Transport>(
         && status.pending_handlers.is_empty()
         && status.lock.is_none()
         && !status.maintenance_page
-        && status.disk_used_percent < 90;
+        && status.disk_used_percent < 90
+        && status
+            .certificate
+            .as_ref()
+            .is_none_or(|c| c.days_left.is_some_and(|d| d >= 0));
     Ok(status)
 }
 
@@ -368,6 +389,7 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
         lock: lock::held_by(out).map(|h| h.owner),
         maintenance_page: out.lines().any(|l| l == "M"),
         checks: Vec::new(),
+        certificate: None,
         healthy: false,
     };
     for l in out.lines() {

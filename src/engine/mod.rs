@@ -14,6 +14,7 @@ use crate::secrets::Secrets;
 use crate::transport::{Connector, SshTarget, Unreachable};
 
 pub mod app;
+pub mod certs;
 mod host;
 pub mod lock;
 mod pool;
@@ -22,7 +23,7 @@ mod restart;
 
 pub use host::HostResult;
 pub use lock::{Claim, Locked};
-pub use provision::{provision, HostOutcome, ProvisionJob, ProvisionOptions};
+pub use provision::{provision, run_checks, HostOutcome, ProvisionJob, ProvisionOptions};
 pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, Rolling, ServiceResult};
 
 /// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated

@@ -338,3 +338,17 @@ fn report_check_mode<T: Transport>(
         ));
     }
 }
+
+/// The end-to-end checks of one server on a connection of their own (a
+/// failed check shows the server's logs): for checks that wait for a
+/// later phase, the certificate.
+pub async fn run_checks<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+    checks: &Checks,
+) -> Result<Vec<CheckResult>, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let found = checks.run(&transport, engine.out, engine.secrets).await;
+    transport.close().await;
+    Ok(found?)
+}

@@ -168,7 +168,26 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
             }
         }
     }
+    check_tls(inv).map_err(|(needle, message)| at_key(&needle, message))?;
     check_roles(inv).map_err(|(needle, message)| at_key(&needle, message))
+}
+
+/// A certificate comes from files on the server or from ACME: one way.
+fn check_tls(inv: &Inventory) -> Result<(), (String, String)> {
+    let Some(tls) = &inv.nginx.tls else {
+        return Ok(());
+    };
+    match (&tls.certificate, &tls.key, &tls.acme) {
+        (Some(_), Some(_), None) | (None, None, Some(_)) => Ok(()),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => Err((
+            "acme:".into(),
+            "nginx.tls names a certificate path and ACME at once: keep `certificate` and `key` (a certificate you manage) or `acme` (foobar obtains and renews one), not both".into(),
+        )),
+        _ => Err((
+            "tls:".into(),
+            "nginx.tls needs `certificate` and `key` (paths on the server), or `acme` for foobar to obtain the certificate".into(),
+        )),
+    }
 }
 
 /// Line and column (1-based) of the first line containing `needle`, for

@@ -9,9 +9,9 @@ mod values;
 pub use load::{load, parse, Loaded};
 pub use schema::*;
 pub use values::{
-    Address, AppCommand, ClockTime, DomainName, EnvName, KeepReleases, Label, LocalPath,
-    PackageName, Port, PrefixLen, RelativeName, ReleasePath, RouterId, RunSocket, ServerPath,
-    SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers, WsgiEntry,
+    AcmeDirectory, Address, AppCommand, ClockTime, DomainName, Email, EnvName, KeepReleases, Label,
+    LocalPath, PackageName, Port, PrefixLen, RelativeName, ReleasePath, RenewDays, RouterId,
+    RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers, WsgiEntry,
 };
 
 #[cfg(test)]

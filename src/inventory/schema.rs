@@ -293,12 +293,65 @@ impl Default for Nginx {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
-    /// Paths on the server.
-    pub certificate: ServerPath,
-    pub key: ServerPath,
+    /// A certificate already on the server (paths on the server), or
+    /// `acme` to have foobar obtain and renew one.
+    #[serde(default)]
+    pub certificate: Option<ServerPath>,
+    #[serde(default)]
+    pub key: Option<ServerPath>,
+    #[serde(default)]
+    pub acme: Option<Acme>,
     #[serde(default = "default_https_port")]
     pub listen: Port,
+    /// Strict-Transport-Security's max-age, in seconds (0: no header).
+    #[serde(default = "default_hsts_max_age")]
+    pub hsts_max_age: u32,
 }
+
+fn default_hsts_max_age() -> u32 {
+    // Two years, as Mozilla's guidelines and the HSTS preload list ask.
+    63_072_000
+}
+
+/// Where the certificate comes from when foobar obtains it: an ACME CA
+/// (Let's Encrypt, or the lab's Pebble), by HTTP-01 through nginx.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The CA's directory URL (https).
+    pub directory: AcmeDirectory,
+    /// Where the CA writes about expiry and problems.
+    #[serde(default)]
+    pub email: Option<Email>,
+    /// A PEM file on this machine with roots to trust beside the system's:
+    /// for the directory's own HTTPS and for the certificates it issues
+    /// (the lab's CA). Unset: the system roots only.
+    #[serde(default)]
+    pub ca: Option<LocalPath>,
+    /// A certificate with fewer days left than this is renewed.
+    #[serde(default = "default_renew_days")]
+    pub renew_days: RenewDays,
+}
+
+fn default_renew_days() -> RenewDays {
+    RenewDays(30)
+}
+
+impl Tls {
+    /// The certificate and key nginx uses: foobar's own with ACME.
+    pub fn files(&self, fqdn: &str) -> (String, String) {
+        match (&self.certificate, &self.key) {
+            (Some(c), Some(k)) if self.acme.is_none() => (c.to_string(), k.to_string()),
+            _ => (
+                format!("{ACME_DIR}/{fqdn}.crt"),
+                format!("{ACME_DIR}/{fqdn}.key"),
+            ),
+        }
+    }
+}
+
+/// Where certificates foobar obtains live on the web servers.
+pub const ACME_DIR: &str = "/etc/foobar/tls";
 
 fn default_https_port() -> Port {
     Port(443)

@@ -264,6 +264,53 @@ checked_string!(
 );
 
 checked_string!(
+    /// An ACME CA's directory URL: https only.
+    AcmeDirectory,
+    |s| {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(format!(
+                "`{}` is not a URL: write the CA's directory, like https://acme-v02.api.letsencrypt.org/directory",
+                printable(s)
+            ));
+        };
+        if scheme != "https" {
+            return Err(format!(
+                "unknown ACME directory scheme `{}`: ACME directories are https URLs",
+                printable(scheme)
+            ));
+        }
+        let plain = rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#[]@!&'()*+,;=%".contains(c));
+        if rest.is_empty() || !plain || s.len() > 500 {
+            return Err(format!("`{}` is not a plain https URL", printable(s)));
+        }
+        Ok(())
+    }
+);
+checked_string!(
+    /// An e-mail address, for the ACME account.
+    Email,
+    |s| {
+        let ok = s.len() <= 254
+            && s.split_once('@').is_some_and(|(user, domain)| {
+                !user.is_empty()
+                    && domain.contains('.')
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c))
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not an e-mail address like hostmaster@foobar.com",
+                printable(s)
+            ))
+        }
+    }
+);
+
+checked_string!(
     /// `HH:MM`, 24-hour.
     ClockTime,
     |s| {
@@ -339,6 +386,7 @@ ranged_int!(Workers, u8, 1, 64, "workers");
 ranged_int!(KeepReleases, u8, 1, 20, "keep_releases");
 ranged_int!(PrefixLen, u8, 8, 30, "prefix_len");
 ranged_int!(RouterId, u8, 1, 255, "router_id");
+ranged_int!(RenewDays, u16, 1, 3650, "renew_days");
 
 /// A path on the machine running foobar; relative paths are relative to
 /// the inventory file's folder.

@@ -50,6 +50,9 @@ pub(super) fn ensure_host_tools(out: &dyn Reporter) -> Result<(), LabError> {
         ("apt-cacher-ng", "apt-cacher-ng"),
         ("ssh-keygen", "openssh-client"),
         ("ssh", "openssh-client"),
+        // The lab's ACME CA, and what fetches its root.
+        ("pebble", "pebble"),
+        ("curl", "curl"),
     ];
     let mut missing: Vec<&str> = needed
         .iter()

@@ -22,6 +22,7 @@ use crate::progress::{Event, Reporter};
 mod host;
 mod image;
 mod net;
+mod pebble;
 mod proxy;
 mod server;
 
@@ -86,6 +87,8 @@ pub struct Lab {
     image: PathBuf,
     bridge_address: Ipv4Addr,
     servers: Vec<LabServer>,
+    /// The lab's first nameserver: the ACME CA resolves through it.
+    nameserver: Option<Ipv4Addr>,
 }
 
 impl Lab {
@@ -109,6 +112,10 @@ impl Lab {
                     address: s.address.v4().expect("load checks lab servers' addresses"),
                 })
                 .collect(),
+            nameserver: inv
+                .inventory
+                .servers_with(crate::inventory::Role::Dns)
+                .find_map(|s| s.address.v4()),
         })
     }
 
@@ -169,6 +176,7 @@ impl Lab {
         self.ensure_key_and_secrets()?;
         self.ensure_bridge()?;
         self.ensure_proxy(out)?;
+        self.ensure_pebble(out)?;
         ensure_inotify_limits(out)?;
         let mut started = Vec::new();
         for s in &self.servers {
@@ -208,6 +216,7 @@ impl Lab {
             let _ = run("ip", &["netns", "del", &ns]);
         }
         self.stop_proxy();
+        self.stop_pebble();
         if link_exists(&self.bridge()) {
             run("ip", &["link", "del", &self.bridge()])?;
         }

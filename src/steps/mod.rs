@@ -295,6 +295,7 @@ registry! {
     mysql::Mysql,
     mariadb_datadir::MariadbDatadir,
     replica::Replica,
+    certificate::Certificate,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]

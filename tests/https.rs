@@ -1,0 +1,250 @@
+//! HTTPS with a certificate from a real ACME CA: the lab's Pebble (from
+//! Debian's packages, started by `foobar lab up`), HTTP-01 through nginx.
+//! From a pristine server to HTTPS; the chain verifies against the lab's
+//! roots and against nothing else; plain HTTP redirects; old protocols are
+//! refused; a forced renewal under load drops no request; a renewal that
+//! fails leaves the old certificate serving.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+const HTTPS: &str = "inventory/lab-https.yml";
+const ADDRESS: &str = "10.247.0.10";
+const SERVER: &str = "apps1";
+const ROOTS: &str = "/var/lib/foobar/lab-apps/acme/roots.pem";
+const CERT: &str = "/etc/foobar/tls/www.foobar.com.crt";
+
+fn provision(inventory: &Path) -> (Option<i32>, Value, String) {
+    let out = foobar()
+        .args(["-i", inventory.to_str().unwrap(), "provision", "--json"])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        text(&out.stderr),
+    )
+}
+
+/// curl to the site over HTTPS, the name pinned to the lab server.
+fn curl(extra: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "--max-time", "10"])
+        .args(["--resolve", &format!("www.foobar.com:443:{ADDRESS}")])
+        .args(extra)
+        .arg("https://www.foobar.com/healthz")
+        .output()
+        .unwrap()
+}
+
+fn serial() -> String {
+    on_server_ok(
+        HTTPS,
+        SERVER,
+        &format!("openssl x509 -in {CERT} -noout -serial"),
+    )
+}
+
+/// A copy of the HTTPS inventory with `from` replaced by `to`.
+fn inventory_with(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(HTTPS))
+        .unwrap()
+        .replace("../apps/python", root.join("apps/python").to_str().unwrap());
+    assert!(text.contains(from));
+    let path = dir.join("inventory.yml");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
+/// wrk over HTTPS for `secs` seconds while `during` runs; (requests,
+/// failures: non-2xx/3xx plus socket errors). Each request on its own
+/// connection: nginx's reload can close an idle keep-alive connection as
+/// a client reuses it (a race of nginx's own, which a load balancer's
+/// drain removes), and that is not what this test is about.
+fn under_load(secs: u32, during: impl FnOnce()) -> (u64, u64) {
+    let child = Command::new("wrk")
+        .args(["-t1", "-c4", &format!("-d{secs}s"), "--timeout", "5s"])
+        .args(["-H", "Host: www.foobar.com", "-H", "Connection: close"])
+        .arg(format!("https://{ADDRESS}/healthz"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    during();
+    let out = text(&child.wait_with_output().unwrap().stdout);
+    let number = |line: &str, key: &str| -> u64 {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| {
+                r.split(|c: char| !c.is_ascii_digit())
+                    .find(|s| !s.is_empty())
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut requests = 0;
+    let mut failed = 0;
+    for line in out.lines() {
+        if line.contains("requests in") {
+            requests = line.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        if line.contains("Non-2xx or 3xx responses:") {
+            failed += number(line, "responses:");
+        }
+        if line.contains("Socket errors:") {
+            for key in ["connect", "read", "write", "timeout"] {
+                failed += number(line, key);
+            }
+        }
+    }
+    (requests, failed)
+}
+
+#[test]
+fn a_pristine_server_to_https_then_renewals() {
+    let _turn = lab_turn();
+    lab_up(HTTPS);
+    foobar()
+        .args(["-i", HTTPS, "lab", "reset", SERVER])
+        .assert()
+        .success();
+
+    let (code, json, err) = provision(Path::new(HTTPS));
+    assert_eq!(code, Some(0), "{err}{json}");
+    let cert = &json["certificate"];
+    assert_eq!(cert["ok"], true, "{json}");
+    assert!(
+        cert["renewal"].as_str().unwrap().contains("placeholder"),
+        "{json}"
+    );
+    assert!(
+        cert["servers"][0]["issuer"]
+            .as_str()
+            .unwrap()
+            .contains("Pebble"),
+        "{json}"
+    );
+    // Every check went over HTTPS (foobar verified the chain and the name)
+    // after one proving that plain HTTP redirects.
+    let checks = json["checks"].as_array().unwrap();
+    assert!(
+        checks.len() >= 6 && checks.iter().all(|c| c["passed"] == true),
+        "{json}"
+    );
+    assert_eq!(checks[0]["check"], "plain HTTP redirects to HTTPS");
+
+    // The chain verifies against the lab's roots, and against nothing else.
+    let ok = curl(&["--cacert", ROOTS]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("\"status\": \"ok\""));
+    assert!(
+        !curl(&[]).status.success(),
+        "not trusted by the system roots"
+    );
+    // HSTS; TLS 1.1 refused, 1.2 and 1.3 taken.
+    let headers = text(&curl(&["--cacert", ROOTS, "-D", "-", "-o", "/dev/null"]).stdout);
+    assert!(
+        headers.contains("strict-transport-security: max-age=63072000")
+            || headers.contains("Strict-Transport-Security: max-age=63072000"),
+        "{headers}"
+    );
+    assert!(!curl(&["--cacert", ROOTS, "--tls-max", "1.1", "--tlsv1.1"])
+        .status
+        .success());
+    assert!(curl(&["--cacert", ROOTS, "--tlsv1.2", "--tls-max", "1.2"])
+        .status
+        .success());
+    // Plain HTTP redirects to HTTPS; the challenge path is never redirected.
+    let (status, _) = http_get(ADDRESS, "www.foobar.com", "/visits");
+    assert_eq!(status, 301);
+    let (status, _) = http_get(
+        ADDRESS,
+        "www.foobar.com",
+        "/.well-known/acme-challenge/none",
+    );
+    assert_eq!(status, 404, "the challenge path is served, not redirected");
+    // The key: root only.
+    assert_eq!(
+        on_server_ok(
+            HTTPS,
+            SERVER,
+            &format!("stat -c %a {}", CERT.replace(".crt", ".key"))
+        )
+        .trim(),
+        "600"
+    );
+
+    // Nothing to do: no new certificate.
+    let (code, json, _) = provision(Path::new(HTTPS));
+    assert_eq!(code, Some(0));
+    assert!(json["certificate"]["renewal"].is_null(), "{json}");
+    let before = serial();
+
+    // A renewal forced (renew under 3650 days: every certificate) while
+    // HTTPS is under load: no request fails.
+    let dir = tempfile::tempdir().unwrap();
+    let forced = inventory_with(
+        dir.path(),
+        "      email:",
+        "      renew_days: 3650\n      email:",
+    );
+    let mut outcome = None;
+    let (requests, failed) = under_load(10, || outcome = Some(provision(&forced)));
+    let (code, json, err) = outcome.unwrap();
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(
+        json["certificate"]["renewal"]
+            .as_str()
+            .unwrap()
+            .contains("days left"),
+        "{json}"
+    );
+    assert_ne!(serial(), before, "a new certificate serves");
+    assert!(requests > 50, "only {requests} requests");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {requests} requests failed during the renewal"
+    );
+
+    // A renewal that fails (the CA cannot be reached): reported, and the
+    // old certificate keeps serving.
+    let current = serial();
+    let unreachable = inventory_with(
+        dir.path(),
+        "https://10.247.0.1:14000/dir",
+        "https://10.247.0.1:14999/dir",
+    );
+    let text = std::fs::read_to_string(&unreachable)
+        .unwrap()
+        .replace("      email:", "      renew_days: 3650\n      email:");
+    std::fs::write(&unreachable, text).unwrap();
+    let (code, json, _) = provision(&unreachable);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["certificate"]["ok"], false, "{json}");
+    assert!(json["certificate"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("the old certificate keeps serving"));
+    assert_eq!(serial(), current);
+    assert!(curl(&["--cacert", ROOTS]).status.success());
+
+    // `status` shows the days left.
+    let out = foobar()
+        .args(["-i", HTTPS, "status", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["servers"][0]["certificate"]["days_left"]
+            .as_i64()
+            .unwrap()
+            > 14,
+        "{status}"
+    );
+}
