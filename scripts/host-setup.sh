@@ -14,9 +14,11 @@ declare -A why=(
   [gcc]="links the Rust build"
   [wrk]="load for the restart benchmark"
   [librsvg2-bin]="renders foobar diagram's SVG to PNG in the tests"
+  [nmap]="scans the lab servers' ports from outside in the firewall test"
+  [pebble]="the lab's ACME CA (HTTPS certificates)"
 )
 missing=()
-for p in debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk librsvg2-bin; do
+for p in debootstrap systemd-container apt-cacher-ng iproute2 openssh-client curl ca-certificates gcc wrk librsvg2-bin nmap pebble; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub app_env: Vec<EnvVar>,
     /// HTTPS, when `nginx.tls` is set: the files nginx reads.
     pub tls: Option<TlsFiles>,
+    /// nftables rules (input) for this server's roles, beside SSH.
+    pub firewall_rules: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -169,6 +171,7 @@ impl<'a> Context<'a> {
                     acme: t.acme.is_some(),
                 }
             }),
+            firewall_rules: firewall_rules(inventory, server),
         }
     }
 }
@@ -236,6 +239,82 @@ impl DbLayout {
             primary,
         }
     }
+}
+
+/// What reaches this server through its firewall: every rule is built
+/// from checked values (ports, addresses), one nftables rule a line.
+fn firewall_rules(inv: &Inventory, server: &Server) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let fw = &inv.firewall;
+    let ssh = server.ssh.port.map_or(22, |p| p.0);
+    let mut open: BTreeSet<(u16, &str)> = BTreeSet::from([(ssh, "tcp")]);
+    // (port, protocol, from these addresses only)
+    let mut from: Vec<(u16, &str, Vec<std::net::IpAddr>)> = Vec::new();
+    if server.has(Role::Web) || server.has(Role::Lb) {
+        open.insert((inv.nginx.listen.0, "tcp"));
+        if let Some(t) = &inv.nginx.tls {
+            open.insert((t.listen.0, "tcp"));
+        }
+    }
+    if server.has(Role::Dns) {
+        open.insert((53, "udp"));
+        open.insert((53, "tcp"));
+    }
+    if server.has(Role::Db) && inv.db_networked() {
+        let clients = inv
+            .servers_with(Role::App)
+            .chain(inv.servers_with(Role::DbReplica))
+            .filter(|s| s.name != server.name)
+            .filter_map(Server::private_address)
+            .collect();
+        from.push((3306, "tcp", clients));
+    }
+    for p in &fw.open {
+        let (port, proto) = p.as_str().split_once('/').expect("checked");
+        open.insert((port.parse().expect("checked"), proto));
+    }
+    let closed = |port: u16, proto: &str| {
+        fw.closed
+            .iter()
+            .any(|c| c.as_str() == format!("{port}/{proto}"))
+    };
+    let mut rules = Vec::new();
+    for proto in ["tcp", "udp"] {
+        let ports: Vec<String> = open
+            .iter()
+            .filter(|(p, pr)| *pr == proto && !closed(*p, pr))
+            .map(|(p, _)| p.to_string())
+            .collect();
+        if !ports.is_empty() {
+            rules.push(format!("{proto} dport {{ {} }} accept", ports.join(", ")));
+        }
+    }
+    let family = |a: &std::net::IpAddr| if a.is_ipv4() { "ip" } else { "ip6" };
+    for (port, proto, addrs) in from.iter().filter(|(p, pr, _)| !closed(*p, pr)) {
+        for fam in ["ip", "ip6"] {
+            let set: Vec<String> = addrs
+                .iter()
+                .filter(|a| family(a) == fam)
+                .map(|a| a.to_string())
+                .collect();
+            if !set.is_empty() {
+                rules.push(format!(
+                    "{fam} saddr {{ {} }} {proto} dport {port} accept",
+                    set.join(", ")
+                ));
+            }
+        }
+    }
+    // The load balancers' VRRP adverts (protocol 112), from their peers only.
+    if let Some(vrrp) = Vrrp::new(inv, server) {
+        if !vrrp.peers.is_empty() {
+            rules.push(format!(
+                "ip saddr {{ {} }} ip protocol 112 accept",
+                vrrp.peers.join(", ")
+            ));
+        }
+    }
+    rules
 }
 
 /// The zone record type for an address.

@@ -58,6 +58,10 @@ pub fn resolve_tagged(
                 what: format!("role {} step {} ({})", role.role.name(), i + 1, args.kind()),
             };
             let step = args.resolve(&cx)?;
+            let seen = |r: &Resolved| r.step.kind() == step.kind() && r.label == step.label();
+            if step.once_per_server() && out.iter().any(seen) {
+                continue;
+            }
             out.push(Resolved {
                 role: role.role,
                 block,

@@ -563,3 +563,31 @@ fn a_deploy_and_a_rollback_drop_no_request() {
         assert_ne!(on_server_ok(HA, w, "readlink /srv/foobar/current"), live[0]);
     }
 }
+
+/// With the firewall: MariaDB answers the app servers and the replica,
+/// not a load balancer (no app there) nor this machine; VRRP still moves
+/// the floating address (tested above), HAProxy still checks the web
+/// servers.
+#[test]
+fn the_database_answers_only_the_app_servers() {
+    let _turn = lab_turn();
+    provisioned();
+    let reach = |from: &str| {
+        on_server(
+            HA,
+            from,
+            "timeout 3 bash -c '</dev/tcp/10.249.0.31/3306' && echo reached",
+        )
+        .status
+        .success()
+    };
+    assert!(reach("web1"), "an app server reaches MariaDB");
+    assert!(reach("db2"), "the replica reaches the primary");
+    assert!(!reach("lb1"), "a load balancer does not");
+    let from_here = std::process::Command::new("timeout")
+        .args(["3", "bash", "-c", "</dev/tcp/10.249.0.31/3306"])
+        .status()
+        .unwrap();
+    assert!(!from_here.success(), "this machine does not");
+    assert!(on_server_ok(HA, "db1", "nft list ruleset").contains("tcp dport 3306 accept"));
+}

@@ -107,6 +107,11 @@ const MISTAKES: &[(&str, &str, &str)] = &[
         "  listen: 80\n  tls:\n    acme:\n      directory: http://acme-v02.api.letsencrypt.org/directory\n",
     ),
     (
+        "port_open_and_closed",
+        "maintenance:\n",
+        "firewall:\n  enabled: true\n  open: [8080/tcp, 9000/tcp]\n  closed: [9000/tcp]\n\nmaintenance:\n",
+    ),
+    (
         "app_package_name",
         "  user: foobar\n",
         "  user: foobar\n  packages: [PHP8.2-mbstring]\n",

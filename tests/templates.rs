@@ -63,6 +63,12 @@ fn acme_inventory() {
     snapshot_inventory("https", "inventory/lab-https.yml", 8);
 }
 
+/// The same with the firewall: its ruleset is a file too.
+#[test]
+fn secure_inventory() {
+    snapshot_inventory("secure", "inventory/lab-secure.yml", 9);
+}
+
 #[test]
 fn secrets_never_reach_rendered_files_unmasked() {
     let inv = inventory::load(Path::new("inventory/foobar.yml")).unwrap();
@@ -90,11 +96,11 @@ fn secrets_never_reach_rendered_files_unmasked() {
 fn ha_lab_inventory() {
     // lb1: 3 bind, haproxy, keepalived; lb2: haproxy, keepalived; 3 web/app
     // servers: 4 each; db1, db2: the MariaDB fragment.
-    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 21);
+    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 28);
 }
 
 #[test]
 fn ha_production_inventory() {
     // As the lab, with DNS on both load balancers.
-    snapshot_inventory("foobar-ha", "inventory/foobar-ha.yml", 24);
+    snapshot_inventory("foobar-ha", "inventory/foobar-ha.yml", 31);
 }

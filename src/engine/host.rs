@@ -66,6 +66,10 @@ pub struct HostResult {
     /// The release made live again after the new one failed its checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back_to: Option<String>,
+    /// Changes that revert by themselves unless confirmed over a fresh
+    /// connection: (role, step label, confirming script).
+    #[serde(skip)]
+    pub to_confirm: Vec<(Role, String, String)>,
 }
 
 impl HostResult {
@@ -190,6 +194,11 @@ impl<T: Transport> HostRun<'_, T> {
                         let script = change.script();
                         let out = self.run(&script.text, script.stdin.as_deref()).await?;
                         if out.success() {
+                            if let Some(confirm) = change.confirm() {
+                                result
+                                    .to_confirm
+                                    .push((role.role, step.label.clone(), confirm));
+                            }
                             let refresh = change.refreshes_facts();
                             (StepStatus::Changed, Some(change.describe()), refresh)
                         } else {

@@ -146,7 +146,7 @@ async fn provision_host<C: Connector>(
         };
         run.phase("connect", start);
         let mut locked = false;
-        let result = converge(&run, job, roles, opts, waves, &mut locked).await;
+        let result = converge(engine, &run, job, roles, opts, waves, &mut locked).await;
         if locked {
             // Best effort: a server that went away keeps a lock that names
             // this run, for --break-lock.
@@ -182,8 +182,10 @@ fn retrying<C: Connector>(engine: &Engine<'_, C>, host: &str, e: &Unreachable, a
     });
 }
 
-async fn converge<T: Transport>(
-    run: &HostRun<'_, T>,
+#[allow(clippy::too_many_arguments)]
+async fn converge<C: Connector>(
+    engine: &Engine<'_, C>,
+    run: &HostRun<'_, C::Transport>,
     job: &ProvisionJob,
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
@@ -257,6 +259,9 @@ async fn converge<T: Transport>(
     )
     .await?;
     run.phase("apply", start);
+    if result.error.is_none() {
+        confirm_changes(engine, run, job, &mut result).await;
+    }
     if result.error.is_some() {
         return Ok((result, Vec::new()));
     }
@@ -351,4 +356,48 @@ pub async fn run_checks<C: Connector>(
     let found = checks.run(&transport, engine.out, engine.secrets).await;
     transport.close().await;
     Ok(found?)
+}
+
+/// Confirms the changes that revert by themselves (a firewall) over a
+/// fresh SSH connection: one that the new rules let through. When none
+/// can be made, the change is not confirmed and reverts on its own.
+async fn confirm_changes<C: Connector>(
+    engine: &Engine<'_, C>,
+    run: &HostRun<'_, C::Transport>,
+    job: &ProvisionJob,
+    result: &mut HostResult,
+) {
+    for (role, label, script) in std::mem::take(&mut result.to_confirm) {
+        let start = Instant::now();
+        let step = format!("confirm {label}");
+        run.out.report(Event::StepStarted {
+            host: run.host().to_string(),
+            step: step.clone(),
+        });
+        let confirmed = match engine.connector.connect(&job.target).await {
+            Ok(fresh) => {
+                let out = fresh.run(&script, None).await;
+                fresh.close().await;
+                match out {
+                    Ok(o) if o.success() => Ok(()),
+                    Ok(o) => Err(o.stderr_text()),
+                    Err(e) => Err(e.message),
+                }
+            }
+            Err(e) => Err(e.message),
+        };
+        let (status, detail) = match confirmed {
+            Ok(()) => (StepStatus::Changed, Some("confirmed over a fresh SSH connection".to_string())),
+            Err(why) => (
+                StepStatus::Failed,
+                Some(format!(
+                    "not confirmed: a fresh SSH connection failed ({why}); the change reverts by itself"
+                )),
+            ),
+        };
+        run.finish(result, role, &step, status, detail, start);
+        if status == StepStatus::Failed {
+            return;
+        }
+    }
 }

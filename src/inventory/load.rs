@@ -169,7 +169,29 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         }
     }
     check_tls(inv).map_err(|(needle, message)| at_key(&needle, message))?;
+    check_firewall(inv).map_err(|(needle, message)| at_key(&needle, message))?;
     check_roles(inv).map_err(|(needle, message)| at_key(&needle, message))
+}
+
+/// A port is open or closed, not both; the SSH port stays open.
+fn check_firewall(inv: &Inventory) -> Result<(), (String, String)> {
+    let fw = &inv.firewall;
+    if let Some(p) = fw.closed.iter().find(|p| fw.open.contains(p)) {
+        return Err((
+            p.to_string(),
+            format!("firewall: port {p} is both open and closed: keep it in one list"),
+        ));
+    }
+    for s in &inv.servers.0 {
+        let ssh = format!("{}/tcp", s.ssh.port.map_or(22, |p| p.0));
+        if fw.closed.iter().any(|p| p.as_str() == ssh) {
+            return Err((
+                ssh.clone(),
+                format!("firewall: closing {ssh} would lock foobar out of {}: foobar keeps its SSH port open", s.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A certificate comes from files on the server or from ACME: one way.

@@ -9,9 +9,10 @@ mod values;
 pub use load::{load, parse, Loaded};
 pub use schema::*;
 pub use values::{
-    AcmeDirectory, Address, AppCommand, ClockTime, DomainName, Email, EnvName, KeepReleases, Label,
-    LocalPath, PackageName, Port, PrefixLen, RelativeName, ReleasePath, RenewDays, RouterId,
-    RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName, UrlPath, Workers, WsgiEntry,
+    AcmeDirectory, Address, AppCommand, ClockTime, ConfirmSecs, DomainName, Email, EnvName,
+    KeepReleases, Label, LocalPath, PackageName, Port, PortSpec, PrefixLen, RelativeName,
+    ReleasePath, RenewDays, RouterId, RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName,
+    UrlPath, Workers, WsgiEntry,
 };
 
 #[cfg(test)]

@@ -31,6 +31,43 @@ pub struct Inventory {
     /// The load balancers' settings, for servers with the `lb` role.
     #[serde(default)]
     pub lb: LoadBalancer,
+    #[serde(default)]
+    pub firewall: Firewall,
+}
+
+/// nftables on every server: input dropped but for what the server's roles
+/// serve (SSH always). A change reverts by itself unless a fresh SSH
+/// connection confirms it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds a new ruleset has to be confirmed over a fresh SSH
+    /// connection before the previous one comes back.
+    #[serde(default = "default_confirm_within")]
+    pub confirm_within_secs: ConfirmSecs,
+    /// Ports opened besides the roles' own, like `8080/tcp`.
+    #[serde(default)]
+    pub open: Vec<PortSpec>,
+    /// Ports kept closed although a role would open them.
+    #[serde(default)]
+    pub closed: Vec<PortSpec>,
+}
+
+fn default_confirm_within() -> ConfirmSecs {
+    ConfirmSecs(30)
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            confirm_within_secs: default_confirm_within(),
+            open: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

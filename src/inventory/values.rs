@@ -311,6 +311,24 @@ checked_string!(
 );
 
 checked_string!(
+    /// A port and its protocol, like `8080/tcp` or `123/udp`.
+    PortSpec,
+    |s| {
+        let ok = s.split_once('/').is_some_and(|(port, proto)| {
+            port.parse::<u16>().is_ok_and(|p| p > 0) && matches!(proto, "tcp" | "udp")
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a port: write it like 8080/tcp or 123/udp",
+                printable(s)
+            ))
+        }
+    }
+);
+
+checked_string!(
     /// `HH:MM`, 24-hour.
     ClockTime,
     |s| {
@@ -387,6 +405,7 @@ ranged_int!(KeepReleases, u8, 1, 20, "keep_releases");
 ranged_int!(PrefixLen, u8, 8, 30, "prefix_len");
 ranged_int!(RouterId, u8, 1, 255, "router_id");
 ranged_int!(RenewDays, u16, 1, 3650, "renew_days");
+ranged_int!(ConfirmSecs, u16, 3, 600, "confirm_within_secs");
 
 /// A path on the machine running foobar; relative paths are relative to
 /// the inventory file's folder.

@@ -86,6 +86,17 @@ pub trait Kind: 'static {
     fn starts_service(_change: &Self::Change) -> bool {
         false
     }
+    /// The kind concerns the whole server (its firewall): listed under
+    /// several roles, it runs once, where it first appears.
+    fn once_per_server() -> bool {
+        false
+    }
+    /// A change that could lock foobar out (a firewall) stays live only
+    /// if this script, run over a fresh SSH connection, confirms it; it
+    /// reverts by itself otherwise.
+    fn confirm(_desired: &Self::Desired, _change: &Self::Change) -> Option<String> {
+        None
+    }
     /// The change only says why the step cannot go on (its script always
     /// fails): nothing converges, and the next run says so again.
     fn refuses(_change: &Self::Change) -> bool {
@@ -106,6 +117,7 @@ pub trait Step: Debug + Send + Sync {
     fn plan(&self, fact_output: &str, cx: &PlanCx) -> Option<Box<dyn Change + '_>>;
     fn file(&self) -> Option<RenderedFile<'_>>;
     fn service(&self) -> Option<&str>;
+    fn once_per_server(&self) -> bool;
 }
 
 /// A planned change of any kind.
@@ -115,6 +127,8 @@ pub trait Change: Send + Sync {
     fn refreshes_facts(&self) -> bool;
     /// The service this change starts, if it starts one.
     fn started_service(&self) -> Option<&str>;
+    /// The script that confirms this change over a fresh connection.
+    fn confirm(&self) -> Option<String>;
     /// (path, new content) of a file this change writes.
     fn new_file(&self) -> Option<(&str, &[u8])>;
 }
@@ -160,6 +174,9 @@ impl<K: Kind> Step for Resolved<K> {
     fn service(&self) -> Option<&str> {
         K::service(&self.desired)
     }
+    fn once_per_server(&self) -> bool {
+        K::once_per_server()
+    }
 }
 
 impl<K: Kind> Change for Planned<'_, K> {
@@ -180,6 +197,9 @@ impl<K: Kind> Change for Planned<'_, K> {
         K::starts_service(&self.change)
             .then(|| K::service(&self.step.desired))
             .flatten()
+    }
+    fn confirm(&self) -> Option<String> {
+        K::confirm(&self.step.desired, &self.change)
     }
     fn new_file(&self) -> Option<(&str, &[u8])> {
         let content = K::new_content(&self.step.desired, &self.change)?;
@@ -296,6 +316,7 @@ registry! {
     mariadb_datadir::MariadbDatadir,
     replica::Replica,
     certificate::Certificate,
+    firewall::Firewall,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]

@@ -1,0 +1,131 @@
+//! The firewall (nftables, input dropped) on a real lab server: from
+//! outside, a port scan finds exactly what the server's roles serve; a
+//! ruleset that would cut SSH is never confirmed and reverts by itself.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const SECURE: &str = "inventory/lab-secure.yml";
+const ADDRESS: &str = "10.246.0.10";
+const SERVER: &str = "secure1";
+
+fn provision(inventory: &Path, project: Option<&Path>) -> (Option<i32>, Value, String) {
+    let mut cmd = foobar();
+    cmd.args(["-i", inventory.to_str().unwrap()]);
+    if let Some(p) = project {
+        cmd.args(["--project", p.to_str().unwrap()]);
+    }
+    let out = cmd.args(["provision", "--json"]).output().unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        text(&out.stderr),
+    )
+}
+
+/// Ports nmap finds open from this machine.
+fn open_ports(args: &[&str]) -> Vec<String> {
+    let out = Command::new("nmap")
+        .args(["-Pn", "-n", "--min-rate", "5000", "-T4", "-oG", "-"])
+        .args(args)
+        .arg(ADDRESS)
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    report
+        .lines()
+        .filter_map(|l| l.split("Ports: ").nth(1))
+        .flat_map(|ports| ports.split(", "))
+        .filter(|p| p.split('/').nth(1) == Some("open"))
+        .map(|p| p.split('/').next().unwrap().trim().to_string())
+        .collect()
+}
+
+fn step<'a>(json: &'a Value, prefix: &str) -> &'a Value {
+    json["hosts"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no step {prefix}: {json}"))
+}
+
+#[test]
+fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
+    let _turn = lab_turn();
+    lab_up(SECURE);
+    foobar()
+        .args(["-i", SECURE, "lab", "reset", SERVER])
+        .assert()
+        .success();
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        step(&json, "confirm firewall")["status"],
+        "changed",
+        "{json}"
+    );
+
+    // From outside: SSH, DNS, HTTP and HTTPS; nothing else, MariaDB
+    // included. Over UDP, DNS only.
+    assert_eq!(open_ports(&["-sT", "-p-"]), ["22", "53", "80", "443"]);
+    assert_eq!(
+        open_ports(&["-sU", "-p", "53,67,123,161,500,3306,5353,11211"]),
+        ["53"]
+    );
+    let mariadb = Command::new("timeout")
+        .args(["3", "bash", "-c", &format!("</dev/tcp/{ADDRESS}/3306")])
+        .status()
+        .unwrap();
+    assert!(!mariadb.success(), "MariaDB refuses this machine");
+    // The ruleset is the one loaded at boot.
+    assert!(on_server_ok(SECURE, SERVER, "systemctl is-enabled nftables").contains("enabled"));
+
+    // A ruleset that would cut SSH (a project that forgot the SSH rule).
+    let project = project_copy();
+    let template = project.path().join("templates/nftables/foobar.nft.j2");
+    let text_ = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text_.replace("{{ rule }}", "{{ rule | replace('22, ', '') }}"),
+    )
+    .unwrap();
+    let inventory = project.path().join("inventory/lab-secure.yml");
+    let started = Instant::now();
+    let (code, json, _) = provision(&inventory, Some(project.path()));
+    assert_eq!(code, Some(1), "{json}");
+    let confirm = step(&json, "confirm firewall");
+    assert_eq!(confirm["status"], "failed", "{json}");
+    assert!(
+        confirm["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reverts by itself"),
+        "{json}"
+    );
+    // Within the confirmation time (10 s) the old ruleset is back, and
+    // SSH with it.
+    let back = loop {
+        let ok = on_server(SECURE, SERVER, "true").status.success();
+        if ok || started.elapsed() > Duration::from_secs(60) {
+            break ok;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(back, "SSH is back after the revert");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "not before its time"
+    );
+    assert!(on_server_ok(SECURE, SERVER, "nft list ruleset").contains("dport { 22, 53, 80, 443 }"));
+    // Nothing is left pending: the shipped ruleset is what runs.
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["changed"], 0, "{json}");
+}
