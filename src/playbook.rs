@@ -192,10 +192,10 @@ mod tests {
         assert_eq!(roles.len(), 6, "dns, db, db_replica, app, web and lb");
         // Two per app server kind (packages, then its service), Python's
         // wheels, the app's own packages, the primary's replication user,
-        // HTTPS by ACME, the load balancers' floating address, and the
-        // firewall under each of the six roles.
+        // HTTPS by ACME, the load balancers' floating address, and SSH by
+        // keys only and the firewall under each of the six roles.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 17);
+        assert_eq!(conditional, 23);
         // The app's checks come from the inventory.
         assert_eq!(p.playbook.checks.len(), 1);
         // `foobar deploy`: the code, its configuration and the app's

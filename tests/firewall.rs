@@ -1,6 +1,7 @@
-//! The firewall (nftables, input dropped) on a real lab server: from
-//! outside, a port scan finds exactly what the server's roles serve; a
-//! ruleset that would cut SSH is never confirmed and reverts by itself.
+//! The firewall (nftables, input dropped) and SSH by keys only on a real
+//! lab server: from outside, a port scan finds exactly what the server's
+//! roles serve; a ruleset, or an sshd configuration, that would cut
+//! foobar off is never confirmed and reverts by itself.
 
 mod common;
 
@@ -125,6 +126,85 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     );
     assert!(on_server_ok(SECURE, SERVER, "nft list ruleset").contains("dport { 22, 53, 80, 443 }"));
     // Nothing is left pending: the shipped ruleset is what runs.
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["changed"], 0, "{json}");
+}
+
+/// Waits until a new SSH login works again; how long it took.
+fn ssh_back_within(limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if on_server(SECURE, SERVER, "true").status.success() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn ssh_takes_keys_only_and_a_lockout_reverts() {
+    let _turn = lab_turn();
+    lab_up(SECURE);
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    let effective = on_server_ok(SECURE, SERVER, "sshd -T");
+    for line in [
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "permitrootlogin without-password",
+    ] {
+        assert!(effective.lines().any(|l| l == line), "{line}: {effective}");
+    }
+    // A password login is refused before any password is asked.
+    let out = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PreferredAuthentications=password",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg(format!("root@{ADDRESS}"))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A configuration sshd accepts but that shuts root out.
+    let project = project_copy();
+    let template = project.path().join("templates/ssh/foobar.conf.j2");
+    let mut conf = std::fs::read_to_string(&template).unwrap();
+    conf.push_str("DenyUsers root\n");
+    std::fs::write(&template, conf).unwrap();
+    let inventory = project.path().join("inventory/lab-secure.yml");
+    let (code, json, _) = provision(&inventory, Some(project.path()));
+    assert_eq!(code, Some(1), "{json}");
+    let confirm = step(&json, "confirm sshd");
+    assert_eq!(confirm["status"], "failed", "{json}");
+    assert!(confirm["detail"]
+        .as_str()
+        .unwrap()
+        .contains("reverts by itself"));
+    let back = ssh_back_within(Duration::from_secs(60));
+    assert!(back.is_some(), "root logs in again after the revert");
+    assert!(
+        !on_server_ok(SECURE, SERVER, "cat /etc/ssh/sshd_config.d/60-foobar.conf")
+            .contains("DenyUsers")
+    );
     let (code, json, err) = provision(Path::new(SECURE), None);
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");

@@ -158,6 +158,22 @@ pub struct Ssh {
     /// An ssh_config file to use instead of `~/.ssh/config`.
     #[serde(default)]
     pub config: Option<LocalPath>,
+    /// Keys only on the servers: password and keyboard-interactive logins
+    /// off, root by key only (an sshd drop-in, checked with `sshd -t`).
+    #[serde(default = "yes")]
+    pub harden: bool,
+    /// Seconds a new sshd configuration has to be confirmed over a fresh
+    /// SSH connection before the previous one comes back.
+    #[serde(default = "default_ssh_confirm_within")]
+    pub confirm_within_secs: ConfirmSecs,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_ssh_confirm_within() -> ConfirmSecs {
+    ConfirmSecs(30)
 }
 
 fn default_connect_timeout() -> u16 {
@@ -171,6 +187,8 @@ impl Default for Ssh {
             accept_new_host_keys: false,
             connect_timeout_secs: default_connect_timeout(),
             config: None,
+            harden: true,
+            confirm_within_secs: default_ssh_confirm_within(),
         }
     }
 }

@@ -7,7 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::{parse_path_fact, path_fact_script, sha256_hex, verify_upload, PathFact};
+use super::parts::{
+    confirm_script, parse_path_fact, path_fact_script, revert_timer, sha256_hex, verify_upload,
+    PathFact,
+};
 use super::{Kind, PlanCx, RenderedFile, ResolveCx, Script, VALIDATION_FAILED};
 use crate::error::InputError;
 
@@ -107,15 +110,15 @@ mv -f "$w/new.nft.tmp" "$w/new.nft"
 if [ ! -e "$w/pending" ]; then
   {{ echo 'flush ruleset'; nft list ruleset; }} > "$w/previous.nft"
 fi
-systemctl stop {REVERT_UNIT}.timer >/dev/null 2>&1 || true
-systemctl reset-failed {REVERT_UNIT}.timer {REVERT_UNIT}.service >/dev/null 2>&1 || true
-systemd-run --quiet --unit={REVERT_UNIT} --on-active={secs} --timer-property=AccuracySec=100ms \
-  /bin/sh -c "nft -f $w/previous.nft && rm -f $w/pending $w/new.nft"
-touch "$w/pending"
-nft -f "$w/new.nft"
+{timer}nft -f "$w/new.nft"
 "#,
             verify = verify_upload("\"$w/new.nft.tmp\"", "the ruleset", &d.content),
-            secs = d.confirm_within_secs,
+            timer = revert_timer(
+                WORK,
+                REVERT_UNIT,
+                d.confirm_within_secs,
+                &format!("nft -f {WORK}/previous.nft && rm -f {WORK}/new.nft")
+            ),
         ))
         .with_stdin(d.content.clone())
     }
@@ -125,16 +128,13 @@ nft -f "$w/new.nft"
     }
 
     fn confirm(_: &Desired, _: &Apply) -> Option<String> {
-        Some(format!(
-            r#"set -e
-w={WORK}
-[ -e "$w/pending" ] || {{ echo "the new ruleset was reverted before it could be confirmed" >&2; exit 1; }}
-systemctl stop {REVERT_UNIT}.timer >/dev/null 2>&1 || true
-install -m 0644 "$w/new.nft" {RULESET}.tmp
-mv -f {RULESET}.tmp {RULESET}
-rm -f "$w/pending" "$w/new.nft" "$w/previous.nft"
-systemctl enable nftables.service >/dev/null 2>&1
-"#
+        Some(confirm_script(
+            WORK,
+            REVERT_UNIT,
+            &format!(
+                "install -m 0644 \"$w/new.nft\" {RULESET}.tmp\nmv -f {RULESET}.tmp {RULESET}\n\
+                 rm -f \"$w/new.nft\" \"$w/previous.nft\"\nsystemctl enable nftables.service >/dev/null 2>&1\n"
+            ),
         ))
     }
 

@@ -317,6 +317,7 @@ registry! {
     replica::Replica,
     certificate::Certificate,
     firewall::Firewall,
+    sshd::Sshd,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]

@@ -229,6 +229,28 @@ pub fn mysql_native_hash(password: &str) -> String {
     )
 }
 
+/// Starts (again) the timer that runs `revert` in `secs` seconds unless
+/// the change is confirmed first (see `confirm_script`), and marks the
+/// change pending in its work folder `work`.
+pub fn revert_timer(work: &str, unit: &str, secs: u16, revert: &str) -> String {
+    format!(
+        "systemctl stop {unit}.timer >/dev/null 2>&1 || true\n\
+         systemctl reset-failed {unit}.timer {unit}.service >/dev/null 2>&1 || true\n\
+         systemd-run --quiet --unit={unit} --on-active={secs} --timer-property=AccuracySec=100ms \\\n  /bin/sh -c {}\n\
+         touch {work}/pending\n",
+        crate::shell::quote(&format!("{revert} && rm -f {work}/pending"))
+    )
+}
+
+/// Run over a fresh SSH connection: stops the revert timer of a change
+/// still pending, then `then` (make it permanent).
+pub fn confirm_script(work: &str, unit: &str, then: &str) -> String {
+    format!(
+        "set -e\nw={work}\n[ -e \"$w/pending\" ] || {{ echo \"the change was reverted before it could be confirmed\" >&2; exit 1; }}\n\
+         systemctl stop {unit}.timer >/dev/null 2>&1 || true\n{then}rm -f \"$w/pending\"\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

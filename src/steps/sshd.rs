@@ -1,0 +1,179 @@
+//! `sshd`: foobar's sshd drop-in, applied so that it can never lock foobar
+//! out: checked with `sshd -t` (the previous file back if it fails), made
+//! live by a reload with a timer that puts the previous file back, and
+//! confirmed only over a fresh SSH connection. A boot-time guard puts the
+//! previous file back too, should the server restart before confirming.
+
+use serde::{Deserialize, Serialize};
+
+use super::parts::{
+    confirm_script, parse_path_fact, path_fact_script, revert_timer, sha256_hex, verify_upload,
+    PathFact,
+};
+use super::{Kind, PlanCx, RenderedFile, ResolveCx, Script, VALIDATION_FAILED};
+use crate::error::InputError;
+
+pub struct Sshd;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The drop-in's template, under templates/.
+    pub src: String,
+}
+
+pub const DROP_IN: &str = "/etc/ssh/sshd_config.d/60-foobar.conf";
+const WORK: &str = "/var/lib/foobar/sshd";
+const REVERT_UNIT: &str = "foobar-sshd-revert";
+const GUARD: &str = "/etc/systemd/system/foobar-sshd-guard.service";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub content: Vec<u8>,
+    pub confirm_within_secs: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fact {
+    #[serde(default)]
+    pub installed: Option<PathFact>,
+    #[serde(default)]
+    pub pending: bool,
+}
+
+/// Make the new drop-in live, pending confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Apply;
+
+/// Puts the previous drop-in back (or none, if there was none).
+fn restore() -> String {
+    format!("if [ -e {WORK}/previous.conf ]; then cp -p {WORK}/previous.conf {DROP_IN}; else rm -f {DROP_IN}; fi")
+}
+
+impl Kind for Sshd {
+    type Args = Args;
+    type Desired = Desired;
+    type Fact = Fact;
+    type Change = Apply;
+
+    fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
+        let src = cx.field("src", &args.src)?;
+        Ok(Desired {
+            content: cx.template(&src)?.into_bytes(),
+            confirm_within_secs: cx.inventory.inventory.ssh.confirm_within_secs.0,
+        })
+    }
+
+    fn label(_: &Desired) -> String {
+        format!("sshd {DROP_IN}")
+    }
+
+    fn fact_script(_: &Desired) -> String {
+        format!(
+            "{}[ -e {WORK}/pending ] && echo P\ntrue\n",
+            path_fact_script(DROP_IN)
+        )
+    }
+
+    fn parse_fact(output: &str) -> Fact {
+        Fact {
+            installed: parse_path_fact(output),
+            pending: output.lines().any(|l| l == "P"),
+        }
+    }
+
+    fn plan(d: &Desired, fact: &Fact, _: &PlanCx) -> Option<Apply> {
+        let same = fact
+            .installed
+            .as_ref()
+            .and_then(|f| f.sha256.as_deref())
+            .is_some_and(|sha| sha == sha256_hex(&d.content));
+        (!same || fact.pending).then_some(Apply)
+    }
+
+    fn describe(_: &Apply) -> String {
+        "keys only, live until confirmed over a fresh SSH connection".into()
+    }
+
+    fn once_per_server() -> bool {
+        true
+    }
+
+    fn script(d: &Desired, _: &Apply, _: Option<&str>) -> Script {
+        Script::new(format!(
+            r#"w={WORK}
+mkdir -p "$w" "$(dirname {DROP_IN})"
+cat > "$w/new.conf"
+{verify}# The last confirmed file is what comes back.
+if [ ! -e "$w/pending" ]; then
+  if [ -e {DROP_IN} ]; then cp -p {DROP_IN} "$w/previous.conf"; else rm -f "$w/previous.conf"; fi
+fi
+# A restart before the confirmation puts the previous file back at boot.
+cat > {GUARD}.tmp <<'GUARD'
+[Unit]
+Description=foobar: an sshd change never confirmed goes back at boot
+Before=ssh.service
+ConditionPathExists={WORK}/pending
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c '{restore} && rm -f {WORK}/pending'
+
+[Install]
+WantedBy=multi-user.target
+GUARD
+mv -f {GUARD}.tmp {GUARD}
+systemctl daemon-reload
+systemctl enable foobar-sshd-guard.service >/dev/null 2>&1
+install -m 0644 "$w/new.conf" {DROP_IN}.tmp
+mv -f {DROP_IN}.tmp {DROP_IN}
+if ! sshd -t >&2; then
+  {restore}
+  echo "sshd -t refused the new configuration; the previous one is back" >&2
+  exit {VALIDATION_FAILED}
+fi
+{timer}systemctl reload ssh
+"#,
+            verify = verify_upload("\"$w/new.conf\"", "the sshd configuration", &d.content),
+            restore = restore(),
+            timer = revert_timer(
+                WORK,
+                REVERT_UNIT,
+                d.confirm_within_secs,
+                &format!("{{ {}; }} && systemctl reload ssh", restore())
+            ),
+        ))
+        .with_stdin(d.content.clone())
+    }
+
+    fn confirm(_: &Desired, _: &Apply) -> Option<String> {
+        Some(confirm_script(
+            WORK,
+            REVERT_UNIT,
+            "rm -f \"$w/new.conf\" \"$w/previous.conf\"\n",
+        ))
+    }
+
+    fn converged(d: &Desired, _: &Apply, _: &Fact) -> Fact {
+        Fact {
+            installed: Some(PathFact {
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o644,
+                is_dir: false,
+                sha256: Some(sha256_hex(&d.content)),
+            }),
+            pending: false,
+        }
+    }
+
+    fn file(d: &Desired) -> Option<RenderedFile<'_>> {
+        Some(RenderedFile {
+            path: DROP_IN,
+            content: &d.content,
+            mode: 0o644,
+            soa_serial: false,
+        })
+    }
+}
