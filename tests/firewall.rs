@@ -1,7 +1,8 @@
-//! The firewall (nftables, input dropped) and SSH by keys only on a real
-//! lab server: from outside, a port scan finds exactly what the server's
-//! roles serve; a ruleset, or an sshd configuration, that would cut
-//! foobar off is never confirmed and reverts by itself.
+//! The firewall (nftables, input dropped), SSH by keys only and sandboxed
+//! services on a real lab server: from outside, a port scan finds exactly
+//! what the server's roles serve; a ruleset, or an sshd configuration,
+//! that would cut foobar off is never confirmed and reverts by itself;
+//! `systemd-analyze security` rates every service well, and it serves.
 
 mod common;
 
@@ -204,6 +205,40 @@ fn ssh_takes_keys_only_and_a_lockout_reverts() {
     assert!(
         !on_server_ok(SECURE, SERVER, "cat /etc/ssh/sshd_config.d/60-foobar.conf")
             .contains("DenyUsers")
+    );
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["changed"], 0, "{json}");
+}
+
+/// `systemd-analyze security`'s exposure of each service (0 to 10).
+fn exposure(report: &str, unit: &str) -> f64 {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("{unit}.service")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{unit} in {report}"))
+}
+
+/// The services run sandboxed (foobar's own unit and drop-ins for
+/// Debian's), and still serve: every check passes, nginx and BIND reload.
+#[test]
+fn services_run_sandboxed_and_still_serve() {
+    let _turn = lab_turn();
+    lab_up(SECURE);
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["checks_failed"], 0, "{json}");
+    let report = on_server_ok(SECURE, SERVER, "systemd-analyze security --no-pager");
+    assert!(exposure(&report, "foobar-app") <= 2.5, "{report}");
+    for unit in ["nginx", "named", "mariadb"] {
+        assert!(exposure(&report, unit) < 6.0, "{unit}: {report}");
+    }
+    on_server_ok(
+        SECURE,
+        SERVER,
+        "systemctl reload nginx named && sleep 1 && systemctl is-active nginx named",
     );
     let (code, json, err) = provision(Path::new(SECURE), None);
     assert_eq!(code, Some(0), "{err}{json}");
