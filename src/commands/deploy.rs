@@ -27,7 +27,6 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
         renderer,
     } = &input;
     let selected = g.limit(inv)?;
-    let app = &inv.inventory.app;
     let mut jobs = Vec::new();
     for server in inv
         .inventory
@@ -40,10 +39,7 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
             checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
             replica: false,
             wave: inv.inventory.wave(server),
-            roll_back: Some(AppLayout {
-                root: app.root.to_string(),
-                unit: app.kind.unit().to_string(),
-            }),
+            roll_back: Some(AppLayout::of(&inv.inventory)),
         });
     }
     converged::converge(g, "deploy", &input, &jobs, &args, started, None).await

@@ -65,11 +65,7 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
             checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
         });
     }
-    let app = &inv.inventory.app;
-    let layout = AppLayout {
-        root: app.root.to_string(),
-        unit: app.kind.unit().to_string(),
-    };
+    let layout = AppLayout::of(&inv.inventory);
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), secrets);
     let claim = Claim::new("rollback")?;

@@ -93,6 +93,15 @@ pub struct AppLayout {
     pub unit: String,
 }
 
+impl AppLayout {
+    pub fn of(inv: &crate::inventory::Inventory) -> Self {
+        Self {
+            root: inv.app.root.to_string(),
+            unit: inv.app.kind.unit().to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackResult {
     pub host: String,

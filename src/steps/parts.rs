@@ -229,6 +229,67 @@ pub fn mysql_native_hash(password: &str) -> String {
     )
 }
 
+/// A file that can lock foobar out (the firewall's ruleset, sshd's
+/// drop-in): what it should hold, and how long a new version has to be
+/// confirmed over a fresh connection before the previous one comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardedFile {
+    pub content: Vec<u8>,
+    pub confirm_within_secs: u16,
+}
+
+/// Such a file on the server: as installed, and whether a change of it is
+/// live but not confirmed yet (its revert timer runs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardedFact {
+    #[serde(default)]
+    pub installed: Option<PathFact>,
+    #[serde(default)]
+    pub pending: bool,
+}
+
+impl GuardedFile {
+    /// The fact of `path`, with `work` the change's work folder.
+    pub fn fact_script(path: &str, work: &str) -> String {
+        format!(
+            "{}[ -e {work}/pending ] && echo P\ntrue\n",
+            path_fact_script(path)
+        )
+    }
+
+    pub fn parse_fact(output: &str) -> GuardedFact {
+        GuardedFact {
+            installed: parse_path_fact(output),
+            pending: output.lines().any(|l| l == "P"),
+        }
+    }
+
+    /// Whether the file differs, or a change of it waits for confirmation.
+    pub fn needs_change(&self, fact: &GuardedFact) -> bool {
+        let same = fact
+            .installed
+            .as_ref()
+            .and_then(|f| f.sha256.as_deref())
+            .is_some_and(|sha| sha == sha256_hex(&self.content));
+        !same || fact.pending
+    }
+
+    /// The fact once the change is applied and confirmed.
+    pub fn converged(&self) -> GuardedFact {
+        GuardedFact {
+            installed: Some(PathFact {
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o644,
+                is_dir: false,
+                sha256: Some(sha256_hex(&self.content)),
+            }),
+            pending: false,
+        }
+    }
+}
+
 /// Starts (again) the timer that runs `revert` in `secs` seconds unless
 /// the change is confirmed first (see `confirm_script`), and marks the
 /// change pending in its work folder `work`.

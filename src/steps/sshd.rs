@@ -6,10 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parts::{
-    confirm_script, parse_path_fact, path_fact_script, revert_timer, sha256_hex, verify_upload,
-    PathFact,
-};
+use super::parts::{confirm_script, revert_timer, verify_upload, GuardedFact, GuardedFile};
 use super::{Kind, PlanCx, RenderedFile, ResolveCx, Script, VALIDATION_FAILED};
 use crate::error::InputError;
 
@@ -27,21 +24,6 @@ const WORK: &str = "/var/lib/foobar/sshd";
 const REVERT_UNIT: &str = "foobar-sshd-revert";
 const GUARD: &str = "/etc/systemd/system/foobar-sshd-guard.service";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub content: Vec<u8>,
-    pub confirm_within_secs: u16,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fact {
-    #[serde(default)]
-    pub installed: Option<PathFact>,
-    #[serde(default)]
-    pub pending: bool,
-}
-
 /// Make the new drop-in live, pending confirmation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Apply;
@@ -53,43 +35,32 @@ fn restore() -> String {
 
 impl Kind for Sshd {
     type Args = Args;
-    type Desired = Desired;
-    type Fact = Fact;
+    type Desired = GuardedFile;
+    type Fact = GuardedFact;
     type Change = Apply;
 
-    fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
+    fn resolve(args: &Args, cx: &ResolveCx) -> Result<GuardedFile, InputError> {
         let src = cx.field("src", &args.src)?;
-        Ok(Desired {
+        Ok(GuardedFile {
             content: cx.template(&src)?.into_bytes(),
             confirm_within_secs: cx.inventory.inventory.ssh.confirm_within_secs.0,
         })
     }
 
-    fn label(_: &Desired) -> String {
+    fn label(_: &GuardedFile) -> String {
         format!("sshd {DROP_IN}")
     }
 
-    fn fact_script(_: &Desired) -> String {
-        format!(
-            "{}[ -e {WORK}/pending ] && echo P\ntrue\n",
-            path_fact_script(DROP_IN)
-        )
+    fn fact_script(_: &GuardedFile) -> String {
+        GuardedFile::fact_script(DROP_IN, WORK)
     }
 
-    fn parse_fact(output: &str) -> Fact {
-        Fact {
-            installed: parse_path_fact(output),
-            pending: output.lines().any(|l| l == "P"),
-        }
+    fn parse_fact(output: &str) -> GuardedFact {
+        GuardedFile::parse_fact(output)
     }
 
-    fn plan(d: &Desired, fact: &Fact, _: &PlanCx) -> Option<Apply> {
-        let same = fact
-            .installed
-            .as_ref()
-            .and_then(|f| f.sha256.as_deref())
-            .is_some_and(|sha| sha == sha256_hex(&d.content));
-        (!same || fact.pending).then_some(Apply)
+    fn plan(d: &GuardedFile, fact: &GuardedFact, _: &PlanCx) -> Option<Apply> {
+        d.needs_change(fact).then_some(Apply)
     }
 
     fn describe(_: &Apply) -> String {
@@ -100,7 +71,7 @@ impl Kind for Sshd {
         true
     }
 
-    fn script(d: &Desired, _: &Apply, _: Option<&str>) -> Script {
+    fn script(d: &GuardedFile, _: &Apply, _: Option<&str>) -> Script {
         Script::new(format!(
             r#"w={WORK}
 mkdir -p "$w" "$(dirname {DROP_IN})"
@@ -147,7 +118,7 @@ fi
         .with_stdin(d.content.clone())
     }
 
-    fn confirm(_: &Desired, _: &Apply) -> Option<String> {
+    fn confirm(_: &GuardedFile, _: &Apply) -> Option<String> {
         Some(confirm_script(
             WORK,
             REVERT_UNIT,
@@ -155,20 +126,11 @@ fi
         ))
     }
 
-    fn converged(d: &Desired, _: &Apply, _: &Fact) -> Fact {
-        Fact {
-            installed: Some(PathFact {
-                owner: "root".into(),
-                group: "root".into(),
-                mode: 0o644,
-                is_dir: false,
-                sha256: Some(sha256_hex(&d.content)),
-            }),
-            pending: false,
-        }
+    fn converged(d: &GuardedFile, _: &Apply, _: &GuardedFact) -> GuardedFact {
+        d.converged()
     }
 
-    fn file(d: &Desired) -> Option<RenderedFile<'_>> {
+    fn file(d: &GuardedFile) -> Option<RenderedFile<'_>> {
         Some(RenderedFile {
             path: DROP_IN,
             content: &d.content,
