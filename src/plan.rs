@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::facts::Facts;
-use crate::inventory::Role;
+use crate::playbook::Scope;
 use crate::playbook::{Handler, HandlerAction};
 use crate::resolve::Resolved;
 use crate::steps::{Change, PlanCx};
@@ -44,7 +44,7 @@ pub struct HandlerRun<'h> {
 pub fn handlers_for<'h>(
     planned: &[Planned],
     role_handlers: &'h [Handler],
-    role: Role,
+    role: Scope,
     pending: &[String],
 ) -> Vec<HandlerRun<'h>> {
     let notified: BTreeSet<&str> = planned

@@ -24,7 +24,7 @@ pub struct Playbook {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSteps {
-    pub role: Role,
+    pub role: Scope,
     /// A template expression (`app.kind == 'php-fpm'`): the block applies
     /// only where it is true. Handlers run at the end of the block that
     /// defines them, for changes in any block of the same role.
@@ -37,6 +37,49 @@ pub struct RoleSteps {
     /// playbook: `foobar deploy` runs the blocks tagged `deploy`.
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// The servers a block runs on: those with one role, or `all` of them
+/// (what concerns every server: updates, SSH, the firewall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Role(Role),
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == "all" {
+            return Ok(Scope::All);
+        }
+        Role::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&name))
+            .map(Scope::Role)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `all` (every server)")))
+    }
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Role(role) => role.name(),
+        }
+    }
+
+    /// Whether the block runs on a server with these roles.
+    pub fn covers(self, has: impl Fn(Role) -> bool) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Role(role) => has(role),
+        }
+    }
 }
 
 /// The tag of the blocks `foobar deploy` runs.
@@ -188,14 +231,29 @@ mod tests {
     #[test]
     fn shipped_playbook_parses() {
         let p = load(Path::new("playbooks/provision.yml")).unwrap();
-        let roles: BTreeSet<Role> = p.playbook.roles.iter().map(|r| r.role).collect();
-        assert_eq!(roles.len(), 6, "dns, db, db_replica, app, web and lb");
+        let scopes: Vec<Scope> = p.playbook.roles.iter().map(|r| r.role).collect();
+        for role in [
+            Role::Dns,
+            Role::Db,
+            Role::DbReplica,
+            Role::App,
+            Role::Web,
+            Role::Lb,
+        ] {
+            assert!(scopes.contains(&Scope::Role(role)), "{role:?}");
+        }
+        // Every server: security updates and hardening first, SSH by keys
+        // only and the firewall last.
+        let all: Vec<usize> = (0..scopes.len())
+            .filter(|&i| scopes[i] == Scope::All)
+            .collect();
+        assert_eq!(all, vec![0, 1, scopes.len() - 2, scopes.len() - 1]);
         // Two per app server kind (packages, then its service), Python's
         // wheels, the app's own packages, the primary's replication user,
-        // HTTPS by ACME, the load balancers' floating address, and SSH by
-        // keys only and the firewall under each of the six roles.
+        // HTTPS by ACME, the load balancers' floating address, and the
+        // four blocks of every server.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 23);
+        assert_eq!(conditional, 15);
         // The app's checks come from the inventory.
         assert_eq!(p.playbook.checks.len(), 1);
         // `foobar deploy`: the code, its configuration and the app's
@@ -207,7 +265,7 @@ mod tests {
             .filter(|r| r.tags.iter().any(|t| t == DEPLOY_TAG))
             .collect();
         assert_eq!(deploy.len(), 5);
-        assert!(deploy.iter().all(|r| r.role == Role::App));
+        assert!(deploy.iter().all(|r| r.role == Scope::Role(Role::App)));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! here, locally, before any connection; a mistake is bad input.
 
 use crate::error::InputError;
-use crate::inventory::{Loaded, Role, Server};
+use crate::inventory::{Loaded, Server};
 use crate::playbook;
+use crate::playbook::Scope;
 use crate::render::{Context, Renderer};
 use crate::secrets::Secrets;
 use crate::steps::{ResolveCx, Step};
@@ -12,7 +13,7 @@ use crate::steps::{ResolveCx, Step};
 /// One step of the playbook, resolved for one server.
 #[derive(Debug)]
 pub struct Resolved {
-    pub role: Role,
+    pub role: Scope,
     /// Index of the playbook's role block the step comes from.
     pub block: usize,
     /// Short description for progress lines, e.g. `template /etc/nginx/...`.
@@ -45,7 +46,10 @@ pub fn resolve_tagged(
     let mut out = Vec::new();
     for (block, role) in playbook.playbook.roles.iter().enumerate() {
         let tagged = tag.is_none_or(|t| role.tags.iter().any(|have| have == t));
-        if !tagged || !server.has(role.role) || !block_applies(renderer, playbook, block, &ctx)? {
+        if !tagged
+            || !role.role.covers(|r| server.has(r))
+            || !block_applies(renderer, playbook, block, &ctx)?
+        {
             continue;
         }
         for (i, playbook::StepEntry(args)) in role.steps.iter().enumerate() {

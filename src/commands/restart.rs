@@ -12,6 +12,7 @@ use crate::cli::{exit, Global};
 use crate::engine::{self, Claim, Engine, HostError, RestartJob, Rolling};
 use crate::error::InputError;
 use crate::inventory::{self, Role};
+use crate::playbook::Scope;
 use crate::progress::{self, Event};
 use crate::project::Project;
 use crate::render::Renderer;
@@ -113,7 +114,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
             .filter_map(|role| {
                 steps
                     .iter()
-                    .filter(|s| s.role == *role)
+                    .filter(|s| s.role == Scope::Role(*role))
                     .find_map(|s| s.step.service())
                     .map(|name| (*role, name.to_string()))
             })

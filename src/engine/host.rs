@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::lock::{self, Claim, Locked};
 use super::HostFailure;
 use crate::facts::{self, Facts};
-use crate::inventory::Role;
 use crate::plan::{self, Planned};
+use crate::playbook::Scope;
 use crate::playbook::{Handler, HandlerAction, RoleSteps};
 use crate::progress::{Event, Reporter, StepStatus};
 use crate::resolve::Resolved;
@@ -21,7 +21,7 @@ use crate::transport::{Output, Transport, Unreachable};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
-    pub role: Role,
+    pub role: Scope,
     /// For people: `template /etc/nginx/...`, `handler: reload nginx`.
     pub step: String,
     /// For scripts: the step kind (`template`), or `handler`.
@@ -37,7 +37,7 @@ pub struct StepResult {
 impl StepResult {
     /// A result for the step labelled `label` (`<kind> <target>`).
     pub fn new(
-        role: Role,
+        role: Scope,
         label: &str,
         status: StepStatus,
         detail: Option<String>,
@@ -69,7 +69,7 @@ pub struct HostResult {
     /// Changes that revert by themselves unless confirmed over a fresh
     /// connection: (role, step label, confirming script).
     #[serde(skip)]
-    pub to_confirm: Vec<(Role, String, String)>,
+    pub to_confirm: Vec<(Scope, String, String)>,
 }
 
 impl HostResult {
@@ -261,7 +261,7 @@ impl<T: Transport> HostRun<'_, T> {
     pub fn finish(
         &self,
         result: &mut HostResult,
-        role: Role,
+        role: Scope,
         label: &str,
         status: StepStatus,
         detail: Option<String>,

@@ -33,6 +33,31 @@ pub struct Inventory {
     pub lb: LoadBalancer,
     #[serde(default)]
     pub firewall: Firewall,
+    #[serde(default)]
+    pub os: Os,
+}
+
+/// The base system of every server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Os {
+    /// The security suite's updates applied at provision, and daily by
+    /// unattended-upgrades.
+    #[serde(default = "yes")]
+    pub security_updates: bool,
+    /// Kernel, PAM and shell settings that shrink what an intruder or a
+    /// crash can reach (README: Hardening).
+    #[serde(default = "yes")]
+    pub harden: bool,
+}
+
+impl Default for Os {
+    fn default() -> Self {
+        Self {
+            security_updates: true,
+            harden: true,
+        }
+    }
 }
 
 /// nftables on every server: input dropped but for what the server's roles

@@ -168,6 +168,10 @@ impl Lab {
                 self.netns(s.address)
             ),
         ])
+        // The server's own network settings (sysctl net.*) are its own to
+        // set, as on a real machine: its namespace is private. The rest of
+        // /proc/sys stays read-only: it is the host's kernel.
+        .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

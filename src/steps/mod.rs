@@ -318,6 +318,8 @@ registry! {
     certificate::Certificate,
     firewall::Firewall,
     sshd::Sshd,
+    sysctl::Sysctl,
+    security_updates::SecurityUpdates,
     // A kind that exists only in unit tests: proof that a new kind is one
     // file plus this line.
     #[cfg(test)]
