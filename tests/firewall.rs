@@ -2,7 +2,8 @@
 //! services on a real lab server: from outside, a port scan finds exactly
 //! what the server's roles serve; a ruleset, or an sshd configuration,
 //! that would cut foobar off is never confirmed and reverts by itself;
-//! `systemd-analyze security` rates every service well, and it serves.
+//! `systemd-analyze security` rates every service well, and it serves;
+//! its security updates are applied and Lynis rates it 80 or more.
 
 mod common;
 
@@ -58,6 +59,15 @@ fn step<'a>(json: &'a Value, prefix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {prefix}: {json}"))
 }
 
+/// The packages whose update comes from a security suite.
+fn pending_security_updates() -> String {
+    on_server_ok(
+        SECURE,
+        SERVER,
+        "apt-get -s -o Debug::NoLocking=1 dist-upgrade | sed -n 's/^Inst \\([^ ]*\\) .*-security.*/\\1/p'",
+    )
+}
+
 #[test]
 fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     let _turn = lab_turn();
@@ -66,6 +76,9 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
         .args(["-i", SECURE, "lab", "reset", SERVER])
         .assert()
         .success();
+    // The lab's image is older than its security suite.
+    on_server_ok(SECURE, SERVER, "apt-get -qq update");
+    assert!(!pending_security_updates().trim().is_empty());
     let (code, json, err) = provision(Path::new(SECURE), None);
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(
@@ -88,6 +101,46 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     assert!(!mariadb.success(), "MariaDB refuses this machine");
     // The ruleset is the one loaded at boot.
     assert!(on_server_ok(SECURE, SERVER, "systemctl is-enabled nftables").contains("enabled"));
+
+    // Patched, and kept so by unattended-upgrades, from the security suite
+    // only.
+    assert_eq!(pending_security_updates().trim(), "");
+    let origins = on_server_ok(
+        SECURE,
+        SERVER,
+        "apt-config dump Unattended-Upgrade::Origins-Pattern; apt-config dump APT::Periodic",
+    );
+    let patterns: Vec<&str> = origins
+        .lines()
+        .filter(|l| l.contains("Origins-Pattern:: "))
+        .collect();
+    assert_eq!(patterns.len(), 1, "{origins}");
+    assert!(patterns[0].contains("-security"), "{origins}");
+    assert!(
+        origins.contains("APT::Periodic::Unattended-Upgrade \"1\""),
+        "{origins}"
+    );
+    // Hardened, as measured by Lynis (Debian's package, installed for the
+    // audit only): index 63 with one warning before; 80 or more and none now.
+    // The network settings are live in the server's own namespace.
+    assert_eq!(
+        on_server_ok(SECURE, SERVER, "sysctl -n net.ipv4.conf.all.rp_filter").trim(),
+        "1"
+    );
+    let audit = on_server_ok(
+        SECURE,
+        SERVER,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis >/dev/null && \
+         lynis audit system --quick --no-colors >/dev/null 2>&1; \
+         grep -E '^(hardening_index|warning)' /var/log/lynis-report.dat",
+    );
+    let index: u32 = audit
+        .lines()
+        .find_map(|l| l.strip_prefix("hardening_index="))
+        .and_then(|i| i.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no index: {audit}"));
+    assert!(index >= 80, "Lynis hardening index {index}: {audit}");
+    assert!(!audit.contains("warning[]"), "{audit}");
 
     // A ruleset that would cut SSH (a project that forgot the SSH rule).
     let project = project_copy();

@@ -2,7 +2,7 @@
 //! load balancers sharing a floating address (keepalived), three web/app
 //! servers, a MariaDB primary and a GTID replica. Provisioned from pristine
 //! servers; rolling restarts and a killed web server under a load loop,
-//! with every request counted.
+//! with every request counted. HTTPS through the load balancers too.
 
 mod common;
 
@@ -590,4 +590,81 @@ fn the_database_answers_only_the_app_servers() {
         .unwrap();
     assert!(!from_here.success(), "this machine does not");
     assert!(on_server_ok(HA, "db1", "nft list ruleset").contains("tcp dport 3306 accept"));
+}
+
+/// HTTPS on the HA design: the CA's challenges reach whichever web server
+/// HAProxy picks, one certificate serves them all, HTTPS passes through
+/// the load balancers verified by name, and a rolling restart of the web
+/// servers under HTTPS load drops nothing. Then back to plain HTTP.
+#[test]
+fn https_passes_through_the_load_balancers() {
+    let _turn = lab_turn();
+    provisioned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yml");
+    let yaml = std::fs::read_to_string(root.join(HA))
+        .unwrap()
+        .replace("../apps/python", root.join("apps/python").to_str().unwrap())
+        .replace(
+            "\ndomain:\n",
+            "\nnginx:\n  tls:\n    acme:\n      directory: https://10.249.0.1:14000/dir\n      \
+             ca: /var/lib/foobar/lab-ha/acme/roots.pem\n\ndomain:\n",
+        );
+    std::fs::write(&inventory, yaml).unwrap();
+    let https = inventory.to_str().unwrap();
+    let (code, json, err) = provision_json(https, &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+
+    let serials: std::collections::BTreeSet<String> = WEBS
+        .iter()
+        .map(|w| {
+            on_server_ok(
+                HA,
+                w,
+                "openssl x509 -noout -serial -issuer -in /etc/foobar/tls/www.foobar.com.crt",
+            )
+        })
+        .collect();
+    assert_eq!(
+        serials.len(),
+        1,
+        "one certificate for the site: {serials:?}"
+    );
+    assert!(serials.iter().all(|s| s.contains("Pebble")), "{serials:?}");
+    let curl = |url: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+            ])
+            .args(["--cacert", "/var/lib/foobar/lab-ha/acme/roots.pem"])
+            .args(["--resolve", &format!("www.foobar.com:443:{FLOATING}")])
+            .args(["--resolve", &format!("www.foobar.com:80:{FLOATING}")])
+            .arg(url)
+            .output()
+            .unwrap();
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+    assert_eq!(curl("https://www.foobar.com/healthz"), "200 ");
+    assert_eq!(
+        curl("http://www.foobar.com/visits"),
+        "301 https://www.foobar.com/visits"
+    );
+
+    let mut outcome = None;
+    let (requests, failed) = wrk_under_load(&format!("https://{FLOATING}/healthz"), 20, || {
+        outcome = Some(restart_json(https, &["web"]));
+    });
+    let (code, json, err) = outcome.unwrap();
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(requests > 50, "only {requests} requests");
+    assert_eq!(failed, 0, "{failed} of {requests} failed");
+
+    let (code, json, err) = provision_json(HA, &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(get("/healthz").map(|(status, _)| status), Ok(200));
 }

@@ -48,6 +48,9 @@ pub struct CertState {
     pub days_left: Option<i64>,
     pub issuer: String,
     pub names: Vec<String>,
+    /// The certificate file's chain, PEM, for the trust check.
+    #[serde(skip)]
+    pub chain_pem: String,
 }
 
 /// The phase's outcome.
@@ -60,10 +63,11 @@ pub struct CertOutcome {
     pub servers: Vec<CertState>,
 }
 
-/// Prints `C\t<notAfter>\t<issuer>\t<names>` for a certificate file.
+/// Prints `C\t<notAfter>\t<issuer>\t<names>` for a certificate file, then
+/// its chain's PEM lines, each behind `P\t`.
 pub fn state_script(certificate: &str) -> String {
     format!(
-        "c={}\n[ -f \"$c\" ] && printf 'C\\t%s\\t%s\\t%s\\n' \"$(openssl x509 -in \"$c\" -noout -enddate -dateopt iso_8601 | cut -d= -f2)\" \"$(openssl x509 -in \"$c\" -noout -issuer -nameopt RFC2253 | cut -d= -f2-)\" \"$(openssl x509 -in \"$c\" -noout -ext subjectAltName 2>/dev/null | tr ',' '\\n' | sed -n 's/^ *DNS://p' | tr '\\n' ' ')\"\ntrue\n",
+        "c={}\n[ -f \"$c\" ] && printf 'C\\t%s\\t%s\\t%s\\n' \"$(openssl x509 -in \"$c\" -noout -enddate -dateopt iso_8601 | cut -d= -f2)\" \"$(openssl x509 -in \"$c\" -noout -issuer -nameopt RFC2253 | cut -d= -f2-)\" \"$(openssl x509 -in \"$c\" -noout -ext subjectAltName 2>/dev/null | tr ',' '\\n' | sed -n 's/^ *DNS://p' | tr '\\n' ' ')\" && sed -n '/-BEGIN CERTIFICATE-/,/-END CERTIFICATE-/s/^/P\\t/p' \"$c\"\ntrue\n",
         quote(certificate)
     )
 }
@@ -77,6 +81,11 @@ pub fn parse_state(host: &str, output: &str, now: Timestamp) -> CertState {
         days_left: None,
         issuer: String::new(),
         names: Vec::new(),
+        chain_pem: output
+            .lines()
+            .filter_map(|l| l.strip_prefix("P\t"))
+            .flat_map(|l| [l, "\n"])
+            .collect(),
     };
     let Some(line) = line else {
         return state;
@@ -99,8 +108,44 @@ pub fn parse_state(host: &str, output: &str, now: Timestamp) -> CertState {
     state
 }
 
-/// Why the site needs a new certificate, if it does.
-pub fn renewal_reason(states: &[CertState], job: &AcmeJob) -> Option<String> {
+/// Whether a chain (PEM) is trusted for `name` by the CA in use: the
+/// system's roots plus the job's CA file, as the checks trust them.
+pub fn verify_chain(job: &AcmeJob, chain_pem: &str, name: &str) -> Result<(), String> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    let certs = |pem: &[u8]| -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("not a PEM certificate chain: {e}"))
+    };
+    let extra = match &job.ca {
+        Some(path) => certs(
+            &std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        )?,
+        None => Vec::new(),
+    };
+    let chain = certs(chain_pem.as_bytes())?;
+    let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+    verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Why the site needs a new certificate, if it does. `trust` checks a
+/// chain for the site's name (see `verify_chain`): a certificate from
+/// another CA (a staging one, the lab's previous one) is replaced too.
+pub fn renewal_reason(
+    states: &[CertState],
+    job: &AcmeJob,
+    trust: impl Fn(&str) -> Result<(), String>,
+) -> Option<String> {
     for s in states {
         let Some(days) = s.days_left else {
             return Some(format!("{} has no certificate", s.host));
@@ -124,6 +169,12 @@ pub fn renewal_reason(states: &[CertState], job: &AcmeJob) -> Option<String> {
             return Some(format!(
                 "{}'s certificate has {days} days left (renewed under {})",
                 s.host, job.renew_days
+            ));
+        }
+        if let Err(e) = trust(&s.chain_pem) {
+            return Some(format!(
+                "{}'s certificate is not trusted by the CA in use: {e}",
+                s.host
             ));
         }
     }
@@ -169,7 +220,8 @@ async fn ensure_on<C: Connector>(
     job: &AcmeJob,
 ) -> Result<CertOutcome, HostFailure> {
     let states = read_states(transports, job).await?;
-    let Some(reason) = renewal_reason(&states, job) else {
+    let trust = |pem: &str| verify_chain(job, pem, &job.names[0]);
+    let Some(reason) = renewal_reason(&states, job, trust) else {
         return Ok(CertOutcome {
             renewal: None,
             ok: true,
@@ -387,6 +439,10 @@ mod tests {
         }
     }
 
+    fn trusted(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+
     #[test]
     fn a_certificate_is_read_with_its_days_left() {
         let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
@@ -397,22 +453,60 @@ mod tests {
         );
         assert_eq!(s.days_left, Some(90));
         assert_eq!(s.names, ["www.foobar.com", "foobar.com"]);
-        assert!(renewal_reason(std::slice::from_ref(&s), &job()).is_none());
+        assert!(renewal_reason(std::slice::from_ref(&s), &job(), trusted).is_none());
         let soon = parse_state(
             "web1",
             "C\t2026-12-10 12:00:00Z\tCN=x\twww.foobar.com foobar.com\n",
             now,
         );
-        assert!(renewal_reason(&[s, soon], &job())
+        assert!(renewal_reason(&[s.clone(), soon], &job(), trusted)
             .unwrap()
             .contains("14 days left"));
+        // From another CA: replaced, saying why.
+        let reason = renewal_reason(&[s], &job(), |_| Err("UnknownIssuer".into())).unwrap();
+        assert!(
+            reason.contains("not trusted by the CA in use: UnknownIssuer"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_chain_is_read_and_verified_against_the_ca_in_use() {
+        let now = Timestamp::now();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["www.foobar.com".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pem = cert.pem();
+        let output = format!(
+            "C\t2099-01-01 00:00:00Z\tCN=x\twww.foobar.com\n{}",
+            pem.lines().map(|l| format!("P\t{l}\n")).collect::<String>()
+        );
+        let state = parse_state("web1", &output, now);
+        assert_eq!(state.chain_pem.trim(), pem.trim());
+        // Self-signed: no root trusts it...
+        assert!(verify_chain(&job(), &state.chain_pem, "www.foobar.com").is_err());
+        // ...unless it is the CA in use, and then for its own name only.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &pem).unwrap();
+        let lab = AcmeJob {
+            ca: Some(ca),
+            ..job()
+        };
+        assert_eq!(
+            verify_chain(&lab, &state.chain_pem, "www.foobar.com"),
+            Ok(())
+        );
+        assert!(verify_chain(&lab, &state.chain_pem, "www.other.com").is_err());
     }
 
     #[test]
     fn no_certificate_a_placeholder_or_other_names_renew() {
         let now = Timestamp::now();
         let none = parse_state("web1", "", now);
-        assert!(renewal_reason(&[none], &job())
+        assert!(renewal_reason(&[none], &job(), trusted)
             .unwrap()
             .contains("no certificate"));
         let placeholder = parse_state(
@@ -420,7 +514,7 @@ mod tests {
             &format!("C\t2099-01-01 00:00:00Z\tCN={PLACEHOLDER}\twww.foobar.com\n"),
             now,
         );
-        assert!(renewal_reason(&[placeholder], &job())
+        assert!(renewal_reason(&[placeholder], &job(), trusted)
             .unwrap()
             .contains("placeholder"));
         let other = parse_state(
@@ -428,7 +522,7 @@ mod tests {
             "C\t2099-01-01 00:00:00Z\tCN=x\twww.other.com\n",
             now,
         );
-        assert!(renewal_reason(&[other], &job())
+        assert!(renewal_reason(&[other], &job(), trusted)
             .unwrap()
             .contains("www.other.com"));
     }

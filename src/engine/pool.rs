@@ -10,36 +10,51 @@ use crate::shell::quote;
 const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 /// The backend of the web servers in templates/haproxy/haproxy.cfg.j2.
 pub const BACKEND: &str = "web";
+/// Its twin for HTTPS (TLS passed through), when the site has TLS.
+const TLS_BACKEND: &str = "web_tls";
 
-/// Sends `command` to HAProxy and fails on an answer that is not empty
-/// (the runtime API answers a successful `set server` with nothing).
-fn api(command: &str) -> String {
+/// Sets the server's state in each web backend HAProxy has, failing on an
+/// answer that is not empty (the runtime API answers a successful `set
+/// server` with nothing).
+fn set_state(server: &str, state: &str) -> String {
     format!(
-        "answer=$(echo {cmd} | socat stdio {sock})\n\
-         if [ -n \"$answer\" ]; then echo \"HAProxy: $answer\" >&2; exit 1; fi\n",
-        cmd = quote(command),
-        sock = ADMIN_SOCKET,
-    )
-}
-
-/// A `show stat` column of the server (CSV: 5 = scur, 18 = status).
-fn stat(server: &str, column: u8) -> String {
-    format!(
-        "echo 'show stat' | socat stdio {ADMIN_SOCKET} | awk -F, -v s={server} '$1 == \"{BACKEND}\" && $2 == s {{ print ${column} }}'",
+        "for b in $(echo 'show backend' | socat stdio {ADMIN_SOCKET} | grep -x -e {BACKEND} -e {TLS_BACKEND}); do\n\
+         \x20 answer=$(echo \"set server $b/\"{server}\" state {state}\" | socat stdio {ADMIN_SOCKET})\n\
+         \x20 if [ -n \"$answer\" ]; then echo \"HAProxy: $answer\" >&2; exit 1; fi\n\
+         done\n",
         server = quote(server),
     )
 }
 
+/// A `show stat` column of the server (CSV: 5 = scur, 18 = status): the
+/// sum over both web backends for a count, the HTTP backend's otherwise
+/// (both check the server the same way).
+fn stat(server: &str, column: u8) -> String {
+    let pick = if column == SESSIONS {
+        format!("($1 == \"{BACKEND}\" || $1 == \"{TLS_BACKEND}\") && $2 == s {{ n += ${column} }} END {{ print n + 0 }}")
+    } else {
+        format!("$1 == \"{BACKEND}\" && $2 == s {{ print ${column} }}")
+    };
+    format!(
+        "echo 'show stat' | socat stdio {ADMIN_SOCKET} | awk -F, -v s={server} '{pick}'",
+        server = quote(server),
+    )
+}
+
+/// `show stat` columns.
+const SESSIONS: u8 = 5;
+const STATUS: u8 = 18;
+
 /// Out of balancing, still health-checked, current sessions finish; then
 /// waits until none is left, failing loudly after `timeout`.
 pub fn drain_script(server: &str, timeout: Duration) -> String {
-    set_then_wait(server, "drain", 5, "0", "sessions", timeout)
+    set_then_wait(server, "drain", SESSIONS, "0", "sessions", timeout)
 }
 
 /// Back in balancing; waits until HAProxy sees it up (its health check
 /// went on while it was drained, so that is at once when it is healthy).
 pub fn ready_script(server: &str, timeout: Duration) -> String {
-    set_then_wait(server, "ready", 18, "UP", "its state", timeout)
+    set_then_wait(server, "ready", STATUS, "UP", "its state", timeout)
 }
 
 /// Sets the server's state, then polls a `show stat` column every 0.25 s
@@ -60,7 +75,7 @@ fn set_then_wait(
          \x20 if [ $i -gt {tries} ]; then echo \"{server} {state}: {what} ${{v:-unknown}}, not {want}, after {secs} s\" >&2; exit 1; fi\n\
          \x20 sleep 0.25\n\
          done\n",
-        set = api(&format!("set server {BACKEND}/{server} state {state}")),
+        set = set_state(server, state),
         stat = stat(server, column),
         secs = timeout.as_secs(),
     )
@@ -75,12 +90,13 @@ mod tests {
         let d = drain_script("web1", Duration::from_secs(30));
         assert!(
             d.contains(
-                "echo 'set server web/web1 state drain' | socat stdio /run/haproxy/admin.sock"
+                "echo \"set server $b/\"web1\" state drain\" | socat stdio /run/haproxy/admin.sock"
             ),
             "{d}"
         );
         assert!(d.contains("[ $i -gt 120 ]"), "{d}");
-        assert!(d.contains("print $5"), "{d}");
+        assert!(d.contains("n += $5"), "{d}");
+        assert!(d.contains("grep -x -e web -e web_tls"), "{d}");
         let r = ready_script("web2", Duration::from_secs(10));
         assert!(r.contains("state ready"), "{r}");
         assert!(r.contains("!= UP"), "{r}");

@@ -267,3 +267,47 @@ pub fn watch_for_line(
         .map(|()| reader)
         .map_err(|_| format!("the run never reached `{needle}`"))
 }
+
+/// wrk on `url` (Host: www.foobar.com) for `secs` seconds while `during`
+/// runs; (requests, failures: non-2xx/3xx plus socket errors). Each
+/// request on its own connection: nginx's reload can close an idle keep-alive connection as
+/// a client reuses it (a race of nginx's own, which a load balancer's
+/// drain removes), and that is not what this test is about.
+pub fn wrk_under_load(url: &str, secs: u32, during: impl FnOnce()) -> (u64, u64) {
+    let child = std::process::Command::new("wrk")
+        .args(["-t1", "-c4", &format!("-d{secs}s"), "--timeout", "5s"])
+        .args(["-H", "Host: www.foobar.com", "-H", "Connection: close"])
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    during();
+    let out = text(&child.wait_with_output().unwrap().stdout);
+    let number = |line: &str, key: &str| -> u64 {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| {
+                r.split(|c: char| !c.is_ascii_digit())
+                    .find(|s| !s.is_empty())
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut requests = 0;
+    let mut failed = 0;
+    for line in out.lines() {
+        if line.contains("requests in") {
+            requests = line.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        if line.contains("Non-2xx or 3xx responses:") {
+            failed += number(line, "responses:");
+        }
+        if line.contains("Socket errors:") {
+            for key in ["connect", "read", "write", "timeout"] {
+                failed += number(line, key);
+            }
+        }
+    }
+    (requests, failed)
+}
