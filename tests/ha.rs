@@ -657,7 +657,7 @@ fn https_passes_through_the_load_balancers() {
 
     let mut outcome = None;
     let (requests, failed) = wrk_under_load(&format!("https://{FLOATING}/healthz"), 20, || {
-        outcome = Some(restart_json(https, &["web"]));
+        outcome = Some(restart_json(https, &["web", "--force"]));
     });
     let (code, json, err) = outcome.unwrap();
     assert_eq!(code, Some(0), "{err}{json}");

@@ -205,4 +205,26 @@ fn a_pristine_server_to_https_then_renewals() {
             > 14,
         "{status}"
     );
+
+    // The CA changes (Pebble started again: a new root, as when an
+    // inventory moves from a staging CA to the real one): the certificate
+    // it no longer trusts is replaced, though it has years left.
+    let pid = std::fs::read_to_string("/var/lib/foobar/lab-apps/acme/pid").unwrap();
+    assert!(Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    foobar().args(["-i", HTTPS, "lab", "up"]).assert().success();
+    let (code, json, err) = provision(Path::new(HTTPS));
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(
+        json["certificate"]["renewal"]
+            .as_str()
+            .unwrap()
+            .contains("not trusted by the CA in use"),
+        "{json}"
+    );
+    assert!(curl(&["--cacert", ROOTS]).status.success());
 }
