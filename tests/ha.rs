@@ -569,7 +569,7 @@ fn a_deploy_and_a_rollback_drop_no_request() {
 /// the floating address (tested above), HAProxy still checks the web
 /// servers.
 #[test]
-fn the_database_answers_only_the_app_servers() {
+fn each_server_opens_only_what_its_roles_serve() {
     let _turn = lab_turn();
     provisioned();
     let reach = |from: &str| {
@@ -590,6 +590,25 @@ fn the_database_answers_only_the_app_servers() {
         .unwrap();
     assert!(!from_here.success(), "this machine does not");
     assert!(on_server_ok(HA, "db1", "nft list ruleset").contains("tcp dport 3306 accept"));
+
+    // From this machine, every server shows exactly what its roles serve:
+    // every TCP port scanned, and a set of UDP ones.
+    for (server, tcp, udp) in [
+        ("10.249.0.11", vec!["22", "53", "80"], vec!["53"]),
+        ("10.249.0.12", vec!["22", "80"], vec![]),
+        ("10.249.0.21", vec!["22", "80"], vec![]),
+        ("10.249.0.22", vec!["22", "80"], vec![]),
+        ("10.249.0.23", vec!["22", "80"], vec![]),
+        ("10.249.0.31", vec!["22"], vec![]),
+        ("10.249.0.32", vec!["22"], vec![]),
+    ] {
+        assert_eq!(open_ports(server, &["-sT", "-p-"]), tcp, "{server}");
+        assert_eq!(
+            open_ports(server, &["-sU", "-p", "53,67,123,161,500,3306,5353,11211"]),
+            udp,
+            "{server}"
+        );
+    }
 }
 
 /// HTTPS on the HA design: the CA's challenges reach whichever web server

@@ -311,3 +311,21 @@ pub fn wrk_under_load(url: &str, secs: u32, during: impl FnOnce()) -> (u64, u64)
     }
     (requests, failed)
 }
+
+/// Ports nmap finds open from this machine.
+pub fn open_ports(address: &str, args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("nmap")
+        .args(["-Pn", "-n", "--min-rate", "5000", "-T4", "-oG", "-"])
+        .args(args)
+        .arg(address)
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    report
+        .lines()
+        .filter_map(|l| l.split("Ports: ").nth(1))
+        .flat_map(|ports| ports.split(", "))
+        .filter(|p| p.split('/').nth(1) == Some("open"))
+        .map(|p| p.split('/').next().unwrap().trim().to_string())
+        .collect()
+}
