@@ -71,7 +71,10 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
 
     // From outside: SSH, DNS, HTTP and HTTPS; nothing else, MariaDB
     // included. Over UDP, DNS only.
-    assert_eq!(open_ports(ADDRESS, &["-sT", "-p-"]), ["22", "53", "80", "443"]);
+    assert_eq!(
+        open_ports(ADDRESS, &["-sT", "-p-"]),
+        ["22", "53", "80", "443"]
+    );
     assert_eq!(
         open_ports(ADDRESS, &["-sU", "-p", "53,67,123,161,500,3306,5353,11211"]),
         ["53"]

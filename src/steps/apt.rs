@@ -11,6 +11,16 @@ use crate::shell::quote;
 
 pub struct Apt;
 
+/// A run that was cut off may have left apt running (wait for it) or dpkg
+/// half-configured (finish it) on the server.
+pub(super) const DPKG_READY: &str = "export DEBIAN_FRONTEND=noninteractive\n\
+    waited=0\n\
+    until err=$(dpkg --configure -a 2>&1); do\n\
+    \x20 case \"$err\" in *lock*) ;; *) echo \"$err\" >&2; exit 1 ;; esac\n\
+    \x20 waited=$((waited + 1)); [ $waited -lt 300 ] || { echo \"dpkg is locked by another process: $err\" >&2; exit 1; }\n\
+    \x20 sleep 1\n\
+    done\n";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -91,16 +101,8 @@ impl Kind for Apt {
 
     fn script(_: &Vec<String>, missing: &Vec<String>, _: Option<&str>) -> Script {
         let names: Vec<String> = missing.iter().map(|n| quote(n)).collect();
-        // A run that was cut off may have left apt running (wait for it)
-        // or dpkg half-configured (finish it) on the server.
         Script::new(format!(
-            "export DEBIAN_FRONTEND=noninteractive\n\
-             waited=0\n\
-             until err=$(dpkg --configure -a 2>&1); do\n\
-             \x20 case \"$err\" in *lock*) ;; *) echo \"$err\" >&2; exit 1 ;; esac\n\
-             \x20 waited=$((waited + 1)); [ $waited -lt 300 ] || {{ echo \"dpkg is locked by another process: $err\" >&2; exit 1; }}\n\
-             \x20 sleep 1\n\
-             done\n\
+            "{DPKG_READY}\
              apt_opts='-q -o DPkg::Lock::Timeout=300'\n\
              if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -60)\" ]; then apt-get $apt_opts update >&2; fi\n\
              mkdir -p /var/lib/foobar/installed\n\

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::apt::DPKG_READY;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
 
@@ -113,8 +114,7 @@ impl Kind for SecurityUpdates {
             ""
         };
         Script::new(format!(
-            r#"export DEBIAN_FRONTEND=noninteractive
-opts="-q -y -o Dpkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+            r#"{DPKG_READY}opts="-q -y --no-install-recommends -o Dpkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 {refresh}pending=$({PENDING})
 if [ -n "$pending" ]; then
   echo "security updates: $pending" >&2

@@ -54,6 +54,11 @@ pub struct Ssh {
 const AS_ROOT: &str =
     r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1"; else exec sudo -n sh -c "$1"; fi"#;
 
+/// libpam-tmpdir (os.harden) gives each login a TMPDIR of its own, which
+/// the users scripts switch to (mysql, the app's) cannot write: scripts use
+/// the system's temporary folder, as services do.
+const SCRIPT_ENV: &str = "unset TMPDIR TMP TEMP TEMPDIR\n";
+
 impl Ssh {
     /// `sh -c script` as root: the inventory's user decides (root, or
     /// through `sudo -n`); without one the server tells.
@@ -74,7 +79,7 @@ impl Ssh {
         if self.user.is_some() {
             cmd.arg("-c");
         }
-        cmd.arg(script);
+        cmd.arg(format!("{SCRIPT_ENV}{script}"));
         cmd
     }
 
