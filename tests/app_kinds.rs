@@ -64,6 +64,10 @@ fn each_kind_on_a_pristine_server_then_nothing_to_change() {
             on_server_ok(LAB, LAB_SERVER, &format!("systemctl is-active {service}")).trim(),
             "active"
         );
+        // Sandboxed (foobar's unit for puma, a drop-in for Debian's
+        // php-fpm): systemd-analyze's exposure, 0 to 10.
+        let report = on_server_ok(LAB, LAB_SERVER, "systemd-analyze security --no-pager");
+        assert!(exposure(&report, service) <= 2.5, "{service}: {report}");
         assert!(
             !on_server_ok(LAB, LAB_SERVER, &format!("pgrep -a {process} || true"))
                 .trim()

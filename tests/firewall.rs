@@ -249,16 +249,6 @@ fn ssh_takes_keys_only_and_a_lockout_reverts() {
     assert_eq!(json["totals"]["changed"], 0, "{json}");
 }
 
-/// `systemd-analyze security`'s exposure of each service (0 to 10).
-fn exposure(report: &str, unit: &str) -> f64 {
-    report
-        .lines()
-        .find(|l| l.starts_with(&format!("{unit}.service")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{unit} in {report}"))
-}
-
 /// The services run sandboxed (foobar's own unit and drop-ins for
 /// Debian's), and still serve: every check passes, nginx and BIND reload.
 #[test]

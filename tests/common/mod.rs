@@ -329,3 +329,13 @@ pub fn open_ports(address: &str, args: &[&str]) -> Vec<String> {
         .map(|p| p.split('/').next().unwrap().trim().to_string())
         .collect()
 }
+
+/// `systemd-analyze security`'s exposure of each service (0 to 10).
+pub fn exposure(report: &str, unit: &str) -> f64 {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("{unit}.service")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{unit} in {report}"))
+}
