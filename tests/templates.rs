@@ -44,7 +44,7 @@ fn production_inventory() {
 
 #[test]
 fn php_inventory() {
-    snapshot_inventory("php", "inventory/lab-php.yml", 19);
+    snapshot_inventory("php", "inventory/lab-php.yml", 20);
 }
 
 #[test]
