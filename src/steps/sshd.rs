@@ -105,6 +105,13 @@ if ! sshd -t >&2; then
   exit {VALIDATION_FAILED}
 fi
 {timer}systemctl reload ssh
+# sshd executes itself again on a reload, its listening sockets closed for
+# a moment: the confirming connection comes only once it listens again.
+i=0
+until ss -Hltnp | grep -q '"sshd"'; do
+  i=$((i + 1)); [ $i -gt 100 ] && break
+  sleep 0.05
+done
 "#,
             verify = verify_upload("\"$w/new.conf\"", "the sshd configuration", &d.content),
             restore = restore(),
