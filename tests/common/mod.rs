@@ -273,10 +273,11 @@ pub fn watch_for_line(
 /// request on its own connection: nginx's reload can close an idle keep-alive connection as
 /// a client reuses it (a race of nginx's own, which a load balancer's
 /// drain removes), and that is not what this test is about.
-pub fn wrk_under_load(url: &str, secs: u32, during: impl FnOnce()) -> (u64, u64) {
+pub fn wrk_under_load(url: &str, secs: u32, keep_alive: bool, during: impl FnOnce()) -> (u64, u64) {
     let child = std::process::Command::new("wrk")
         .args(["-t1", "-c4", &format!("-d{secs}s"), "--timeout", "5s"])
-        .args(["-H", "Host: www.foobar.com", "-H", "Connection: close"])
+        .args(["-H", "Host: www.foobar.com"])
+        .args(if keep_alive { &[][..] } else { &["-H", "Connection: close"][..] })
         .arg(url)
         .stdout(std::process::Stdio::piped())
         .spawn()
