@@ -679,9 +679,10 @@ fn https_passes_through_the_load_balancers() {
     // through cannot move: nginx ends each within 20 s, so every drain
     // finishes within the restart's 30 s.
     let mut outcome = None;
-    let (requests, failed) = wrk_under_load(&format!("https://{FLOATING}/healthz"), 90, true, || {
-        outcome = Some(restart_json(https, &["web", "--force"]));
-    });
+    let (requests, failed) =
+        wrk_under_load(&format!("https://{FLOATING}/healthz"), 90, true, || {
+            outcome = Some(restart_json(https, &["web", "--force"]));
+        });
     let (code, json, err) = outcome.unwrap();
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(requests > 50, "only {requests} requests");

@@ -151,9 +151,10 @@ fn a_pristine_server_to_https_then_renewals() {
         "      renew_days: 3650\n      email:",
     );
     let mut outcome = None;
-    let (requests, failed) = wrk_under_load(&format!("https://{ADDRESS}/healthz"), 10, false, || {
-        outcome = Some(provision(&forced))
-    });
+    let (requests, failed) =
+        wrk_under_load(&format!("https://{ADDRESS}/healthz"), 10, false, || {
+            outcome = Some(provision(&forced))
+        });
     let (code, json, err) = outcome.unwrap();
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(

@@ -277,7 +277,11 @@ pub fn wrk_under_load(url: &str, secs: u32, keep_alive: bool, during: impl FnOnc
     let child = std::process::Command::new("wrk")
         .args(["-t1", "-c4", &format!("-d{secs}s"), "--timeout", "5s"])
         .args(["-H", "Host: www.foobar.com"])
-        .args(if keep_alive { &[][..] } else { &["-H", "Connection: close"][..] })
+        .args(if keep_alive {
+            &[][..]
+        } else {
+            &["-H", "Connection: close"][..]
+        })
         .arg(url)
         .stdout(std::process::Stdio::piped())
         .spawn()
