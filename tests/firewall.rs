@@ -112,6 +112,15 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
         on_server_ok(SECURE, SERVER, "sysctl -n net.ipv4.conf.all.rp_filter").trim(),
         "1"
     );
+    // A setting changed behind foobar's back is set again.
+    on_server_ok(SECURE, SERVER, "sysctl -w net.ipv4.conf.all.rp_filter=0");
+    let (code, json, err) = provision(Path::new(SECURE), None);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        step(&json, "sysctl")["detail"],
+        "set live: net.ipv4.conf.all.rp_filter",
+        "{json}"
+    );
     let audit = on_server_ok(
         SECURE,
         SERVER,

@@ -1,7 +1,7 @@
 //! `security_updates`: the updates the server's security suite has, applied.
 //! A stamp records the last check: a no-op run only compares it with the
 //! package lists (new ones from apt's daily timer mean a new check) and its
-//! age (a day: the lists are fetched again). Between runs,
+//! age (a day: the lists are fetched again), with one process. Between runs,
 //! unattended-upgrades applies the same suite (its drop-in is a template).
 //! An update that cannot be applied (a held package) fails the step, named.
 
@@ -18,19 +18,19 @@ pub struct SecurityUpdates;
 pub struct Args {}
 
 const STAMP: &str = "/var/lib/foobar/security-updates.checked";
-/// Package lists older than this are fetched again.
-const LISTS_MAX_AGE_SECS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fact {
-    /// When the last check finished (Unix seconds).
+    /// A check finished once (the stamp exists).
     #[serde(default)]
-    pub checked: Option<i64>,
-    /// The newest package list's date.
+    pub checked: bool,
+    /// ...over a day ago: the package lists are fetched again.
     #[serde(default)]
-    pub newest_list: Option<i64>,
-    pub now: i64,
+    pub stale: bool,
+    /// apt fetched package lists newer than the last check.
+    #[serde(default)]
+    pub new_lists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,49 +57,40 @@ impl Kind for SecurityUpdates {
         "security_updates apt".into()
     }
 
+    /// One `find`; the lists are compared by the shell's own `-nt`.
     fn fact_script(_: &()) -> String {
         format!(
-            "[ -f {STAMP} ] && printf 'S\\t%s\\n' \"$(stat -c %Y {STAMP})\"\n\
-             l=$(stat -c %Y /var/lib/apt/lists/*Release 2>/dev/null | sort -n | tail -n 1)\n\
-             [ -n \"$l\" ] && printf 'L\\t%s\\n' \"$l\"\n\
-             printf 'N\\t%s\\n' \"$(date +%s)\"\n"
+            "if [ -f {STAMP} ]; then\n\
+             \x20 echo S\n\
+             \x20 find {STAMP} -mmin +1440 -printf 'O\\n'\n\
+             \x20 for f in /var/lib/apt/lists/*Release; do [ \"$f\" -nt {STAMP} ] && {{ echo L; break; }}; done\n\
+             fi\n\
+             true\n"
         )
     }
 
     fn parse_fact(output: &str) -> Fact {
-        let mut fact = Fact::default();
-        for line in output.lines() {
-            let Some((tag, value)) = line.split_once('\t') else {
-                continue;
-            };
-            let value = value.trim().parse::<i64>().ok();
-            match tag {
-                "S" => fact.checked = value,
-                "L" => fact.newest_list = value,
-                "N" => fact.now = value.unwrap_or_default(),
-                _ => {}
-            }
+        let has = |tag: &str| output.lines().any(|l| l.trim() == tag);
+        Fact {
+            checked: has("S"),
+            stale: has("O"),
+            new_lists: has("L"),
         }
-        fact
     }
 
     fn plan(_: &(), f: &Fact, _: &PlanCx) -> Option<Check> {
-        let Some(checked) = f.checked else {
-            return Some(Check {
-                refresh: true,
-                why: "never checked".into(),
-            });
+        let (refresh, why) = if !f.checked {
+            (true, "never checked")
+        } else if f.stale {
+            (true, "last checked over a day ago")
+        } else if f.new_lists {
+            (false, "new package lists")
+        } else {
+            return None;
         };
-        let age = f.now - checked;
-        if age > LISTS_MAX_AGE_SECS {
-            return Some(Check {
-                refresh: true,
-                why: format!("last checked {} h ago", age / 3600),
-            });
-        }
-        f.newest_list.filter(|l| *l > checked).map(|_| Check {
-            refresh: false,
-            why: "new package lists".into(),
+        Some(Check {
+            refresh,
+            why: why.into(),
         })
     }
 
@@ -132,10 +123,11 @@ touch {STAMP}
         ))
     }
 
-    fn converged(_: &(), _: &Check, before: &Fact) -> Fact {
+    fn converged(_: &(), _: &Check, _: &Fact) -> Fact {
         Fact {
-            checked: Some(before.now),
-            ..before.clone()
+            checked: true,
+            stale: false,
+            new_lists: false,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::parts::{parse_path_fact, path_fact_script};
 use super::{sha256_hex, Kind, PlanCx, RenderedFile, ResolveCx, Script};
 use crate::error::InputError;
 
@@ -90,13 +91,14 @@ impl Kind for Sysctl {
     }
 
     fn fact_script(d: &Desired) -> String {
-        let mut s = format!(
-            "[ -f {FILE} ] && printf 'F\\t%s\\n' \"$(sha256sum < {FILE} | cut -d' ' -f1)\"\n"
-        );
+        // The file through the batched path facts; the live values by the
+        // shell's own `read`: no process per setting.
+        let mut s = path_fact_script(FILE);
         for key in d.settings.keys() {
             let p = proc_path(key);
+            // dash's `read` says 1 on a /proc file, value read or not.
             s.push_str(&format!(
-                "[ -w {p} ] && printf 'W\\t%s\\t%s\\n' {key} \"$(tr -s '\\t ' '  ' < {p})\"\n"
+                "[ -w {p} ] && {{ v=; read -r v < {p}; printf 'W\\t%s\\t%s\\n' {key} \"$v\"; }}\n"
             ));
         }
         s.push_str("true\n");
@@ -104,16 +106,15 @@ impl Kind for Sysctl {
     }
 
     fn parse_fact(output: &str) -> Fact {
-        let mut fact = Fact::default();
+        let mut fact = Fact {
+            file_sha256: parse_path_fact(output).and_then(|f| f.sha256),
+            ..Fact::default()
+        };
         for line in output.lines() {
-            let mut f = line.split('\t');
-            match (f.next(), f.next(), f.next()) {
-                (Some("F"), Some(sha), None) => fact.file_sha256 = Some(sha.to_string()),
-                (Some("W"), Some(key), Some(value)) => {
-                    fact.writable
-                        .insert(key.to_string(), value.trim().to_string());
-                }
-                _ => {}
+            let mut f = line.splitn(3, '\t');
+            if let (Some("W"), Some(key), Some(value)) = (f.next(), f.next(), f.next()) {
+                let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                fact.writable.insert(key.to_string(), value);
             }
         }
         fact
