@@ -39,7 +39,7 @@ fn get(path: &str) -> (u16, bool, String) {
 fn windows_decide_and_force_overrides() {
     let _turn = lab_turn();
     converged();
-    let logins = accepted_logins(LAB, LAB_SERVER);
+    let before = ssh_contacts(LAB, LAB_SERVER);
     let (code, _, err) = restart(&["app", "--now", OUTSIDE]);
     assert_eq!(code, Some(5), "{err}");
     assert!(
@@ -47,8 +47,11 @@ fn windows_decide_and_force_overrides() {
         "{err}"
     );
     assert_eq!(
-        accepted_logins(LAB, LAB_SERVER),
-        logins + 1,
+        ssh_contacts(LAB, LAB_SERVER).since(before),
+        SshContacts {
+            logins: 0,
+            sessions: 0
+        },
         "refused before any connection"
     );
 

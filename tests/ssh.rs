@@ -1,6 +1,8 @@
 //! SSH as users have it: what the inventory leaves out comes from the
-//! user's SSH configuration (`ssh.config` names one), and a login user
-//! without passwordless sudo is found before the first step.
+//! user's SSH configuration (`ssh.config` names one), a login user
+//! without passwordless sudo is found before the first step, and a
+//! connection is kept for the next run (ControlPersist) but never past a
+//! changed known_hosts.
 
 mod common;
 
@@ -103,4 +105,84 @@ fn a_user_without_passwordless_sudo_is_named_before_the_first_step() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     on_server_ok(LAB, LAB_SERVER, "rm -f /etc/sudoers.d/foobar-test");
+}
+
+#[test]
+fn a_connection_is_kept_for_the_next_run_but_never_past_a_changed_host_key() {
+    let _turn = lab_turn();
+    converged();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    std::fs::copy("/var/lib/foobar/lab/known_hosts", &known).unwrap();
+    let known_hosts = format!("known_hosts: {}", known.display());
+    let kept = lab_inventory_with(
+        dir.path(),
+        &[("known_hosts: /var/lib/foobar/lab/known_hosts", &known_hosts)],
+    );
+    let kept = kept.to_str().unwrap();
+    // (exit code, stderr, what the run cost the server)
+    let run = |inventory: &str| {
+        let before = ssh_contacts(LAB, LAB_SERVER);
+        let out = foobar()
+            .args(["-i", inventory, "provision"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            text(&out.stderr),
+            ssh_contacts(LAB, LAB_SERVER).since(before),
+        )
+    };
+    let cost = |logins, sessions| SshContacts { logins, sessions };
+
+    // The first run logs in; the next one only opens its one session.
+    let (code, err, _) = run(kept);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err, contacts) = run(kept);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(contacts, cost(0, 1));
+
+    // A master killed without cleaning up (its socket left behind): the
+    // next run logs in again.
+    let killed = std::process::Command::new("pkill")
+        .args([
+            "-KILL",
+            "-f",
+            &format!("ssh .*-M -f -N .*UserKnownHostsFile={}", known.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "a master was kept");
+    let (code, err, contacts) = run(kept);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(contacts, cost(1, 1));
+
+    // The same file naming another key: the kept connection is not used,
+    // the new login refuses the server's key.
+    let lab_known = std::fs::read_to_string("/var/lib/foobar/lab/known_hosts").unwrap();
+    let other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    std::fs::write(&known, format!("{LAB_ADDRESS} ssh-ed25519 {other_key}\n")).unwrap();
+    let (code, err, contacts) = run(kept);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("host key of 10.250.0.10 is unknown or has changed"),
+        "{err}"
+    );
+    assert_eq!(contacts, cost(0, 0));
+    std::fs::write(&known, lab_known).unwrap();
+
+    // control_persist_secs: 0 closes the connection with each run.
+    let closed = lab_inventory_with(
+        dir.path(),
+        &[(
+            "known_hosts: /var/lib/foobar/lab/known_hosts",
+            &format!("{known_hosts}\n  control_persist_secs: 0"),
+        )],
+    );
+    let closed = closed.to_str().unwrap();
+    for _ in 0..2 {
+        let (code, err, contacts) = run(closed);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(contacts, cost(1, 1));
+    }
 }

@@ -119,6 +119,8 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
         accept_new_host_keys: ssh.accept_new_host_keys,
         config: ssh.config.as_ref().map(|p| inv.local_path(&p.0)),
         connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
+        keep: (ssh.control_persist_secs > 0)
+            .then(|| Duration::from_secs(ssh.control_persist_secs.into())),
     }
 }
 

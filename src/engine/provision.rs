@@ -374,7 +374,7 @@ async fn confirm_changes<C: Connector>(
             host: run.host().to_string(),
             step: step.clone(),
         });
-        let confirmed = match engine.connector.connect(&job.target).await {
+        let confirmed = match engine.connector.connect(&job.target.fresh()).await {
             Ok(fresh) => {
                 let out = fresh.run(&script, None).await;
                 fresh.close().await;

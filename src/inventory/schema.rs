@@ -180,6 +180,10 @@ pub struct Ssh {
     pub accept_new_host_keys: bool,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u16,
+    /// Seconds a connection stays open after a run for the next one
+    /// (OpenSSH's ControlPersist; Ansible keeps 60 too); 0 closes it.
+    #[serde(default = "default_control_persist")]
+    pub control_persist_secs: u16,
     /// An ssh_config file to use instead of `~/.ssh/config`.
     #[serde(default)]
     pub config: Option<LocalPath>,
@@ -205,12 +209,17 @@ fn default_connect_timeout() -> u16 {
     10
 }
 
+fn default_control_persist() -> u16 {
+    60
+}
+
 impl Default for Ssh {
     fn default() -> Self {
         Self {
             known_hosts: None,
             accept_new_host_keys: false,
             connect_timeout_secs: default_connect_timeout(),
+            control_persist_secs: default_control_persist(),
             config: None,
             harden: true,
             confirm_within_secs: default_ssh_confirm_within(),

@@ -1,10 +1,15 @@
 //! `Ssh`: the transport over one multiplexed OpenSSH connection per
-//! server, with host keys always verified.
+//! server, with host keys always verified. A connection is kept for the
+//! next run (OpenSSH's ControlPersist, as Ansible does) unless the
+//! inventory says otherwise; a change that could lock foobar out is always
+//! confirmed over a connection of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{Child, OwningCommand, Session, Stdio};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{Connector, Output, Transport, Unreachable};
@@ -23,6 +28,9 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
     /// An ssh_config file instead of `~/.ssh/config`.
     pub config: Option<PathBuf>,
+    /// How long the connection is kept for the next run after its last
+    /// use; None: a connection of this run's own, closed at its end.
+    pub keep: Option<Duration>,
 }
 
 impl SshTarget {
@@ -36,16 +44,37 @@ impl SshTarget {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         format!("{user}{}{port}", self.address)
     }
+
+    /// The same server over a connection of its own, never one kept from
+    /// an earlier run: proves that a new login still gets in.
+    pub fn fresh(&self) -> Self {
+        Self {
+            keep: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// How often an idle connection asks the server whether it is there.
 const KEEPALIVE: Duration = Duration::from_secs(5);
 
+/// A connection of this run's own lives this long unused, so that one a
+/// killed run left behind ends by itself; a run that was idle longer opens
+/// another (see `Ssh::spawn`).
+const OWN_IDLE: Duration = Duration::from_secs(60);
+
 pub struct Ssh {
-    name: String,
-    /// The login user as the inventory names it, for messages.
-    user: Option<String>,
-    session: Session,
+    target: SshTarget,
+    master: Mutex<Master>,
+}
+
+/// An OpenSSH master connection, reached through its control socket.
+struct Master {
+    session: Arc<Session>,
+    /// Kept for later runs; otherwise this run's own, closed at its end
+    /// with the folder of its socket.
+    kept: bool,
+    _folder: Option<tempfile::TempDir>,
 }
 
 /// Runs its first argument as root: directly when the login user is root,
@@ -62,21 +91,21 @@ const SCRIPT_ENV: &str = "unset TMPDIR TMP TEMP TEMPDIR\n";
 impl Ssh {
     /// `sh -c script` as root: the inventory's user decides (root, or
     /// through `sudo -n`); without one the server tells.
-    fn as_root(&self, script: &str) -> openssh::Command<'_> {
-        let mut cmd = match self.user.as_deref() {
-            Some("root") => self.session.command("sh"),
+    fn as_root(&self, session: Arc<Session>, script: &str) -> OwningCommand<Arc<Session>> {
+        let mut cmd = match self.target.user.as_deref() {
+            Some("root") => session.arc_command("sh"),
             Some(_) => {
-                let mut c = self.session.command("sudo");
+                let mut c = session.arc_command("sudo");
                 c.args(["-n", "sh"]);
                 c
             }
             None => {
-                let mut c = self.session.command("sh");
+                let mut c = session.arc_command("sh");
                 c.args(["-c", AS_ROOT, "foobar"]);
                 c
             }
         };
-        if self.user.is_some() {
+        if self.target.user.is_some() {
             cmd.arg("-c");
         }
         cmd.arg(format!("{SCRIPT_ENV}{script}"));
@@ -87,7 +116,7 @@ impl Ssh {
     /// unanswered keepalives, ServerAliveInterval apart.
     fn lost(&self, e: openssh::Error) -> Unreachable {
         Unreachable {
-            host: self.name.clone(),
+            host: self.target.name.clone(),
             message: format!(
                 "the SSH connection was lost (no answer within {} s, or the server closed it): {e}",
                 3 * KEEPALIVE.as_secs()
@@ -96,52 +125,45 @@ impl Ssh {
         }
     }
 
-    /// Opens the master connection; every later command reuses it.
+    /// Reaches the server over a kept connection when one is alive, else
+    /// over a new one; every later command reuses it.
     pub async fn connect(t: &SshTarget) -> Result<Self, Unreachable> {
-        let mut b = SessionBuilder::default();
-        if let Some(user) = &t.user {
-            b.user(user.clone());
-        }
-        if let Some(port) = t.port {
-            b.port(port);
-        }
-        if let Some(config) = &t.config {
-            b.config_file(config);
-        }
-        b.connect_timeout(t.connect_timeout)
-            .server_alive_interval(KEEPALIVE)
-            // A changed key is always refused; an unknown one only with
-            // the explicit accept_new_host_keys setting.
-            .known_hosts_check(if t.accept_new_host_keys {
-                KnownHosts::Add
-            } else {
-                KnownHosts::Strict
-            });
-        if let Some(k) = &t.identity_file {
-            b.keyfile(k);
-        }
-        if let Some(kh) = &t.known_hosts {
-            b.user_known_hosts_file(kh);
-        }
-        let session = match b.connect_mux(&t.address).await {
-            Ok(s) => s,
-            Err(e) => {
-                // The mux library reports only that the master failed;
-                // ssh's own words (host key, refused key, timeout) come
-                // from one plain attempt with the same options.
-                let said = diagnose(t).await.unwrap_or_else(|| e.to_string());
-                return Err(Unreachable {
-                    host: t.name.clone(),
-                    message: explain_connect_error(&said, t),
-                    transient: !refused(&said),
-                });
-            }
-        };
         Ok(Self {
-            name: t.name.clone(),
-            user: t.user.clone(),
-            session,
+            master: Mutex::new(open(t).await?),
+            target: t.clone(),
         })
+    }
+
+    /// Starts `script` as root, with `io` saying which streams it gets.
+    async fn spawn(
+        &self,
+        script: &str,
+        io: impl Fn(&mut OwningCommand<Arc<Session>>),
+    ) -> Result<Child<Arc<Session>>, Unreachable> {
+        let (session, kept) = {
+            let m = self.master.lock().expect("not poisoned");
+            (m.session.clone(), m.kept)
+        };
+        let mut cmd = self.as_root(session, script);
+        io(&mut cmd);
+        match cmd.spawn().await {
+            Ok(child) => Ok(child),
+            // The master is gone (it was idle longer than it lives, or the
+            // server rebooted) or holds all the sessions sshd allows
+            // (MaxSessions) for other runs: the session never opened, so
+            // nothing ran, and the run goes on over a connection of its own.
+            Err(_) => {
+                let own = open(&self.target.fresh()).await?;
+                let session = own.session.clone();
+                let old = std::mem::replace(&mut *self.master.lock().expect("not poisoned"), own);
+                if !kept {
+                    close(old).await;
+                }
+                let mut cmd = self.as_root(session, script);
+                io(&mut cmd);
+                cmd.spawn().await.map_err(|e| self.lost(e))
+            }
+        }
     }
 }
 
@@ -156,26 +178,134 @@ impl Connector for SshConnector {
     }
 }
 
-/// What ssh itself says when it tries to connect with `t`'s settings.
-async fn diagnose(t: &SshTarget) -> Option<String> {
+/// A master for `t`: the kept one when it answers, else a new one (kept
+/// when `t.keep` says so and there is a folder for it).
+async fn open(t: &SshTarget) -> Result<Master, Unreachable> {
+    if let (Some(keep), Some(folder)) = (t.keep, kept_folder()) {
+        let socket = folder.join(kept_name(t));
+        // Runs opening the same connection at once take turns, so that one
+        // master is made and the others use it.
+        let _turn = take_turn(socket.with_extension("lock")).await;
+        let session = Session::resume_mux(socket.clone().into_boxed_path(), None);
+        if session.check().await.is_err() {
+            // A master killed without cleaning up leaves its socket.
+            let _ = std::fs::remove_file(&socket);
+            launch(t, &socket, keep).await?;
+        }
+        return Ok(Master {
+            session: Arc::new(session),
+            kept: true,
+            _folder: None,
+        });
+    }
+    let folder = tempfile::Builder::new()
+        .prefix(".foobar-ssh")
+        .tempdir_in(kept_folder().unwrap_or_else(std::env::temp_dir))
+        .map_err(|e| Unreachable {
+            host: t.name.clone(),
+            message: format!("cannot make a folder for the SSH control socket: {e}"),
+            transient: false,
+        })?;
+    let socket = folder.path().join("master");
+    launch(t, &socket, OWN_IDLE).await?;
+    Ok(Master {
+        session: Arc::new(Session::resume_mux(socket.into_boxed_path(), None)),
+        kept: false,
+        _folder: Some(folder),
+    })
+}
+
+/// Ends a connection of this run's own; a kept one stays for the next run.
+async fn close(master: Master) {
+    if master.kept {
+        return;
+    }
+    if let Ok(session) = Arc::try_unwrap(master.session) {
+        let _ = session.close().await;
+    }
+}
+
+/// Kept connections' sockets: `~/.cache/foobar/ssh`, the user's alone.
+fn kept_folder() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let folder = PathBuf::from(std::env::var_os("HOME")?).join(".cache/foobar/ssh");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .ok()?;
+    let meta = std::fs::metadata(&folder).ok()?;
+    // Anyone who can reach a socket runs commands as root on the server.
+    (meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o077 == 0).then_some(folder)
+}
+
+/// A kept connection's name: the server, the login and every file that
+/// decides whom it trusts, so that a changed known_hosts, key or ssh_config
+/// never reuses a connection made under the old one.
+fn kept_name(t: &SshTarget) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{}\0{:?}\0{:?}\0", t.address, t.port, t.user));
+    for file in [&t.known_hosts, &t.identity_file, &t.config] {
+        h.update(format!("{file:?}\0"));
+        if let Some(content) = file.as_ref().and_then(|f| std::fs::read(f).ok()) {
+            h.update(content);
+        }
+    }
+    h.update([u8::from(t.accept_new_host_keys)]);
+    // Short: a socket's path has room for about 100 bytes.
+    format!("{:x}", h.finalize())[..24].to_string()
+}
+
+/// An exclusive lock on `path` until the file is dropped; None when the
+/// file cannot be made (then runs may race to make a master, harmlessly).
+async fn take_turn(path: PathBuf) -> Option<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        file.lock().ok()?;
+        Some(file)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Starts an ssh master for `t` listening on `socket`, living `idle` after
+/// its last session; ssh's own words (host key, refused key, timeout) when
+/// it cannot.
+async fn launch(t: &SshTarget, socket: &Path, idle: Duration) -> Result<(), Unreachable> {
+    let log = socket.with_extension("log");
+    let _ = std::fs::remove_file(&log);
     let mut cmd = tokio::process::Command::new("ssh");
     let host_keys = if t.accept_new_host_keys {
         "StrictHostKeyChecking=accept-new"
     } else {
         "StrictHostKeyChecking=yes"
     };
-    cmd.args([
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        host_keys,
-    ])
-    .args([
-        "-o",
-        &format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1)),
-    ]);
+    cmd.arg("-E")
+        .arg(&log)
+        .arg("-S")
+        .arg(socket)
+        .args(["-M", "-f", "-N"])
+        .args(["-o", &format!("ControlPersist={}s", idle.as_secs().max(1))])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            host_keys,
+        ])
+        .args([
+            "-o",
+            &format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1)),
+            "-o",
+            &format!("ServerAliveInterval={}", KEEPALIVE.as_secs()),
+        ]);
     if let Some(port) = t.port {
         cmd.args(["-p", &port.to_string()]);
     }
@@ -193,17 +323,31 @@ async fn diagnose(t: &SshTarget) -> Option<String> {
             .arg(format!("UserKnownHostsFile={}", kh.display()));
     }
     cmd.arg(&t.address)
-        .arg("true")
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(t.connect_timeout + Duration::from_secs(2), cmd.output())
-        .await
-        .ok()?
-        .ok()?;
-    let said = String::from_utf8_lossy(&out.stderr)
+    // ssh forks into the background once logged in; the parent's exit says
+    // whether it got that far.
+    let status =
+        tokio::time::timeout(t.connect_timeout + Duration::from_secs(2), cmd.status()).await;
+    let said = std::fs::read_to_string(&log)
+        .unwrap_or_default()
         .trim()
         .replace('\n', " ");
-    (!said.is_empty()).then_some(said)
+    let _ = std::fs::remove_file(&log);
+    let said = match status {
+        Ok(Ok(s)) if s.success() => return Ok(()),
+        _ if !said.is_empty() => said,
+        Ok(Ok(s)) => format!("ssh exited with {s}"),
+        Ok(Err(e)) => format!("cannot run ssh: {e}"),
+        Err(_) => format!("no login within {} s", t.connect_timeout.as_secs() + 2),
+    };
+    Err(Unreachable {
+        host: t.name.clone(),
+        message: explain_connect_error(&said, t),
+        transient: !refused(&said),
+    })
 }
 
 /// A host key or a login refused: connecting again would fail the same way.
@@ -244,11 +388,11 @@ fn sudo_needs_a_password(out: &Output) -> bool {
 
 impl Transport for Ssh {
     fn host(&self) -> &str {
-        &self.name
+        &self.target.name
     }
 
     async fn close(self) {
-        let _ = self.session.close().await;
+        close(self.master.into_inner().expect("not poisoned")).await;
     }
 
     async fn follow(
@@ -257,9 +401,11 @@ impl Transport for Ssh {
         line: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<i32, Unreachable> {
         use tokio::io::AsyncBufReadExt;
-        let mut cmd = self.as_root(&format!("exec 2>&1\n{script}"));
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
+        let mut child = self
+            .spawn(&format!("exec 2>&1\n{script}"), |cmd| {
+                cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+            })
+            .await?;
         let stdout = child.stdout().take().expect("stdout is piped");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Ok(Some(l)) = lines.next_line().await {
@@ -270,16 +416,17 @@ impl Transport for Ssh {
     }
 
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
-        let lost = |e| self.lost(e);
-        let mut cmd = self.as_root(script);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(lost)?;
+        let mut child = self
+            .spawn(script, |cmd| {
+                cmd.stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            })
+            .await?;
         if let Some(data) = stdin {
             let mut pipe = child.stdin().take().expect("stdin is piped");
             // A script that fails early closes its stdin; its exit code
@@ -288,22 +435,22 @@ impl Transport for Ssh {
             let _ = pipe.shutdown().await;
             drop(pipe);
         }
-        let out = child.wait_with_output().await.map_err(lost)?;
+        let out = child.wait_with_output().await.map_err(|e| self.lost(e))?;
         let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
         };
         if sudo_needs_a_password(&out) {
-            let user = self.user.as_deref().unwrap_or("the login user");
+            let user = self.target.user.as_deref().unwrap_or("the login user");
             return Err(Unreachable {
-                host: self.name.clone(),
+                host: self.target.name.clone(),
                 transient: false,
                 message: format!(
                     "{user} cannot run commands as root without a password; on {host} add \
                      `{name} ALL=(ALL) NOPASSWD: ALL` to /etc/sudoers.d/foobar (visudo -f), or log in as root",
-                    host = self.name,
-                    name = self.user.as_deref().unwrap_or("<user>"),
+                    host = self.target.name,
+                    name = self.target.user.as_deref().unwrap_or("<user>"),
                 ),
             });
         }

@@ -65,16 +65,38 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// SSH logins accepted by a lab server so far, from its sshd log.
-pub fn accepted_logins(inventory: &str, server: &str) -> usize {
-    on_server_ok(
+/// What a lab server's sshd has logged so far: logins accepted, and
+/// sessions started (one a command, also over a kept connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshContacts {
+    pub logins: usize,
+    pub sessions: usize,
+}
+
+impl SshContacts {
+    /// The contacts since `before`, less the one login and session that
+    /// counting itself makes.
+    pub fn since(self, before: SshContacts) -> SshContacts {
+        SshContacts {
+            logins: self.logins - before.logins - 1,
+            sessions: self.sessions - before.sessions - 1,
+        }
+    }
+}
+
+/// Counts from the server's sshd log (LogLevel VERBOSE), in one login.
+pub fn ssh_contacts(inventory: &str, server: &str) -> SshContacts {
+    let counts = on_server_ok(
         inventory,
         server,
-        "journalctl -t sshd --no-pager -o cat | grep -c 'Accepted publickey' || true",
-    )
-    .trim()
-    .parse()
-    .unwrap()
+        "journalctl -t sshd --no-pager -o cat > /tmp/.sshd.log; \
+         grep -c 'Accepted publickey' /tmp/.sshd.log; grep -c 'Starting session' /tmp/.sshd.log; true",
+    );
+    let mut n = counts.split_whitespace().map(|c| c.parse().unwrap());
+    SshContacts {
+        logins: n.next().unwrap(),
+        sessions: n.next().unwrap(),
+    }
 }
 
 /// A plain HTTP GET to a lab server with a Host header; (status, body).
