@@ -78,7 +78,8 @@ run_tool() { # tool N
 }
 
 close_masters() {
-  for s in /var/lib/foobar/bench/ansible-cp/*; do [ -S "$s" ] && ssh -O exit -S "$s" x 2>/dev/null || true; done
+  # Every run starts cold: no connection kept by Ansible or foobar.
+  for s in /var/lib/foobar/bench/ansible-cp/* "$HOME"/.cache/foobar/ssh/*; do [ -S "$s" ] && ssh -O exit -S "$s" x 2>/dev/null || true; done
 }
 
 ROWS=$WORK/tools-rows.md
