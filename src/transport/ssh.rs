@@ -140,10 +140,7 @@ impl Ssh {
         script: &str,
         io: impl Fn(&mut OwningCommand<Arc<Session>>),
     ) -> Result<Child<Arc<Session>>, Unreachable> {
-        let (session, kept) = {
-            let m = self.master.lock().expect("not poisoned");
-            (m.session.clone(), m.kept)
-        };
+        let session = self.master.lock().expect("not poisoned").session.clone();
         let mut cmd = self.as_root(session, script);
         io(&mut cmd);
         match cmd.spawn().await {
@@ -156,9 +153,7 @@ impl Ssh {
                 let own = open(&self.target.fresh()).await?;
                 let session = own.session.clone();
                 let old = std::mem::replace(&mut *self.master.lock().expect("not poisoned"), own);
-                if !kept {
-                    close(old).await;
-                }
+                close(old).await;
                 let mut cmd = self.as_root(session, script);
                 io(&mut cmd);
                 cmd.spawn().await.map_err(|e| self.lost(e))
@@ -181,7 +176,8 @@ impl Connector for SshConnector {
 /// A master for `t`: the kept one when it answers, else a new one (kept
 /// when `t.keep` says so and there is a folder for it).
 async fn open(t: &SshTarget) -> Result<Master, Unreachable> {
-    if let (Some(keep), Some(folder)) = (t.keep, kept_folder()) {
+    let kept = kept_folder();
+    if let (Some(keep), Some(folder)) = (t.keep, &kept) {
         let socket = folder.join(kept_name(t));
         // Runs opening the same connection at once take turns, so that one
         // master is made and the others use it.
@@ -200,7 +196,7 @@ async fn open(t: &SshTarget) -> Result<Master, Unreachable> {
     }
     let folder = tempfile::Builder::new()
         .prefix(".foobar-ssh")
-        .tempdir_in(kept_folder().unwrap_or_else(std::env::temp_dir))
+        .tempdir_in(kept.unwrap_or_else(std::env::temp_dir))
         .map_err(|e| Unreachable {
             host: t.name.clone(),
             message: format!("cannot make a folder for the SSH control socket: {e}"),
