@@ -152,3 +152,90 @@ fn restart_app_is_graceful_for_each_kind() {
         assert_eq!(json["services"][0]["ok"], true);
     }
 }
+
+/// No PHP file is ever served as text, whatever the layout puts under the
+/// static root: every existing script runs through php-fpm, source-like
+/// files and hidden files are refused, and a path-info trick reaches
+/// nothing but the front controller.
+#[test]
+fn php_source_is_never_served_as_text() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("app");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apps/php"),
+        &code,
+    );
+    // Each script prints what only running it gives: 6 * 7.
+    let script = |name: &str| format!("<?php echo 'ran {name}: ', 6 * 7, \"\\n\";\n");
+    for (file, text) in [
+        ("static/info.php", script("info")),
+        ("static/admin/install.php", script("install")),
+        ("static/admin/index.php", script("admin index")),
+        ("static/UPPER.PHP", script("upper")),
+        (
+            "static/lib/config.inc",
+            "<?php $password = 'inc-secret';\n".into(),
+        ),
+        (
+            "static/old.php5",
+            "<?php $password = 'php5-secret';\n".into(),
+        ),
+        ("static/.env", "DB_PASSWORD=dotenv-secret\n".into()),
+        ("static/uploads/x.jpg", "<?php echo 'jpg ran';\n".into()),
+    ] {
+        let path = code.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(
+        &inventory,
+        std::fs::read_to_string(PHP)
+            .unwrap()
+            .replace("../apps/php", code.to_str().unwrap()),
+    )
+    .unwrap();
+    provision(inventory.to_str().unwrap());
+
+    let get = |path: &str| http_get(LAB_ADDRESS, "www.foobar.com", path);
+    for (path, ran) in [
+        ("/info.php", "ran info: 42"),
+        ("/admin/install.php", "ran install: 42"),
+        // A folder's index.php runs as its index.
+        ("/admin/", "ran admin index: 42"),
+    ] {
+        let (status, body) = get(path);
+        assert_eq!((status, body.trim()), (200, ran), "{path}");
+    }
+    // php-fpm runs only `.php` (security.limit_extensions): it refuses.
+    let (_, body) = get("/UPPER.PHP");
+    assert!(
+        !body.contains("6 * 7"),
+        "/UPPER.PHP shows its source: {body}"
+    );
+    for path in [
+        "/lib/config.inc",
+        "/old.php5",
+        "/.env",
+        "/uploads/x.jpg/.php",
+        "/uploads/x.jpg/x.php",
+        "/info.php/.php",
+    ] {
+        let (status, body) = get(path);
+        assert_ne!(status, 200, "{path}: {body}");
+        for source in ["<?php", "secret", "jpg ran", "6 * 7"] {
+            assert!(!body.contains(source), "{path} shows its source: {body}");
+        }
+    }
+    // The front controller still answers what is not a file.
+    let (status, body) = get("/no/such/page");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains(r#""path": "\/no\/such\/page""#), "{body}");
+    // The shipped PHP inventory: the front controller outside the static
+    // root is not reachable as a file either.
+    provision(PHP);
+    let (_, body) = get("/app.php");
+    assert!(!body.contains("<?php"), "{body}");
+}

@@ -319,6 +319,14 @@ fn flask_php_and_sinatra_from_pristine() {
         let (status, body) = request("GET", "/", "text/plain", b"");
         assert_eq!(status, 200, "{inventory}: {body}");
         assert!(body.contains(page), "{inventory}: {body}");
+        // The front controller under the static root (public/index.php)
+        // runs when asked for by name; its source never leaves.
+        if inventory.contains("php") {
+            let (status, body) = request("GET", "/index.php", "text/plain", b"");
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains(page), "{body}");
+            assert!(!body.contains("<?php"), "PHP source served: {body}");
+        }
         let rows: u64 = on_apps(&format!("mysql -N -B -e 'SELECT COUNT(*) FROM {table}'"))
             .trim()
             .parse()
