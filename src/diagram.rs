@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::inventory::{AppKind, Inventory, Role, Server};
+use crate::inventory::{Inventory, Role, Server};
 
 /// One thing running on a server: a name, what it does, and the part it
 /// sends requests to (an index into the server's parts), with how.
@@ -59,11 +59,8 @@ fn parts(inv: &Inventory, s: &Server) -> Vec<Part> {
         ));
     }
     if s.has(Role::App) {
-        let (kind, via) = match inv.app.kind {
-            AppKind::Gunicorn => ("gunicorn", "unix socket"),
-            AppKind::PhpFpm => ("PHP-FPM", "FastCGI socket"),
-            AppKind::Puma => ("Puma", "unix socket"),
-        };
+        let server = inv.app.kind.server();
+        let (kind, via) = (server.label(), server.hop());
         if let Some(nginx) = parts.last_mut() {
             nginx.calls = Some((1, via));
         }

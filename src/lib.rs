@@ -5,6 +5,7 @@
 //! locally) -> facts (one batched remote call) -> plan (pure) -> apply ->
 //! checks. ARCHITECTURE.md says which layer may use which.
 
+pub mod app_kinds;
 pub(crate) mod checks;
 pub mod cli;
 pub(crate) mod commands;

@@ -5,38 +5,21 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use include_dir::{include_dir, Dir};
 
 use crate::cli::{exit, Global};
 use crate::error::InputError;
-use crate::inventory::{DomainName, Label};
+use crate::inventory::{AppKind, DomainName, Label};
 
 static APPS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/apps");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Kind {
-    Gunicorn,
-    PhpFpm,
-    Puma,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Gunicorn => "gunicorn",
-            Kind::PhpFpm => "php-fpm",
-            Kind::Puma => "puma",
-        }
-    }
-
-    fn sample(self) -> &'static str {
-        match self {
-            Kind::Gunicorn => "python",
-            Kind::PhpFpm => "php",
-            Kind::Puma => "ruby",
-        }
-    }
+/// `--kind`: a name from the app kinds' registry (completions offer them).
+fn kind_parser() -> impl clap::builder::TypedValueParser<Value = AppKind> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = AppKind::ALL.iter().map(|k| k.name()).collect();
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| AppKind::parse(&name).expect("a possible value"))
 }
 
 #[derive(Debug, Args)]
@@ -51,8 +34,8 @@ pub struct InitArgs {
     #[arg(long)]
     pub address: Option<Ipv4Addr>,
     /// The application server.
-    #[arg(long, value_enum, default_value_t = Kind::Gunicorn)]
-    pub kind: Kind,
+    #[arg(long, default_value = "gunicorn", value_parser = kind_parser())]
+    pub kind: AppKind,
     /// The server's name in the inventory.
     #[arg(long, default_value = "web1", value_parser = Label::parse)]
     pub name: Label,
@@ -96,9 +79,9 @@ pub fn run(g: &Global, args: InitArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&args.dir)?;
     std::fs::write(&inventory, inventory_text(&args, address))?;
     let sample = APPS
-        .get_dir(args.kind.sample())
+        .get_dir(args.kind.server().sample())
         .expect("the sample apps are built in");
-    write_tree(sample, Path::new(args.kind.sample()), &app)?;
+    write_tree(sample, Path::new(args.kind.server().sample()), &app)?;
     if g.json {
         crate::cli::print_json(
             "init",

@@ -12,7 +12,7 @@ use super::lock::Claim;
 use super::pool;
 use super::{Engine, HostFailure};
 use crate::checks::{dns, CheckResult, Checks};
-use crate::inventory::{AppKind, Loaded, Role, Server};
+use crate::inventory::{Loaded, Role, Server};
 use crate::progress::{Event, StepStatus};
 use crate::shell::quote;
 use crate::steps::PlanCx;
@@ -391,12 +391,13 @@ async fn restart_one<T: Transport>(
         ),
         // New workers start, old ones finish their requests in flight.
         Role::App => {
-            let (method, how) = match inv.inventory.app.kind {
-                AppKind::Gunicorn => (GracefulReload, "graceful reload (HUP)"),
-                AppKind::PhpFpm => (GracefulReload, "graceful reload (USR2)"),
-                AppKind::Puma => (PhasedRestart, "phased restart (USR1)"),
+            let reload = inv.inventory.app.kind.server().reload();
+            let method = if reload.phased {
+                PhasedRestart
+            } else {
+                GracefulReload
             };
-            (method, how, format!("systemctl reload {svc}"))
+            (method, reload.how, format!("systemctl reload {svc}"))
         }
         // A real restart; meanwhile nginx serves the maintenance page for
         // dynamic requests, and static files as ever.

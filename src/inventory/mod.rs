@@ -81,6 +81,15 @@ mysql:
     }
 
     #[test]
+    fn every_app_kind_names_an_entry_point_key_of_app() {
+        let inv = parse(Path::new("inv.yml"), GOOD).unwrap();
+        for kind in AppKind::ALL {
+            let key = kind.server().entry_key();
+            assert!(!inv.app.setting(key).is_empty(), "app.{key}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_line_and_column() {
         let e = err(&GOOD.replace("  zone: foobar.com", "  zone: foobar.com\n  colour: blue"));
         assert_eq!((e.line, e.column), (8, 3), "{e}");

@@ -11,6 +11,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::values::*;
+pub use crate::app_kinds::AppKind;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -505,6 +506,21 @@ pub struct App {
     pub checks: Vec<AppCheck>,
 }
 
+impl App {
+    /// The value of one of `app`'s keys, as written (an app server kind's
+    /// entry point, which the kind names by key).
+    pub fn setting(&self, key: &str) -> String {
+        match serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get(key).cloned())
+        {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+}
+
 /// One HTTP check of the app.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -612,47 +628,18 @@ fn default_keep_releases() -> KeepReleases {
     KeepReleases(3)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AppKind {
-    Gunicorn,
-    PhpFpm,
-    Puma,
-}
-
-impl AppKind {
-    /// The systemd unit that runs the app.
-    pub fn unit(self) -> &'static str {
-        match self {
-            AppKind::Gunicorn => "foobar-app",
-            AppKind::PhpFpm => "php8.2-fpm",
-            AppKind::Puma => "foobar-puma",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AppKind::Gunicorn => "gunicorn",
-            AppKind::PhpFpm => "php-fpm",
-            AppKind::Puma => "puma",
-        }
-    }
-}
-
 impl<'de> Deserialize<'de> for AppKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "an app server kind", |s| {
-            match s {
-            "gunicorn" => Ok(AppKind::Gunicorn),
-            "php-fpm" => Ok(AppKind::PhpFpm),
-            "puma" => Ok(AppKind::Puma),
             // Worded as serde words an unknown variant, so that the message
             // gets the same "did you mean" and list of what is allowed.
-            other => Err(format!(
-                "unknown variant `{}`, expected one of `gunicorn` (Python), `php-fpm` (PHP), `puma` (Ruby)",
-                printable(other)
-            )),
-        }
+            AppKind::parse(s).ok_or_else(|| {
+                format!(
+                    "unknown variant `{}`, expected one of {}",
+                    printable(s),
+                    AppKind::listed()
+                )
+            })
         })
     }
 }

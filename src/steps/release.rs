@@ -15,7 +15,6 @@ use super::parts::{backup, deferred_fact_script, remember, verify_upload};
 use super::wheels;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
-use crate::inventory::AppKind;
 use crate::shell::quote;
 
 pub struct Release;
@@ -91,7 +90,10 @@ impl Kind for Release {
         let inv = &cx.inventory.inventory;
         let app = &inv.app;
         check_entry_point(cx, &src)?;
-        let venv = (app.kind == AppKind::Gunicorn)
+        let venv = app
+            .kind
+            .server()
+            .python_wheels()
             .then(|| wheels::for_code_base(&src))
             .transpose()?
             .map(|ws| {
@@ -279,30 +281,17 @@ fn in_app_env(d: &Desired, what: &str, command: &str, user: Option<&str>) -> Str
 /// The app server's entry point must be in the code base.
 fn check_entry_point(cx: &ResolveCx, src: &Path) -> Result<(), InputError> {
     let app = &cx.inventory.inventory.app;
-    let (key, candidates, shown) = match app.kind {
-        AppKind::Gunicorn => {
-            let module = app.wsgi.as_str().split(':').next().unwrap_or_default();
-            let base = module.replace('.', "/");
-            (
-                "app.wsgi",
-                vec![format!("{base}.py"), format!("{base}/__init__.py")],
-                app.wsgi.to_string(),
-            )
-        }
-        AppKind::PhpFpm => (
-            "app.front_controller",
-            vec![app.front_controller.to_string()],
-            app.front_controller.to_string(),
-        ),
-        AppKind::Puma => ("app.rack", vec![app.rack.to_string()], app.rack.to_string()),
-    };
+    let kind = app.kind.server();
+    let key = kind.entry_key();
+    let entry = app.setting(key);
+    let candidates = kind.entry_files(&entry);
     if candidates.iter().any(|c| src.join(c).is_file()) {
         return Ok(());
     }
     Err(cx.inventory.error_at(
-        key,
+        &format!("app.{key}"),
         format!(
-            "`{shown}` is not in the code base: {} has no {}",
+            "`{entry}` is not in the code base: {} has no {}",
             src.display(),
             candidates.join(" or ")
         ),

@@ -1,0 +1,46 @@
+//! gunicorn (Python, WSGI): Debian's gunicorn under foobar's unit, the
+//! release's packages in a virtualenv made from wheels.
+
+use super::{AppServer, Reload};
+
+pub struct Gunicorn;
+
+impl AppServer for Gunicorn {
+    fn name(&self) -> &'static str {
+        "gunicorn"
+    }
+    fn language(&self) -> &'static str {
+        "Python"
+    }
+    fn label(&self) -> &'static str {
+        "gunicorn"
+    }
+    fn hop(&self) -> &'static str {
+        "unix socket"
+    }
+    fn unit(&self) -> &'static str {
+        "foobar-app"
+    }
+    fn reload(&self) -> Reload {
+        // New workers start, old ones finish their requests in flight.
+        Reload {
+            phased: false,
+            how: "graceful reload (HUP)",
+        }
+    }
+    fn entry_key(&self) -> &'static str {
+        "wsgi"
+    }
+    /// `module.sub:callable`: the module's file or package.
+    fn entry_files(&self, entry: &str) -> Vec<String> {
+        let module = entry.split(':').next().unwrap_or_default();
+        let base = module.replace('.', "/");
+        vec![format!("{base}.py"), format!("{base}/__init__.py")]
+    }
+    fn python_wheels(&self) -> bool {
+        true
+    }
+    fn sample(&self) -> &'static str {
+        "python"
+    }
+}

@@ -1,0 +1,40 @@
+//! PHP-FPM (PHP): Debian's php8.2-fpm with foobar's pool; nginx runs
+//! every .php script under the web root and the front controller for the
+//! rest, over FastCGI.
+
+use super::{AppServer, Reload};
+
+pub struct PhpFpm;
+
+impl AppServer for PhpFpm {
+    fn name(&self) -> &'static str {
+        "php-fpm"
+    }
+    fn language(&self) -> &'static str {
+        "PHP"
+    }
+    fn label(&self) -> &'static str {
+        "PHP-FPM"
+    }
+    fn hop(&self) -> &'static str {
+        "FastCGI socket"
+    }
+    fn unit(&self) -> &'static str {
+        "php8.2-fpm"
+    }
+    fn reload(&self) -> Reload {
+        Reload {
+            phased: false,
+            how: "graceful reload (USR2)",
+        }
+    }
+    fn entry_key(&self) -> &'static str {
+        "front_controller"
+    }
+    fn entry_files(&self, entry: &str) -> Vec<String> {
+        vec![entry.to_string()]
+    }
+    fn sample(&self) -> &'static str {
+        "php"
+    }
+}

@@ -1,0 +1,39 @@
+//! Puma (Ruby, Rack): Debian's puma under foobar's unit.
+
+use super::{AppServer, Reload};
+
+pub struct Puma;
+
+impl AppServer for Puma {
+    fn name(&self) -> &'static str {
+        "puma"
+    }
+    fn language(&self) -> &'static str {
+        "Ruby"
+    }
+    fn label(&self) -> &'static str {
+        "Puma"
+    }
+    fn hop(&self) -> &'static str {
+        "unix socket"
+    }
+    fn unit(&self) -> &'static str {
+        "foobar-puma"
+    }
+    fn reload(&self) -> Reload {
+        // Workers restart one at a time; the others keep serving.
+        Reload {
+            phased: true,
+            how: "phased restart (USR1)",
+        }
+    }
+    fn entry_key(&self) -> &'static str {
+        "rack"
+    }
+    fn entry_files(&self, entry: &str) -> Vec<String> {
+        vec![entry.to_string()]
+    }
+    fn sample(&self) -> &'static str {
+        "ruby"
+    }
+}
