@@ -21,6 +21,7 @@ pub(crate) mod progress;
 pub mod project;
 pub mod render;
 pub mod resolve;
+pub mod roles;
 pub mod secrets;
 pub mod shell;
 pub mod steps;

@@ -250,24 +250,15 @@ fn firewall_rules(inv: &Inventory, server: &Server) -> Vec<String> {
     let mut open: BTreeSet<(u16, &str)> = BTreeSet::from([(ssh, "tcp")]);
     // (port, protocol, from these addresses only)
     let mut from: Vec<(u16, &str, Vec<std::net::IpAddr>)> = Vec::new();
-    if server.has(Role::Web) || server.has(Role::Lb) {
-        open.insert((inv.nginx.listen.0, "tcp"));
-        if let Some(t) = &inv.nginx.tls {
-            open.insert((t.listen.0, "tcp"));
+    for role in &server.roles {
+        for o in role.module().ports(inv, server.name.as_str()) {
+            match o.from {
+                None => {
+                    open.insert((o.port, o.protocol));
+                }
+                Some(addresses) => from.push((o.port, o.protocol, addresses)),
+            }
         }
-    }
-    if server.has(Role::Dns) {
-        open.insert((53, "udp"));
-        open.insert((53, "tcp"));
-    }
-    if server.has(Role::Db) && inv.db_networked() {
-        let clients = inv
-            .servers_with(Role::App)
-            .chain(inv.servers_with(Role::DbReplica))
-            .filter(|s| s.name != server.name)
-            .filter_map(Server::private_address)
-            .collect();
-        from.push((3306, "tcp", clients));
     }
     for p in &fw.open {
         let (port, proto) = p.as_str().split_once('/').expect("checked");

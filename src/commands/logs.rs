@@ -1,34 +1,25 @@
-//! `foobar logs [web|app|db|dns|lb]`: the services' journals over SSH,
+//! `foobar logs [GROUP]` (a role's group: web, app, db, dns, lb): the services' journals over SSH,
 //! each line prefixed with its server's name when there are several;
 //! `-f` follows them until interrupted.
 
 use std::io::Write;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::cli::{exit, Global};
 use crate::engine::{self, app};
 use crate::error::InputError;
-use crate::inventory::{self, Inventory, Role};
+use crate::inventory::{self, Role};
 use crate::progress;
 use crate::secrets::Secrets;
 use crate::shell::quote;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Source {
-    Web,
-    App,
-    /// The primary and the replicas.
-    Db,
-    Dns,
-    Lb,
-}
-
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Whose logs; default: every service of each server.
-    #[arg(value_enum)]
-    pub source: Option<Source>,
+    /// Whose logs (a role's group: db is the primary and the replicas);
+    /// default: every service of each server.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(Role::groups()))]
+    pub source: Option<String>,
     /// Keep printing new lines until interrupted.
     #[arg(short, long)]
     pub follow: bool,
@@ -60,51 +51,29 @@ fn parse_age(s: &str) -> Result<String, String> {
     }
 }
 
-/// The journal matches of a role's services.
-fn matches(inv: &Inventory, role: Role) -> Vec<String> {
-    let unit = |u: &str| format!("-u {}", quote(u));
-    match role {
-        // nginx sends its site's log lines to syslog: the journal files
-        // them under nginx.service.
-        Role::Web => vec![unit("nginx")],
-        Role::App => vec![unit(inv.app.kind.unit())],
-        Role::Db | Role::DbReplica => vec![unit("mariadb")],
-        Role::Dns => vec![unit("named")],
-        Role::Lb => vec![unit("haproxy"), unit("keepalived")],
-    }
-}
-
-fn roles_of(source: Source) -> &'static [Role] {
-    match source {
-        Source::Web => &[Role::Web],
-        Source::App => &[Role::App],
-        Source::Db => &[Role::Db, Role::DbReplica],
-        Source::Dns => &[Role::Dns],
-        Source::Lb => &[Role::Lb],
-    }
-}
-
 pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
     let selected = g.limit(&inv)?;
     let mut jobs = Vec::new();
     for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
-        let roles: Vec<Role> = match args.source {
-            Some(source) => roles_of(source)
-                .iter()
-                .copied()
+        let roles: Vec<Role> = match &args.source {
+            Some(group) => Role::of_group(group)
+                .into_iter()
                 .filter(|r| server.has(*r))
                 .collect(),
             None => server.roles.iter().copied().collect(),
         };
-        if roles.is_empty() {
+        // nginx sends its site's log lines to syslog: the journal files
+        // them under nginx.service.
+        let words: Vec<String> = inv
+            .inventory
+            .units(roles)
+            .into_iter()
+            .map(|unit| format!("-u {}", quote(unit)))
+            .collect();
+        if words.is_empty() {
             continue;
         }
-        let mut words: Vec<String> = roles
-            .iter()
-            .flat_map(|r| matches(&inv.inventory, *r))
-            .collect();
-        words.dedup();
         let command = format!(
             "journalctl --no-pager --no-hostname -o short-iso -n {}{}{} {}",
             args.lines,

@@ -1,10 +1,10 @@
-//! `foobar restart [web|app|db|dns|lb|all]`: for maintenance windows. Checks
+//! `foobar restart [GROUP|all]` (a role's group: web, app, db, dns, lb): for maintenance windows. Checks
 //! the window, finds each server's services, and lets the engine restart
 //! them (least disruptive way, checks, rollback, lock); prints the outcome.
 
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use jiff::Timestamp;
 
 use crate::checks::Checks;
@@ -12,31 +12,28 @@ use crate::cli::{exit, Global};
 use crate::engine::{self, Claim, Engine, HostError, RestartJob, Rolling};
 use crate::error::InputError;
 use crate::inventory::{self, Role};
-use crate::playbook::Scope;
 use crate::progress::{self, Event};
 use crate::project::Project;
 use crate::render::Renderer;
-use crate::resolve;
 use crate::secrets::Secrets;
 use crate::transport::SshConnector;
 use crate::windows;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Target {
-    Web,
-    App,
-    /// The primary (behind the maintenance page) and the replicas.
-    Db,
-    Dns,
-    Lb,
-    All,
+/// What `restart` takes: a role's group (db: the replicas, then the
+/// primary behind the maintenance page), or `all`.
+fn targets() -> Vec<&'static str> {
+    let mut names = Role::groups();
+    names.push(ALL);
+    names
 }
+
+const ALL: &str = "all";
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// What to restart.
-    #[arg(value_enum, default_value_t = Target::All)]
-    pub target: Target,
+    /// What to restart: a role's group, or all of them.
+    #[arg(default_value = ALL, value_parser = clap::builder::PossibleValuesParser::new(targets()))]
+    pub target: String,
     /// Restart outside the maintenance windows too (said in the output).
     #[arg(long)]
     pub force: bool,
@@ -89,34 +86,24 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         });
     }
     let secrets = Secrets::masked();
-    let roles: Vec<Role> = match args.target {
-        // Least disruptive first: reloads, then the database, then DNS.
-        Target::All => vec![
-            Role::Lb,
-            Role::Web,
-            Role::App,
-            Role::DbReplica,
-            Role::Db,
-            Role::Dns,
-        ],
-        Target::Web => vec![Role::Web],
-        Target::App => vec![Role::App],
-        Target::Db => vec![Role::DbReplica, Role::Db],
-        Target::Dns => vec![Role::Dns],
-        Target::Lb => vec![Role::Lb],
+    // Least disruptive first (each role's restart_order): reloads, then
+    // the database, then DNS.
+    let mut roles: Vec<Role> = if args.target == ALL {
+        Role::ALL.to_vec()
+    } else {
+        Role::of_group(&args.target)
     };
+    roles.sort_by_key(|r| r.module().restart_order());
     let mut jobs = Vec::new();
     for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
-        let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
-        // The service each role keeps running here: its first `service` step.
+        // Each role's first unit: the one it serves by (haproxy, not
+        // keepalived, whose restart would move the floating address).
         let services: Vec<(Role, String)> = roles
             .iter()
-            .filter_map(|role| {
-                steps
-                    .iter()
-                    .filter(|s| s.role == Scope::Role(*role))
-                    .find_map(|s| s.step.service())
-                    .map(|name| (*role, name.to_string()))
+            .filter(|r| server.has(**r))
+            .filter_map(|r| {
+                let units = r.module().units(&inv.inventory);
+                units.first().map(|unit| (*r, unit.to_string()))
             })
             .collect();
         if services.is_empty() {
@@ -133,7 +120,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     if jobs.is_empty() {
         return Err(InputError::new(&inv.path, "no server has the role to restart").into());
     }
-    let claim = Claim::new(&format!("restart {:?}", args.target).to_lowercase())?;
+    let claim = Claim::new(&format!("restart {}", args.target))?;
     let engine = Engine {
         connector: &SshConnector,
         out: out.as_ref(),

@@ -14,7 +14,7 @@ use crate::checks::Checks;
 use crate::cli::{exit, Global};
 use crate::engine::app::{self, ServerStatus, StatusJob};
 use crate::engine::{self, HostError};
-use crate::inventory::{Inventory, Role, Server};
+use crate::inventory::Role;
 use crate::progress;
 
 #[derive(Debug, Args)]
@@ -36,27 +36,6 @@ struct Report {
     errors: Vec<HostError>,
 }
 
-/// The units that serve a server's roles.
-fn units(inv: &Inventory, server: &Server) -> Vec<String> {
-    let mut units = Vec::new();
-    for role in &server.roles {
-        match role {
-            Role::Web => units.push("nginx"),
-            Role::App => units.push(inv.app.kind.unit()),
-            Role::Db | Role::DbReplica => units.push("mariadb"),
-            Role::Dns => units.push("named"),
-            Role::Lb => {
-                units.push("haproxy");
-                if inv.lb.floating_address.is_some() {
-                    units.push("keepalived");
-                }
-            }
-        }
-    }
-    units.dedup();
-    units.into_iter().map(str::to_string).collect()
-}
-
 pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
     let input = Input::load(g)?;
     let Input {
@@ -70,7 +49,12 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
     for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
         jobs.push(StatusJob {
             target: engine::ssh_target(inv, server),
-            units: units(&inv.inventory, server),
+            units: inv
+                .inventory
+                .units(server.roles.iter().copied())
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             app_root: server
                 .has(Role::App)
                 .then(|| inv.inventory.app.root.to_string()),

@@ -16,7 +16,7 @@ use crate::steps::release::{LIVE, READY};
 use crate::steps::{PlanCx, PENDING_HANDLERS};
 use crate::transport::{Connector, SshTarget, Transport, Unreachable};
 
-use super::restart::MAINTENANCE_FLAG;
+use crate::roles::MAINTENANCE_FLAG;
 
 /// Points `<root>/current` at release `to`, or at the newest other
 /// ready release, then runs `then` (the app's reload); prints

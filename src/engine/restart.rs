@@ -14,16 +14,13 @@ use super::{Engine, HostFailure};
 use crate::checks::{dns, CheckResult, Checks};
 use crate::inventory::{Loaded, Role, Server};
 use crate::progress::{Event, StepStatus};
+pub use crate::roles::RestartMethod;
+use crate::roles::{
+    maintenance_up, raise_flag, AfterRestart, Recipe, MAINTENANCE_FLAG, RESTART_FLAG,
+};
 use crate::shell::quote;
 use crate::steps::PlanCx;
 use crate::transport::{Connector, SshTarget, Transport, Unreachable};
-
-/// While this file exists, nginx answers dynamic requests with the
-/// maintenance page (503, Retry-After); see templates/nginx/site.conf.j2.
-pub const MAINTENANCE_FLAG: &str = "/var/lib/foobar/maintenance/on";
-/// The same, put by a database restart; a provision removes it when the
-/// restart's run was killed before it could.
-pub const RESTART_FLAG: &str = "/var/lib/foobar/maintenance/restarting";
 
 /// One server's services to restart, in order.
 pub struct RestartJob<'a> {
@@ -31,25 +28,6 @@ pub struct RestartJob<'a> {
     pub target: SshTarget,
     pub services: Vec<(Role, String)>,
     pub checks: Option<Checks>,
-}
-
-/// How a service was restarted, for scripts; `how` says it in words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestartMethod {
-    /// Check the config, then reload: old workers finish their requests.
-    CheckedReload,
-    /// New workers, old ones finish (HUP, USR2).
-    GracefulReload,
-    /// Workers restarted one at a time (USR1).
-    PhasedRestart,
-    /// A real restart while nginx serves the maintenance page.
-    RestartBehindMaintenancePage,
-    /// A real restart of what no request waits on (a replica).
-    Restart,
-    /// Out of the load balancers' pool until its sessions are done, back
-    /// in once its restart passed its checks.
-    Drain,
 }
 
 /// Web servers behind load balancers restart a batch at a time, each
@@ -146,28 +124,6 @@ pub async fn restart<C: Connector>(
 /// Every service of a server restarted and passed its checks.
 fn all_ok(result: &HostRestart) -> bool {
     matches!(result, Ok(services) if services.iter().all(|s| s.ok))
-}
-
-/// Puts up the page of a database restart (RESTART_FLAG), then lets the
-/// requests already at the app finish before the database goes.
-fn maintenance_up() -> String {
-    format!("{}sleep 1\n", raise_flag(RESTART_FLAG))
-}
-
-/// Creates a flag file (and its folder).
-fn raise_flag(flag: &str) -> String {
-    let flag = quote(flag);
-    format!("mkdir -p \"$(dirname {flag})\" && touch {flag}\n")
-}
-
-/// Restarts MariaDB and waits until it answers, up to 30 s, failing with
-/// `failure`.
-fn restart_mariadb(svc: &str, failure: &str) -> String {
-    format!(
-        "systemctl restart {svc} >&2 || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
-         i=0; until mysqladmin ping --silent; do i=$((i + 1)); [ $i -lt 60 ] || {{ echo {failure} >&2; exit 1; }}; sleep 0.5; done\n",
-        failure = quote(failure),
-    )
 }
 
 /// Runs a primary's restart while `web` serve the maintenance page for
@@ -380,60 +336,12 @@ async fn restart_one<T: Transport>(
 ) -> Result<ServiceResult, Unreachable> {
     let start = Instant::now();
     let host = run.host().to_string();
-    let svc = quote(service);
-    use RestartMethod::*;
-    let (method, how, script) = match role {
-        // Old workers finish their requests; a bad config never loads.
-        Role::Web => (
-            CheckedReload,
-            "nginx -t, then reload",
-            format!("nginx -t >&2 && systemctl reload {svc}"),
-        ),
-        // New workers start, old ones finish their requests in flight.
-        Role::App => {
-            let reload = inv.inventory.app.kind.server().reload();
-            let method = if reload.phased {
-                PhasedRestart
-            } else {
-                GracefulReload
-            };
-            (method, reload.how, format!("systemctl reload {svc}"))
-        }
-        // A real restart; meanwhile nginx serves the maintenance page for
-        // dynamic requests, and static files as ever.
-        Role::Db => (
-            RestartBehindMaintenancePage,
-            "restart behind the maintenance page",
-            format!(
-                "{up}{restart}rm -f {flag}\n",
-                up = maintenance_up(),
-                restart = restart_mariadb(
-                    &svc,
-                    "the database did not answer within 30 s; the maintenance page stays"
-                ),
-                flag = quote(RESTART_FLAG),
-            ),
-        ),
-        Role::Dns => (
-            CheckedReload,
-            "named-checkconf -z, then reload",
-            format!("named-checkconf -z >&2 && systemctl reload {svc}"),
-        ),
-        // The app reads and writes the primary only; replication catches
-        // up after the restart.
-        Role::DbReplica => (
-            Restart,
-            "restart (the app does not use replicas)",
-            restart_mariadb(&svc, "the replica did not answer within 30 s"),
-        ),
-        // The master starts new workers on the same sockets; the old ones
-        // finish their requests (idle-close-on-response).
-        Role::Lb => (
-            CheckedReload,
-            "haproxy -c, then seamless reload",
-            format!("haproxy -c -q -f /etc/haproxy/haproxy.cfg >&2 && systemctl reload {svc}"),
-        ),
-    };
+    let Recipe {
+        method,
+        how,
+        script,
+        after,
+    } = role.module().restart(&inv.inventory, service);
     run.out.report(Event::StepStarted {
         host: host.clone(),
         step: format!("restart {service}"),
@@ -456,16 +364,16 @@ async fn restart_one<T: Transport>(
         elapsed_ms: 0,
     };
     if result.ok {
-        let (checks, failure) = verify(run, inv, job, role).await?;
+        let (checks, failure) = verify(run, inv, job, after).await?;
         result.checks = checks;
         if let Some(failure) = failure {
             result.ok = false;
             result.detail = failure;
-            if role == Role::App {
+            if after == AfterRestart::ChecksElseRollBack {
                 result.rolled_back_to =
                     roll_back_release(run, inv.inventory.app.root.as_str(), service).await?;
                 if let Some(rel) = &result.rolled_back_to {
-                    let (checks, still) = verify(run, inv, job, role).await?;
+                    let (checks, still) = verify(run, inv, job, after).await?;
                     result.detail = format!(
                         "{}; rolled back to release {rel}: checks {}",
                         result.detail,
@@ -500,9 +408,9 @@ async fn verify<T: Transport>(
     run: &HostRun<'_, T>,
     inv: &Loaded,
     job: &RestartJob<'_>,
-    role: Role,
+    after: AfterRestart,
 ) -> Result<(Vec<CheckResult>, Option<String>), Unreachable> {
-    if role == Role::Dns {
+    if after == AfterRestart::Dns {
         let fqdn = inv.inventory.domain.fqdn();
         let expected = inv.inventory.web_address();
         let reply = dns::query(

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::schema::*;
 use crate::error::InputError;
+use crate::roles::Site;
 
 /// Files larger than this are refused before parsing: an inventory is a
 /// page of YAML, and a huge file is a mistake (or an attack on the parser).
@@ -346,25 +347,33 @@ impl Inventory {
             || self.servers_with(Role::App).any(|s| &s.name != primary)
     }
 
-    /// The order servers are provisioned in: the primary (and every
-    /// server without a dependency) first; then the replicas, which copy
-    /// it, and the app server that runs the release command (a migration
-    /// needs the database, and comes before any other app server runs the
-    /// new code); then the other app servers; then the load balancers,
-    /// which put the web servers in service.
+    /// The order servers are provisioned in: each server in the wave of
+    /// its latest role (`ServerRole::wave`): the primary and servers
+    /// without a dependency first; then the replicas, which copy it, and
+    /// the app server that runs the release command; then the other app
+    /// servers; then the load balancers, which put the web servers in
+    /// service.
     pub fn wave(&self, server: &Server) -> u8 {
-        let release_server = self.release_server().map(|s| &s.name) == Some(&server.name);
-        if server.has(Role::Db) {
-            0
-        } else if server.has(Role::Lb) {
-            3
-        } else if server.has(Role::DbReplica) || release_server {
-            1
-        } else if server.has(Role::App) {
-            2
-        } else {
-            0
+        server
+            .roles
+            .iter()
+            .map(|r| r.module().wave(self, server.name.as_str()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The units that serve these roles, each once, in role order: what
+    /// status shows, logs reads and restart restarts.
+    pub fn units(&self, roles: impl IntoIterator<Item = Role>) -> Vec<&'static str> {
+        let mut units = Vec::new();
+        for role in roles {
+            for unit in role.module().units(self) {
+                if !units.contains(&unit) {
+                    units.push(unit);
+                }
+            }
         }
+        units
     }
 
     /// The app server that runs `app.release_command`: the first one.
@@ -386,6 +395,36 @@ impl Inventory {
     }
 }
 
+impl Site for Inventory {
+    fn app_kind(&self) -> crate::app_kinds::AppKind {
+        self.app.kind
+    }
+    fn floating_address(&self) -> bool {
+        self.lb.floating_address.is_some()
+    }
+    fn db_networked(&self) -> bool {
+        Inventory::db_networked(self)
+    }
+    fn site_ports(&self) -> Vec<u16> {
+        std::iter::once(self.nginx.listen.0)
+            .chain(self.nginx.tls.as_ref().map(|t| t.listen.0))
+            .collect()
+    }
+    fn addresses_of(&self, role: Role, except: &str) -> Vec<IpAddr> {
+        self.servers_with(role)
+            .filter(|s| s.name.as_str() != except)
+            .filter_map(Server::private_address)
+            .collect()
+    }
+    fn is_db_primary(&self, server: &str) -> bool {
+        self.db_primary().name.as_str() == server
+    }
+    fn is_release_server(&self, server: &str) -> bool {
+        self.release_server()
+            .is_some_and(|s| s.name.as_str() == server)
+    }
+}
+
 /// The first server whose `key` an earlier one has: (the earlier, it).
 fn duplicate<K: Ord>(servers: &[Server], key: impl Fn(&Server) -> K) -> Option<(&Server, &Server)> {
     let mut seen = std::collections::BTreeMap::new();
@@ -398,24 +437,8 @@ fn duplicate<K: Ord>(servers: &[Server], key: impl Fn(&Server) -> K) -> Option<(
 fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
     let servers = &inv.servers.0;
     let entry = |s: &Server| format!("name: {}", s.name);
-    // Roles that cannot be combined on one server, and why.
-    type Broken = fn(&Server) -> bool;
-    let combinations: [(Broken, &str); 3] = [
-        (
-            |s| s.has(Role::Web) != s.has(Role::App),
-            "the web and app roles run together (nginx reaches the app by a unix socket); give it both",
-        ),
-        (
-            |s| s.has(Role::Lb) && s.has(Role::Web),
-            "the lb and web roles both serve port 80; put the load balancer on a server of its own",
-        ),
-        (
-            |s| s.has(Role::Db) && s.has(Role::DbReplica),
-            "the db and db_replica roles cannot share a server: a replica copies the primary from another server",
-        ),
-    ];
     for s in servers {
-        if let Some((_, why)) = combinations.iter().find(|(broken, _)| broken(s)) {
+        if let Some(why) = broken_combination(s) {
             return Err((entry(s), format!("server `{}`: {why}", s.name)));
         }
         // Servers reach each other only when there are several.
@@ -516,6 +539,21 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// Why a server's roles cannot go together, if they cannot: first a
+/// role another excludes, then one another requires (each role says which).
+fn broken_combination(s: &Server) -> Option<&'static str> {
+    let roles = || s.roles.iter().map(|r| r.module());
+    roles()
+        .flat_map(|m| m.excludes())
+        .find(|(other, _)| s.has(*other))
+        .or_else(|| {
+            roles()
+                .flat_map(|m| m.requires())
+                .find(|(other, _)| !s.has(*other))
+        })
+        .map(|(_, why)| *why)
 }
 
 fn subnet(ip: std::net::Ipv4Addr, prefix: u8) -> std::net::Ipv4Addr {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::values::*;
 pub use crate::app_kinds::AppKind;
+pub use crate::roles::Role;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -277,34 +278,6 @@ impl Server {
 
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Web,
-    App,
-    /// The MariaDB primary.
-    Db,
-    /// A MariaDB replica of the primary (GTID replication, read only).
-    #[serde(rename = "db_replica")]
-    DbReplica,
-    Dns,
-    /// HAProxy in front of the web servers.
-    Lb,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Web => "web",
-            Role::App => "app",
-            Role::Db => "db",
-            Role::DbReplica => "db_replica",
-            Role::Dns => "dns",
-            Role::Lb => "lb",
-        }
     }
 }
 

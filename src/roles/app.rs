@@ -1,0 +1,51 @@
+//! `app`: the application server of the inventory's `app.kind`, running
+//! the live release.
+
+use super::{AfterRestart, Recipe, RestartMethod, Role, ServerRole, Site};
+use crate::shell::quote;
+
+pub const NAME: &str = "app";
+
+pub struct App;
+
+impl ServerRole for App {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn units(&self, site: &dyn Site) -> Vec<&'static str> {
+        vec![site.app_kind().unit()]
+    }
+    fn restart(&self, site: &dyn Site, unit: &str) -> Recipe {
+        let reload = site.app_kind().server().reload();
+        Recipe {
+            method: if reload.phased {
+                RestartMethod::PhasedRestart
+            } else {
+                RestartMethod::GracefulReload
+            },
+            how: reload.how,
+            script: format!("systemctl reload {}", quote(unit)),
+            after: AfterRestart::ChecksElseRollBack,
+        }
+    }
+    fn restart_order(&self) -> u8 {
+        2
+    }
+    /// The release command (a migration) needs the database, and runs
+    /// before any other app server runs the new code.
+    fn wave(&self, site: &dyn Site, server: &str) -> u8 {
+        if site.is_db_primary(server) {
+            0
+        } else if site.is_release_server(server) {
+            1
+        } else {
+            2
+        }
+    }
+    fn requires(&self) -> &'static [(Role, &'static str)] {
+        &[(
+            Role::Web,
+            "the web and app roles run together (nginx reaches the app by a unix socket); give it both",
+        )]
+    }
+}

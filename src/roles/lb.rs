@@ -1,0 +1,49 @@
+//! `lb`: HAProxy in front of the web servers, and keepalived sharing the
+//! floating address between the load balancers when there is one.
+
+use super::{checked_reload, Opening, Recipe, Role, ServerRole, Site};
+
+pub const NAME: &str = "lb";
+
+pub struct Lb;
+
+impl ServerRole for Lb {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn units(&self, site: &dyn Site) -> Vec<&'static str> {
+        if site.floating_address() {
+            vec!["haproxy", "keepalived"]
+        } else {
+            vec!["haproxy"]
+        }
+    }
+    /// The master starts new workers on the same sockets; the old ones
+    /// finish their requests (idle-close-on-response).
+    fn restart(&self, _: &dyn Site, unit: &str) -> Recipe {
+        checked_reload(
+            "haproxy -c -q -f /etc/haproxy/haproxy.cfg",
+            "haproxy -c, then seamless reload",
+            unit,
+        )
+    }
+    fn restart_order(&self) -> u8 {
+        0
+    }
+    fn ports(&self, site: &dyn Site, _: &str) -> Vec<Opening> {
+        site.site_ports()
+            .into_iter()
+            .map(|p| Opening::anyone(p, "tcp"))
+            .collect()
+    }
+    /// It puts the web servers in service: they come first.
+    fn wave(&self, _: &dyn Site, _: &str) -> u8 {
+        3
+    }
+    fn excludes(&self) -> &'static [(Role, &'static str)] {
+        &[(
+            Role::Web,
+            "the lb and web roles both serve port 80; put the load balancer on a server of its own",
+        )]
+    }
+}

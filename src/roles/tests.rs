@@ -1,0 +1,132 @@
+use std::net::IpAddr;
+
+use super::*;
+
+/// A site of one server per role, named after the role.
+struct FakeSite {
+    networked: bool,
+    floating: bool,
+}
+
+impl Site for FakeSite {
+    fn app_kind(&self) -> AppKind {
+        AppKind::Puma
+    }
+    fn floating_address(&self) -> bool {
+        self.floating
+    }
+    fn db_networked(&self) -> bool {
+        self.networked
+    }
+    fn site_ports(&self) -> Vec<u16> {
+        vec![80, 443]
+    }
+    fn addresses_of(&self, role: Role, except: &str) -> Vec<IpAddr> {
+        let i = Role::ALL.iter().position(|r| *r == role).unwrap() as u8;
+        (role.name() != except)
+            .then(|| IpAddr::from([10, 0, 0, 10 + i]))
+            .into_iter()
+            .collect()
+    }
+    fn is_db_primary(&self, server: &str) -> bool {
+        server == "db"
+    }
+    fn is_release_server(&self, server: &str) -> bool {
+        server == "app"
+    }
+}
+
+const SITE: FakeSite = FakeSite {
+    networked: true,
+    floating: true,
+};
+
+#[test]
+fn names_parse_back_and_the_test_role_is_registered() {
+    for role in Role::ALL {
+        assert_eq!(Role::parse(role.name()), Some(*role));
+        let yaml: Role = serde_yaml::from_str(role.name()).unwrap();
+        assert_eq!(yaml, *role);
+    }
+    // What restart and logs offer comes from the registry alone.
+    assert_eq!(Role::groups(), ["web", "app", "db", "dns", "lb", "fixture"]);
+    assert_eq!(Role::of_group("fixture"), [Role::Fixture]);
+    let err = serde_yaml::from_str::<Role>("dsn").unwrap_err().to_string();
+    assert!(err.contains("unknown variant `dsn`"), "{err}");
+    assert!(err.contains("`fixture`"), "{err}");
+}
+
+#[test]
+fn units_follow_the_site() {
+    assert_eq!(Role::App.module().units(&SITE), ["foobar-puma"]);
+    assert_eq!(Role::Lb.module().units(&SITE), ["haproxy", "keepalived"]);
+    let no_floating = FakeSite {
+        networked: true,
+        floating: false,
+    };
+    assert_eq!(Role::Lb.module().units(&no_floating), ["haproxy"]);
+}
+
+#[test]
+fn restart_recipes_and_their_checks() {
+    let app = Role::App.module().restart(&SITE, "foobar-puma");
+    assert_eq!(app.method, RestartMethod::PhasedRestart);
+    assert_eq!(app.after, AfterRestart::ChecksElseRollBack);
+    assert_eq!(app.script, "systemctl reload foobar-puma");
+    let dns = Role::Dns.module().restart(&SITE, "named");
+    assert_eq!(dns.after, AfterRestart::Dns);
+    assert!(dns.script.starts_with("named-checkconf -z >&2 && "));
+    let db = Role::Db.module().restart(&SITE, "mariadb");
+    assert_eq!(db.method, RestartMethod::RestartBehindMaintenancePage);
+    assert!(db.script.starts_with(&maintenance_up()), "{}", db.script);
+    assert!(db.script.ends_with(&format!("rm -f {RESTART_FLAG}\n")));
+    // Every role has an order of its own in `restart all`.
+    let mut orders: Vec<u8> = Role::ALL
+        .iter()
+        .map(|r| r.module().restart_order())
+        .collect();
+    orders.sort();
+    orders.dedup();
+    assert_eq!(orders.len(), Role::ALL.len());
+}
+
+#[test]
+fn ports_and_who_may_reach_them() {
+    let db = Role::Db.module().ports(&SITE, "db");
+    assert_eq!(db.len(), 1);
+    assert_eq!((db[0].port, db[0].protocol), (3306, "tcp"));
+    assert_eq!(
+        db[0].from.as_deref(),
+        Some(&["10.0.0.11".parse().unwrap(), "10.0.0.13".parse().unwrap()][..]),
+        "the app servers and the replicas only"
+    );
+    let local = FakeSite {
+        networked: false,
+        floating: false,
+    };
+    assert!(Role::Db.module().ports(&local, "db").is_empty());
+    assert_eq!(Role::Web.module().ports(&SITE, "web").len(), 2);
+    assert_eq!(Role::Fixture.module().ports(&SITE, "fixture")[0].port, 7000);
+}
+
+#[test]
+fn waves_and_combinations() {
+    assert_eq!(Role::App.module().wave(&SITE, "app"), 1);
+    assert_eq!(Role::App.module().wave(&SITE, "web2"), 2);
+    assert_eq!(
+        Role::App.module().wave(&SITE, "db"),
+        0,
+        "beside the database"
+    );
+    assert_eq!(Role::Lb.module().wave(&SITE, "lb"), 3);
+    assert!(Role::Lb
+        .module()
+        .excludes()
+        .iter()
+        .any(|(r, _)| *r == Role::Web));
+    assert!(Role::Web
+        .module()
+        .requires()
+        .iter()
+        .any(|(r, _)| *r == Role::App));
+}

@@ -1,0 +1,36 @@
+//! `web`: nginx, serving the release's static files and passing the rest
+//! to the app server on the same server.
+
+use super::{checked_reload, Opening, Recipe, Role, ServerRole, Site};
+
+pub const NAME: &str = "web";
+
+pub struct Web;
+
+impl ServerRole for Web {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn units(&self, _: &dyn Site) -> Vec<&'static str> {
+        vec!["nginx"]
+    }
+    fn restart(&self, _: &dyn Site, unit: &str) -> Recipe {
+        // Old workers finish their requests; a bad config never loads.
+        checked_reload("nginx -t", "nginx -t, then reload", unit)
+    }
+    fn restart_order(&self) -> u8 {
+        1
+    }
+    fn ports(&self, site: &dyn Site, _: &str) -> Vec<Opening> {
+        site.site_ports()
+            .into_iter()
+            .map(|p| Opening::anyone(p, "tcp"))
+            .collect()
+    }
+    fn requires(&self) -> &'static [(Role, &'static str)] {
+        &[(
+            Role::App,
+            "the web and app roles run together (nginx reaches the app by a unix socket); give it both",
+        )]
+    }
+}
