@@ -10,6 +10,7 @@ pub(crate) mod checks;
 pub mod cli;
 pub(crate) mod commands;
 pub(crate) mod diagram;
+pub mod digest;
 pub(crate) mod engine;
 pub mod error;
 pub mod facts;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::inventory::Role;
+use crate::project::{PlaybookSource, Project};
 use crate::steps::StepArgs;
 
 const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
@@ -136,6 +137,17 @@ fn ok_status() -> u16 {
 pub struct Loaded {
     pub path: PathBuf,
     pub playbook: Playbook,
+}
+
+/// The project's playbook, or the built-in one.
+pub fn of_project(project: &Project) -> Result<Loaded, InputError> {
+    match project.playbook() {
+        PlaybookSource::File(path) => load(&path),
+        PlaybookSource::BuiltIn { path, text } => Ok(Loaded {
+            playbook: parse(&path, text)?,
+            path,
+        }),
+    }
 }
 
 pub fn load(path: &Path) -> Result<Loaded, InputError> {

@@ -1,4 +1,5 @@
-//! Where the playbook and the templates come from: built into the binary,
+//! Where the playbook and the templates come from (files only: parsing
+//! them is the playbook's and the renderer's): built into the binary,
 //! so that foobar works from any folder (and from `cargo install`), and a
 //! project folder that overrides them file by file — a user changes one
 //! template without copying the rest.
@@ -7,13 +8,19 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{include_dir, Dir};
 
-use crate::error::InputError;
-use crate::playbook;
-
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 const PLAYBOOK: &str = include_str!("../playbooks/provision.yml");
 /// What a built-in file is called in messages.
 const BUILT_IN: &str = "(built-in)";
+
+/// Where the playbook comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaybookSource {
+    /// A file of the project, read when loaded.
+    File(PathBuf),
+    /// Built into the binary; `path` names it in messages.
+    BuiltIn { path: PathBuf, text: &'static str },
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Project {
@@ -53,18 +60,15 @@ impl Project {
             .filter(|p| p.is_file())
     }
 
-    /// The playbook: the project's `playbooks/provision.yml`, or the
-    /// built-in one.
-    pub fn playbook(&self) -> Result<playbook::Loaded, InputError> {
+    /// The playbook's text and where it comes from: the project's
+    /// `playbooks/provision.yml`, or the built-in one.
+    pub fn playbook(&self) -> PlaybookSource {
         match self.file("playbooks/provision.yml") {
-            Some(path) => playbook::load(&path),
-            None => {
-                let path = Path::new(BUILT_IN).join("playbooks/provision.yml");
-                Ok(playbook::Loaded {
-                    playbook: playbook::parse(&path, PLAYBOOK)?,
-                    path,
-                })
-            }
+            Some(path) => PlaybookSource::File(path),
+            None => PlaybookSource::BuiltIn {
+                path: Path::new(BUILT_IN).join("playbooks/provision.yml"),
+                text: PLAYBOOK,
+            },
         }
     }
 
@@ -98,8 +102,9 @@ mod tests {
     #[test]
     fn built_in_files_match_the_project_and_a_project_file_overrides_one() {
         let built_in = Project::built_in();
-        let pb = built_in.playbook().unwrap();
-        assert!(pb.path.starts_with(BUILT_IN));
+        assert!(
+            matches!(built_in.playbook(), PlaybookSource::BuiltIn { path, .. } if path.starts_with(BUILT_IN))
+        );
         let (path, text) = built_in.template("nginx/site.conf.j2").unwrap();
         assert!(path.starts_with(BUILT_IN));
         assert_eq!(
@@ -114,7 +119,7 @@ mod tests {
         assert_eq!(p.template("nginx/site.conf.j2").unwrap().1, "mine\n");
         // The rest still comes from the binary.
         assert!(p.template("bind/zone.j2").unwrap().0.starts_with(BUILT_IN));
-        assert!(p.playbook().unwrap().path.starts_with(BUILT_IN));
+        assert!(matches!(p.playbook(), PlaybookSource::BuiltIn { .. }));
         assert!(p.template("nope.j2").is_none());
     }
 }

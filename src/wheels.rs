@@ -69,7 +69,7 @@ fn cache_dir() -> PathBuf {
 pub fn resolve(requirements: &Path) -> Result<Vec<Wheel>, InputError> {
     let text = std::fs::read_to_string(requirements)
         .map_err(|e| InputError::new(requirements, format!("cannot read: {e}")))?;
-    let key = crate::steps::sha256_hex(format!("{TARGET}\n{text}").as_bytes());
+    let key = crate::digest::sha256_hex(format!("{TARGET}\n{text}").as_bytes());
     let cache = cache_dir();
     let index = cache.join("resolved").join(format!("{key}.txt"));
     if let Some(wheels) = read_index(&cache, &index) {
@@ -124,7 +124,7 @@ pub fn resolve(requirements: &Path) -> Result<Vec<Wheel>, InputError> {
             ));
         }
         let data = std::fs::read(download.path().join(&name)).map_err(fail)?;
-        let sha = crate::steps::sha256_hex(&data);
+        let sha = crate::digest::sha256_hex(&data);
         std::fs::rename(download.path().join(&name), files.join(&name)).map_err(fail)?;
         lines.push(format!("{sha} {name}"));
     }

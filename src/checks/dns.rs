@@ -167,6 +167,23 @@ pub fn judge(kind: ServerKind, expected: IpAddr, reply: &Result<Reply, QueryErro
     Verdict::Match
 }
 
+/// Asks one server for `name` (`expected`'s record type) and judges the
+/// answer: what dns-check, status and a DNS restart's check all do.
+pub async fn ask(
+    server: SocketAddr,
+    kind: ServerKind,
+    name: &str,
+    expected: IpAddr,
+    timeout: Duration,
+) -> (Verdict, Option<Reply>) {
+    let recursion = kind == ServerKind::Resolver;
+    let reply = query(server, name, record_type(expected), recursion, timeout).await;
+    (judge(kind, expected, &reply), reply.ok())
+}
+
+/// How long status and a restart's check wait for a nameserver.
+pub const NAMESERVER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// When authoritative nameservers report different SOA serials, says so.
 pub fn serials_disagree(serials: &[(String, Option<u32>)]) -> Option<String> {
     let distinct: BTreeSet<u32> = serials.iter().filter_map(|(_, s)| *s).collect();

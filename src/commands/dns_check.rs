@@ -141,7 +141,7 @@ async fn check_once(
         let answers = futures_util::future::join_all(
             names
                 .iter()
-                .map(|n| dns::query(t.address, n, dns::record_type(expected), recursion, timeout)),
+                .map(|n| dns::ask(t.address, t.kind, n, expected, timeout)),
         );
         let soa = dns::query(t.address, zone, RecordType::SOA, recursion, timeout);
         // Resolvers are also asked for the zone's NS set.
@@ -165,14 +165,14 @@ async fn check_once(
         .map(|t| t.label.clone())
         .collect();
     for (t, answers, soa, ns) in results {
-        for (name, reply) in names.iter().zip(answers) {
+        for (name, (verdict, reply)) in names.iter().zip(answers) {
             rows.push(Row {
                 server: t.label.clone(),
                 address: t.address,
                 kind: t.kind,
                 name: name.clone(),
-                verdict: dns::judge(t.kind, expected, &reply),
-                reply: reply.ok(),
+                verdict,
+                reply,
             });
         }
         match t.kind {

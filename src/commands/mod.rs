@@ -40,7 +40,7 @@ impl Input {
     fn load(g: &Global) -> anyhow::Result<Self> {
         let inv = inventory::load(&g.inventory)?;
         let project = Project::discover(g.project.as_deref());
-        let pb = project.playbook()?;
+        let pb = playbook::of_project(&project)?;
         let secrets = Secrets::resolve(&inv)?;
         Ok(Self {
             inv,

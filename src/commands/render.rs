@@ -24,7 +24,7 @@ pub struct RenderArgs {
 pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
     let project = Project::discover(g.project.as_deref());
-    let pb = project.playbook()?;
+    let pb = crate::playbook::of_project(&project)?;
     let renderer = Renderer::new(&project);
     // Secrets are checked as provision checks them, and never shown.
     let secrets = Secrets::checked_masked(&inv)?;

@@ -66,7 +66,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
     let selected = g.limit(&inv)?;
     let project = Project::discover(g.project.as_deref());
-    let pb = project.playbook()?;
+    let pb = crate::playbook::of_project(&project)?;
     let renderer = Renderer::new(&project);
     let now = args.now.unwrap_or_else(Timestamp::now);
     let out = progress::reporter(g.verbosity());

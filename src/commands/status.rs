@@ -3,8 +3,6 @@
 //! since when, memory), the live release, disk free, pending handlers,
 //! the lock, the maintenance page. Exit 0 only when all is healthy.
 
-use std::time::Duration;
-
 use clap::Args;
 use serde::Serialize;
 
@@ -76,18 +74,18 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
         |(name, ip)| {
             let fqdn = fqdn.clone();
             async move {
-                let reply = dns::query(
+                let (verdict, _) = dns::ask(
                     (ip, 53).into(),
+                    ServerKind::Authoritative,
                     &fqdn,
-                    dns::record_type(expected),
-                    false,
-                    Duration::from_secs(2),
+                    expected,
+                    dns::NAMESERVER_TIMEOUT,
                 )
                 .await;
                 DnsAnswer {
                     nameserver: name,
                     name: fqdn,
-                    verdict: dns::judge(ServerKind::Authoritative, expected, &reply),
+                    verdict,
                 }
             }
         },

@@ -442,6 +442,21 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
     status
 }
 
+/// Points `current` at the newest other release and restarts the app
+/// (a reload would keep the failing workers' imports). Returns the release.
+pub(super) async fn roll_back_release<T: Transport>(
+    run: &HostRun<'_, T>,
+    root: &str,
+    service: &str,
+) -> Result<Option<String>, Unreachable> {
+    let restart = format!("systemctl restart {}", quote(service));
+    let out = run.run(&switch_script(root, None, &restart), None).await?;
+    Ok(match parse_switch(&out.stdout_text()) {
+        Switch::Switched { to, .. } => Some(to),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

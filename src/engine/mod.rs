@@ -17,14 +17,18 @@ pub mod app;
 pub mod certs;
 mod host;
 pub mod lock;
+mod maintenance;
 mod pool;
 mod provision;
 mod restart;
+mod rolling;
 
 pub use host::HostResult;
 pub use lock::{Claim, Locked};
+pub use maintenance::{maintenance, MaintenanceSwitch};
 pub use provision::{provision, run_checks, HostOutcome, ProvisionJob, ProvisionOptions};
-pub use restart::{maintenance, restart, MaintenanceSwitch, RestartJob, Rolling, ServiceResult};
+pub use restart::{RestartJob, ServiceResult};
+pub use rolling::{restart, Rolling};
 
 /// sshd's default MaxStartups (10:30:100) starts refusing unauthenticated
 /// connections past 10 at once: stay under it.

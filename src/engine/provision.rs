@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use super::app::roll_back_release;
 use super::app::AppLayout;
 use super::host::{HostResult, HostRun, StepResult};
 use super::lock::{self, Claim, Locked};
-use super::restart::roll_back_release;
 use super::{Engine, HostFailure};
 use crate::checks::{replication, CheckResult, Checks};
 use crate::plan::{self, Planned};

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+
+pub use crate::digest::sha256_hex;
 
 use crate::shell::quote;
 
@@ -208,13 +210,6 @@ pub fn verify_upload(file: &str, what: &str, content: &[u8]) -> String {
         "[ \"$(sha256sum < {file} | cut -d' ' -f1)\" = {} ] || {{ echo \"upload of {what} was incomplete\" >&2; exit 1; }}\n",
         sha256_hex(content)
     )
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// MariaDB's mysql_native_password hash: `*` + upper hex SHA1(SHA1(pw)).
