@@ -65,6 +65,40 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+fn json_schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{name}.json")),
+    )
+    .unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+/// Runs foobar with `args` and `--json`; the document on stdout, valid
+/// against `schemas/SCHEMA_NAME.json`.
+pub fn valid_json(args: &[&str], schema_name: &str) -> (Option<i32>, serde_json::Value) {
+    let out = foobar()
+        .args(args)
+        .arg("--json")
+        .env("FOOBAR_DB_PASSWORD", "a-long-enough-password")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let validator = json_schema(schema_name);
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{args:?} against {schema_name}: {errors:?}\n{doc:#}"
+    );
+    assert_eq!(doc["schema_version"], 1);
+    (out.status.code(), doc)
+}
+
 /// What a lab server's sshd has logged so far: logins accepted, and
 /// sessions started (one a command, also over a kept connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
