@@ -4,6 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
@@ -20,20 +21,6 @@ fn dns_check(inventory: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
     )
 }
 
-fn provisioned(inventory: &str) {
-    lab_up(inventory);
-    let out = foobar()
-        .args(["-i", inventory, "provision"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
 fn serial(json: &Value) -> u64 {
     json["serials"][0][1].as_u64().unwrap()
 }
@@ -41,7 +28,7 @@ fn serial(json: &Value) -> u64 {
 #[test]
 fn provisioned_record_matches_and_hand_changes_are_caught() {
     let _turn = lab_turn();
-    provisioned(LAB);
+    converged(LAB);
     let (code, json, err) = dns_check(LAB, &[]);
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["rows"].as_array().unwrap().len(), 2, "apex and www");
@@ -75,7 +62,7 @@ fn provisioned_record_matches_and_hand_changes_are_caught() {
     // --wait polls until provision (run meanwhile) puts it right.
     let waiter = std::thread::spawn(|| dns_check(LAB, &["--wait", "30"]));
     std::thread::sleep(Duration::from_secs(2));
-    provisioned(LAB);
+    converged(LAB);
     let (code, json, err) = waiter.join().unwrap();
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(json["attempts"].as_u64().unwrap() > 1, "{json}");
@@ -114,7 +101,7 @@ fn provisioned_record_matches_and_hand_changes_are_caught() {
 fn two_nameservers_with_different_serials_are_flagged() {
     let _turn = lab_turn();
     const PAIR: &str = "tests/fixtures/lab-pair.yml";
-    provisioned(PAIR);
+    converged(PAIR);
     let (code, json, err) = dns_check(PAIR, &[]);
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(

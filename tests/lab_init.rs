@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::lab::*;
 use common::*;
 
 fn init(args: &[&str]) -> std::process::Output {

@@ -5,12 +5,13 @@
 
 mod common;
 
+use common::lab::*;
 use common::*;
 
 #[test]
 fn every_command_that_contacts_servers() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let (code, doc) = valid_json(&["-i", LAB, "provision"], "provision");
     assert_eq!(code, Some(0));
     let steps = doc["hosts"][0]["steps"].as_array().unwrap();

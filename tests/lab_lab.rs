@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 
+use common::lab::*;
 use common::*;
 
 const PAIR: &str = "tests/fixtures/lab-pair.yml";
