@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole interruption matrix (tests/interrupt.rs, --ignored): a first
+# The whole interruption matrix (tests/lab_interrupt.rs, --ignored): a first
 # provision of a pristine lab server interrupted at every step boundary and
 # inside every long step, by an SSH cut, a clean reboot and a kill of the
 # server; after each, the rerun must converge and a third run change
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
-cargo test --release --locked --test interrupt --no-run -q
+cargo test --release --locked --features lab --test lab_interrupt --no-run -q
 rows=$(mktemp)
 rm -f "$rows".a "$rows".b
 status=0
@@ -17,7 +17,7 @@ pids=()
 for shard in a:0 b:1; do
   lab=${shard%%:*} k=${shard##*:}
   FOOBAR_INTERRUPT_LAB=tests/fixtures/lab-matrix-$lab.yml FOOBAR_INTERRUPT_SHARD=$k/2 \
-  FOOBAR_INTERRUPT_RESULTS=$rows.$lab cargo test --release --locked --test interrupt -- \
+  FOOBAR_INTERRUPT_RESULTS=$rows.$lab cargo test --release --locked --features lab --test lab_interrupt -- \
     --ignored --nocapture a_first_provision_interrupted_at_every_moment_converges \
     > "bench/interrupt-$lab.log" 2>&1 &
   pids+=($!)

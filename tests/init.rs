@@ -1,5 +1,6 @@
-//! `foobar init`: what it writes provisions as is on the lab, and what a
-//! production inventory needs is said, not guessed.
+//! `foobar init`: what a production inventory needs is said, not guessed;
+//! what it writes loads and renders. That a lab inventory from it
+//! provisions as is: tests/lab_init.rs.
 
 mod common;
 
@@ -49,27 +50,4 @@ fn every_kind_writes_an_inventory_that_loads_and_an_app_of_its_kind() {
     let out = init(&["--domain", "shop.example"]);
     assert_eq!(out.status.code(), Some(2), "an address is needed");
     assert!(text(&out.stderr).contains("--address"));
-}
-
-#[test]
-fn a_lab_inventory_from_init_provisions_as_is() {
-    let _turn = lab_turn();
-    lab_up(LAB);
-    let dir = tempfile::tempdir().unwrap();
-    let out = init(&[
-        dir.path().to_str().unwrap(),
-        "--lab",
-        "--domain",
-        "mysite.test",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = foobar()
-        .current_dir(dir.path())
-        .args(["-i", "inventory.yml", "provision"])
-        .output()
-        .unwrap();
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(all.contains("checks: 5 passed"), "{all}");
-    assert_eq!(http_get(LAB_ADDRESS, "www.mysite.test", "/healthz").0, 200);
 }

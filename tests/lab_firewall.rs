@@ -7,30 +7,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
 const SECURE: &str = "inventory/lab-secure.yml";
 const ADDRESS: &str = "10.246.0.10";
 const SERVER: &str = "secure1";
-
-fn provision(inventory: &Path, project: Option<&Path>) -> (Option<i32>, Value, String) {
-    let mut cmd = foobar();
-    cmd.args(["-i", inventory.to_str().unwrap()]);
-    if let Some(p) = project {
-        cmd.args(["--project", p.to_str().unwrap()]);
-    }
-    let out = cmd.args(["provision", "--json"]).output().unwrap();
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        text(&out.stderr),
-    )
-}
 
 fn step<'a>(json: &'a Value, prefix: &str) -> &'a Value {
     json["hosts"][0]["steps"]
@@ -61,7 +47,7 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     // The lab's image is older than its security suite.
     on_server_ok(SECURE, SERVER, "apt-get -qq update");
     assert!(!pending_security_updates().trim().is_empty());
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(
         step(&json, "confirm firewall")["status"],
@@ -114,7 +100,7 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     );
     // A setting changed behind foobar's back is set again.
     on_server_ok(SECURE, SERVER, "sysctl -w net.ipv4.conf.all.rp_filter=0");
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(
         step(&json, "sysctl")["detail"],
@@ -147,7 +133,7 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     .unwrap();
     let inventory = project.path().join("inventory/lab-secure.yml");
     let started = Instant::now();
-    let (code, json, _) = provision(&inventory, Some(project.path()));
+    let (code, json, _) = provision(&inventory).project(project.path()).json();
     assert_eq!(code, Some(1), "{json}");
     let confirm = step(&json, "confirm firewall");
     assert_eq!(confirm["status"], "failed", "{json}");
@@ -174,7 +160,7 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     );
     assert!(on_server_ok(SECURE, SERVER, "nft list ruleset").contains("dport { 22, 53, 80, 443 }"));
     // Nothing is left pending: the shipped ruleset is what runs.
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");
 }
@@ -197,7 +183,7 @@ fn ssh_back_within(limit: Duration) -> Option<Duration> {
 fn ssh_takes_keys_only_and_a_lockout_reverts() {
     let _turn = lab_turn();
     lab_up(SECURE);
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     let effective = on_server_ok(SECURE, SERVER, "sshd -T");
     for line in [
@@ -239,7 +225,7 @@ fn ssh_takes_keys_only_and_a_lockout_reverts() {
     conf.push_str("DenyUsers root\n");
     std::fs::write(&template, conf).unwrap();
     let inventory = project.path().join("inventory/lab-secure.yml");
-    let (code, json, _) = provision(&inventory, Some(project.path()));
+    let (code, json, _) = provision(&inventory).project(project.path()).json();
     assert_eq!(code, Some(1), "{json}");
     let confirm = step(&json, "confirm sshd");
     assert_eq!(confirm["status"], "failed", "{json}");
@@ -253,7 +239,7 @@ fn ssh_takes_keys_only_and_a_lockout_reverts() {
         !on_server_ok(SECURE, SERVER, "cat /etc/ssh/sshd_config.d/60-foobar.conf")
             .contains("DenyUsers")
     );
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");
 }
@@ -264,7 +250,7 @@ fn ssh_takes_keys_only_and_a_lockout_reverts() {
 fn services_run_sandboxed_and_still_serve() {
     let _turn = lab_turn();
     lab_up(SECURE);
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["checks_failed"], 0, "{json}");
     let report = on_server_ok(SECURE, SERVER, "systemd-analyze security --no-pager");
@@ -277,7 +263,7 @@ fn services_run_sandboxed_and_still_serve() {
         SERVER,
         "systemctl reload nginx named && sleep 1 && systemctl is-active nginx named",
     );
-    let (code, json, err) = provision(Path::new(SECURE), None);
+    let (code, json, err) = provision(SECURE).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");
 }

@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
@@ -18,18 +19,6 @@ const ADDRESS: &str = "10.247.0.10";
 const SERVER: &str = "apps1";
 const ROOTS: &str = "/var/lib/foobar/lab-apps/acme/roots.pem";
 const CERT: &str = "/etc/foobar/tls/www.foobar.com.crt";
-
-fn provision(inventory: &Path) -> (Option<i32>, Value, String) {
-    let out = foobar()
-        .args(["-i", inventory.to_str().unwrap(), "provision", "--json"])
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        text(&out.stderr),
-    )
-}
 
 /// curl to the site over HTTPS, the name pinned to the lab server.
 fn curl(extra: &[&str]) -> std::process::Output {
@@ -71,7 +60,7 @@ fn a_pristine_server_to_https_then_renewals() {
         .assert()
         .success();
 
-    let (code, json, err) = provision(Path::new(HTTPS));
+    let (code, json, err) = provision(HTTPS).json();
     assert_eq!(code, Some(0), "{err}{json}");
     let cert = &json["certificate"];
     assert_eq!(cert["ok"], true, "{json}");
@@ -137,7 +126,7 @@ fn a_pristine_server_to_https_then_renewals() {
     );
 
     // Nothing to do: no new certificate.
-    let (code, json, _) = provision(Path::new(HTTPS));
+    let (code, json, _) = provision(HTTPS).json();
     assert_eq!(code, Some(0));
     assert!(json["certificate"]["renewal"].is_null(), "{json}");
     let before = serial();
@@ -153,7 +142,7 @@ fn a_pristine_server_to_https_then_renewals() {
     let mut outcome = None;
     let (requests, failed) =
         wrk_under_load(&format!("https://{ADDRESS}/healthz"), 10, false, || {
-            outcome = Some(provision(&forced))
+            outcome = Some(provision(&forced).json())
         });
     let (code, json, err) = outcome.unwrap();
     assert_eq!(code, Some(0), "{err}{json}");
@@ -183,7 +172,7 @@ fn a_pristine_server_to_https_then_renewals() {
         .unwrap()
         .replace("      email:", "      renew_days: 3650\n      email:");
     std::fs::write(&unreachable, text).unwrap();
-    let (code, json, _) = provision(&unreachable);
+    let (code, json, _) = provision(&unreachable).json();
     assert_eq!(code, Some(1), "{json}");
     assert_eq!(json["certificate"]["ok"], false, "{json}");
     assert!(json["certificate"]["detail"]
@@ -218,7 +207,7 @@ fn a_pristine_server_to_https_then_renewals() {
         .success());
     std::thread::sleep(std::time::Duration::from_millis(500));
     foobar().args(["-i", HTTPS, "lab", "up"]).assert().success();
-    let (code, json, err) = provision(Path::new(HTTPS));
+    let (code, json, err) = provision(HTTPS).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(
         json["certificate"]["renewal"]

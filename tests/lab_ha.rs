@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
@@ -20,7 +21,7 @@ const SERVERS: [&str; 7] = ["lb1", "lb2", "web1", "web2", "web3", "db1", "db2"];
 const WEBS: [&str; 3] = ["web1", "web2", "web3"];
 
 /// The HA lab provisioned once per test binary, from pristine servers.
-fn provisioned() {
+fn ha_lab_ready() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
         lab_up(HA);
@@ -30,7 +31,7 @@ fn provisioned() {
                 .assert()
                 .success();
         }
-        let (code, json, err) = provision_json(HA, &[]);
+        let (code, json, err) = provision(HA).json();
         assert_eq!(code, Some(0), "{err}{json}");
     });
 }
@@ -155,8 +156,8 @@ fn restart(args: &[&str]) -> (Option<i32>, Value, String) {
 #[test]
 fn ha_stack_converges_and_every_hop_answers() {
     let _turn = lab_turn();
-    provisioned();
-    let (code, json, err) = provision_json(HA, &[]);
+    ha_lab_ready();
+    let (code, json, err) = provision(HA).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(
         json["totals"]["changed"], 0,
@@ -252,7 +253,7 @@ fn ha_stack_converges_and_every_hop_answers() {
 #[test]
 fn rolling_restarts_drop_no_request() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     for target in ["app", "web", "lb"] {
         let load = Load::start(4);
         thread::sleep(Duration::from_millis(500));
@@ -284,7 +285,7 @@ fn rolling_restarts_drop_no_request() {
 #[test]
 fn a_primary_restart_shows_the_maintenance_page_on_every_web_server() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let load = Load::start(4);
     let (code, json, err) = restart(&["db"]);
     let pages = load.maintenance_pages();
@@ -300,14 +301,14 @@ fn a_primary_restart_shows_the_maintenance_page_on_every_web_server() {
         let flag = on_server(HA, web, "test -e /var/lib/foobar/maintenance/restarting");
         assert!(!flag.status.success(), "the page is gone again on {web}");
     }
-    let (code, json, err) = provision_json(HA, &["--limit", "db2"]);
+    let (code, json, err) = provision(HA).args(&["--limit", "db2"]).json();
     assert_eq!(code, Some(0), "replication is back: {err}{json}");
 }
 
 #[test]
 fn a_web_server_that_fails_its_restart_stays_out_and_stops_the_roll() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     // web2's nginx config breaks: `nginx -t` refuses the reload.
     on_server_ok(
         HA,
@@ -350,7 +351,7 @@ fn a_web_server_that_fails_its_restart_stays_out_and_stops_the_roll() {
     );
     assert_eq!(state_at("lb1", "web2"), "DRAIN");
     // Provision mends the config; the next roll puts web2 back.
-    let (code, json, err) = provision_json(HA, &["--limit", "web2"]);
+    let (code, json, err) = provision(HA).args(&["--limit", "web2"]).json();
     assert_eq!(code, Some(0), "{err}{json}");
     let (code, json, err) = restart(&["web"]);
     assert_eq!(code, Some(0), "{err}{json}");
@@ -360,7 +361,7 @@ fn a_web_server_that_fails_its_restart_stays_out_and_stops_the_roll() {
 #[test]
 fn a_killed_web_server_leaves_the_pool_and_comes_back() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let load = Load::start(4);
     thread::sleep(Duration::from_millis(500));
     foobar()
@@ -384,7 +385,7 @@ fn a_killed_web_server_leaves_the_pool_and_comes_back() {
 #[test]
 fn the_floating_address_moves_when_its_load_balancer_dies() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let holds = |lb: &str| {
         on_server(HA, lb, "ip -4 -o addr show dev eth0")
             .status
@@ -424,7 +425,7 @@ fn the_floating_address_moves_when_its_load_balancer_dies() {
     );
     // Back up, the old holder waits as the standby: no move, no reset.
     foobar().args(["-i", HA, "lab", "up"]).assert().success();
-    let (code, json, err) = provision_json(HA, &["--limit", holder]);
+    let (code, json, err) = provision(HA).args(&["--limit", holder]).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert!(holds(other) && !holds(holder));
 }
@@ -432,7 +433,7 @@ fn the_floating_address_moves_when_its_load_balancer_dies() {
 #[test]
 fn limit_works_on_every_command_that_contacts_servers() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     for cmd in [
         &["restart", "app", "--force"][..],
         &["maintenance", "status"],
@@ -488,7 +489,7 @@ fn limit_works_on_every_command_that_contacts_servers() {
 #[test]
 fn a_deploy_and_a_rollback_drop_no_request() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     copy_tree(&root.join("apps/python"), &dir.path().join("app"));
@@ -571,7 +572,7 @@ fn a_deploy_and_a_rollback_drop_no_request() {
 #[test]
 fn each_server_opens_only_what_its_roles_serve() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let reach = |from: &str| {
         on_server(
             HA,
@@ -619,7 +620,7 @@ fn each_server_opens_only_what_its_roles_serve() {
 #[test]
 fn https_passes_through_the_load_balancers() {
     let _turn = lab_turn();
-    provisioned();
+    ha_lab_ready();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.yml");
@@ -633,7 +634,7 @@ fn https_passes_through_the_load_balancers() {
         );
     std::fs::write(&inventory, yaml).unwrap();
     let https = inventory.to_str().unwrap();
-    let (code, json, err) = provision_json(https, &[]);
+    let (code, json, err) = provision(https).json();
     assert_eq!(code, Some(0), "{err}{json}");
 
     let serials: std::collections::BTreeSet<String> = WEBS
@@ -688,7 +689,7 @@ fn https_passes_through_the_load_balancers() {
     assert!(requests > 50, "only {requests} requests");
     assert_eq!(failed, 0, "{failed} of {requests} failed");
 
-    let (code, json, err) = provision_json(HA, &[]);
+    let (code, json, err) = provision(HA).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(get("/healthz").map(|(status, _)| status), Ok(200));
 }

@@ -17,6 +17,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 
 /// The lab the cases run on: its inventory (`FOOBAR_INTERRUPT_LAB`, for
@@ -155,15 +156,6 @@ fn back_up(how: How) -> Result<(), String> {
     Ok(())
 }
 
-fn provision_json() -> (Option<i32>, serde_json::Value, String) {
-    let out = foobar()
-        .args(["-i", inv(), "provision", "--json"])
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code(), json, text(&out.stderr))
-}
-
 /// Interrupts a first provision at `m` by `how`; Err says what went wrong
 /// after it.
 fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
@@ -187,7 +179,7 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
         eprintln!("{} / {}: the run finished first", m.name, how.name());
     }
     back_up(how)?;
-    let (code, json, err) = provision_json();
+    let (code, json, err) = provision(inv()).json();
     if code != Some(0) {
         return Err(format!(
             "the rerun exited {code:?}: {}\n{err}\nfirst run's last lines:\n{}",
@@ -198,7 +190,7 @@ fn interrupted_run_converges(m: &Moment, how: How) -> Result<(), String> {
     if json["totals"]["checks_failed"] != 0 || json["totals"]["checks_passed"] == 0 {
         return Err(format!("checks after the rerun: {}", json["checks"]));
     }
-    let (code, json, err) = provision_json();
+    let (code, json, err) = provision(inv()).json();
     if code != Some(0) || json["totals"]["changed"] != 0 {
         return Err(format!(
             "the third run changed {} (exit {code:?}): {err}",
@@ -426,7 +418,7 @@ fn kill_during(args: &[&str], line: &str) {
 fn rows_written_before_an_abrupt_kill_survive_it() {
     let _turn = lab_turn();
     pristine_server();
-    let (code, _, err) = provision_json();
+    let (code, _, err) = provision(inv()).json();
     assert_eq!(code, Some(0), "{err}");
     let sql = "CREATE TABLE foobar.ledger (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40)); \
                INSERT INTO foobar.ledger (note) SELECT CONCAT('row ', seq) FROM seq_1_to_500;";
@@ -457,7 +449,7 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
         &["-i", inv(), "restart", "db", "--force"],
         "systemctl restart mariadb",
     );
-    let (code, _, err) = provision_json();
+    let (code, _, err) = provision(inv()).json();
     assert_eq!(code, Some(0), "after restart db: {err}");
     kept("after restart db");
 
@@ -516,7 +508,7 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
     // Moved aside, never deleted.
     let aside = on_cut_server("ls -d /var/lib/mysql.interrupted-*");
     assert!(aside.status.success(), "{}", text(&aside.stderr));
-    let (code, json, err) = provision_json();
+    let (code, json, err) = provision(inv()).json();
     assert_eq!(
         (code, json["totals"]["changed"].as_u64()),
         (Some(0), Some(0)),
@@ -528,7 +520,7 @@ fn mariadb_killed_during_its_first_initialisation_is_initialised_again() {
 fn a_second_provision_cut_before_its_handler_keeps_serving_and_the_rerun_runs_it() {
     let _turn = lab_turn();
     pristine_server();
-    let (code, _, err) = provision_json();
+    let (code, _, err) = provision(inv()).json();
     assert_eq!(code, Some(0), "{err}");
     let p = project_copy();
     let copy_inv = copy_inventory(p.path());

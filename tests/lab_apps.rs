@@ -10,6 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
@@ -28,20 +29,6 @@ fn pristine_apps_server() {
 
 fn on_apps(command: &str) -> String {
     on_server_ok(DJANGO, SERVER, command)
-}
-
-/// `foobar -i INVENTORY COMMAND --json ARGS`: (exit code, JSON, stderr).
-fn run_json(inventory: &Path, command: &str, args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = foobar()
-        .args(["-i", inventory.to_str().unwrap(), command, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        text(&out.stderr),
-    )
 }
 
 /// One HTTP request to the apps server with the site's Host header.
@@ -135,7 +122,7 @@ fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
 
     // A pristine server to the whole stack; every check of the inventory
     // passes (the app, its collected static files through nginx).
-    let (code, json, err) = run_json(&inv, "provision", &[]);
+    let (code, json, err) = provision(&inv).json();
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(json["totals"]["checks_failed"], 0, "{json}");
     assert_eq!(json["totals"]["checks_passed"], 5, "{json}");
@@ -312,7 +299,7 @@ fn flask_php_and_sinatra_from_pristine() {
         ),
     ] {
         pristine_apps_server();
-        let (code, json, err) = run_json(Path::new(inventory), "provision", &[]);
+        let (code, json, err) = provision(inventory).json();
         assert_eq!(code, Some(0), "{inventory}: {err}{json}");
         assert_eq!(json["totals"]["checks_failed"], 0, "{json}");
         // The page was written to the database through the app.
@@ -348,7 +335,7 @@ fn status_and_logs_read_the_live_server() {
     let _turn = lab_turn();
     lab_up(DJANGO);
     let inv = Path::new("inventory/lab-flask.yml");
-    let (code, json, err) = run_json(inv, "provision", &[]);
+    let (code, json, err) = provision(inv).json();
     assert_eq!(code, Some(0), "{err}{json}");
 
     let (code, json, err) = run_json(inv, "status", &[]);

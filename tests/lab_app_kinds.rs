@@ -5,14 +5,17 @@
 
 mod common;
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
 const PHP: &str = "inventory/lab-php.yml";
 const RUBY: &str = "inventory/lab-ruby.yml";
 
-fn provision(inventory: &str) -> Value {
-    let (code, json, err) = provision_json(inventory, &[]);
+/// Provisions `inventory`: exit 0 and the five checks passed; the JSON
+/// result.
+fn converge(inventory: &str) -> Value {
+    let (code, json, err) = provision(inventory).json();
     assert_eq!(code, Some(0), "{inventory}: {err}{json}");
     assert_eq!(json["totals"]["checks_passed"], 5, "{json}");
     json
@@ -55,9 +58,9 @@ fn each_kind_on_a_pristine_server_then_nothing_to_change() {
         (RUBY, "foobar-puma", "puma", 2.5),
     ] {
         pristine();
-        let first = provision(inventory);
+        let first = converge(inventory);
         assert!(first["totals"]["changed"].as_u64().unwrap() > 10);
-        let again = provision(inventory);
+        let again = converge(inventory);
         assert_eq!(again["totals"]["changed"], 0, "{inventory}: {again}");
         // The dynamic page reads and writes MySQL through this app server.
         let n = visits();
@@ -82,15 +85,15 @@ fn each_kind_on_a_pristine_server_then_nothing_to_change() {
         );
     }
     // Put the lab back to the default kind for the other tests.
-    provision(LAB);
+    converge(LAB);
 }
 
 #[test]
 fn switching_kinds_stops_the_old_app_server_and_frees_its_socket() {
     let _turn = lab_turn();
     lab_up(LAB);
-    provision(LAB);
-    provision(PHP);
+    converge(LAB);
+    converge(PHP);
     quiet("foobar-app");
     assert_eq!(
         on_server_ok(LAB, LAB_SERVER, "pgrep -c gunicorn || true").trim(),
@@ -107,7 +110,7 @@ fn switching_kinds_stops_the_old_app_server_and_frees_its_socket() {
         "gunicorn's socket is gone"
     );
 
-    provision(RUBY);
+    converge(RUBY);
     quiet("php8.2-fpm");
     assert_eq!(
         on_server_ok(
@@ -124,7 +127,7 @@ fn switching_kinds_stops_the_old_app_server_and_frees_its_socket() {
         "770"
     );
 
-    provision(LAB);
+    converge(LAB);
     quiet("foobar-puma");
     assert_eq!(
         on_server_ok(LAB, LAB_SERVER, "pgrep -c puma || true").trim(),
@@ -141,7 +144,7 @@ fn restart_app_is_graceful_for_each_kind() {
         (RUBY, "phased restart (USR1)"),
         (LAB, "graceful reload (HUP)"),
     ] {
-        provision(inventory);
+        converge(inventory);
         let out = foobar()
             .args(["-i", inventory, "restart", "app", "--force", "--json"])
             .output()
@@ -197,7 +200,7 @@ fn php_source_is_never_served_as_text() {
             .replace("../apps/php", code.to_str().unwrap()),
     )
     .unwrap();
-    provision(inventory.to_str().unwrap());
+    converge(inventory.to_str().unwrap());
 
     let get = |path: &str| http_get(LAB_ADDRESS, "www.foobar.com", path);
     for (path, ran) in [
@@ -235,7 +238,7 @@ fn php_source_is_never_served_as_text() {
     assert!(body.contains(r#""path": "\/no\/such\/page""#), "{body}");
     // The shipped PHP inventory: the front controller outside the static
     // root is not reachable as a file either.
-    provision(PHP);
+    converge(PHP);
     let (_, body) = get("/app.php");
     assert!(!body.contains("<?php"), "{body}");
 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 
 /// A unique secret for this run; never written in any file of the repo.
@@ -113,7 +114,7 @@ fn secrets_appear_in_no_output_log_or_local_file() {
         0o600
     );
 
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "back to the lab password: {out}");
 }
 

@@ -4,12 +4,9 @@
 
 mod common;
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
-
-fn provision(extra: &[&str]) -> (Option<i32>, Value, String) {
-    provision_json(LAB, extra)
-}
 
 #[test]
 fn pristine_server_to_every_hop_then_nothing_to_change() {
@@ -17,7 +14,7 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     pristine();
 
     // Check mode on a pristine server: changes pending, nothing changed.
-    let (code, json, err) = provision(&["--check"]);
+    let (code, json, err) = provision(LAB).args(&["--check"]).json();
     assert_eq!(code, Some(4), "{err}");
     assert!(json["totals"]["changed"].as_u64().unwrap() > 10, "{json}");
     assert_eq!(
@@ -36,7 +33,7 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     );
 
     // The real run: everything changes and every hop is proven.
-    let (code, json, err) = provision(&[]);
+    let (code, json, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}\n{json}");
     assert_eq!(json["totals"]["failed"], 0);
     assert_eq!(json["totals"]["checks_failed"], 0);
@@ -81,13 +78,13 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     );
 
     // Again: nothing changes, checks still pass.
-    let (code, json, err) = provision(&[]);
+    let (code, json, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");
     assert_eq!(json["totals"]["checks_passed"], 5);
 
     // Check mode on a converged server: nothing pending.
-    let (code, json, _) = provision(&["--check"]);
+    let (code, json, _) = provision(LAB).args(&["--check"]).json();
     assert_eq!(code, Some(0));
     assert_eq!(json["totals"]["changed"], 0);
 }
@@ -96,7 +93,7 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
 fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
     let _turn = lab_turn();
     lab_up(LAB);
-    let (code, _, err) = provision(&[]);
+    let (code, _, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}");
     // A stale default site comes back and nginx is stopped by hand, with a
     // broken extra config that keeps it from starting. The run removes the
@@ -108,7 +105,7 @@ fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
         "systemctl stop nginx && ln -s /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default && \
          echo 'this is not nginx config' > /etc/nginx/conf.d/broken.conf",
     );
-    let (code, json, _) = provision(&[]);
+    let (code, json, _) = provision(LAB).json();
     assert_eq!(code, Some(1), "{json}");
     assert!(
         json["hosts"][0]["error"]
@@ -127,7 +124,7 @@ fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
     // Fixed by hand; the next run changes no file, yet runs the handler
     // left pending, and converges.
     on_server_ok(LAB, LAB_SERVER, "rm /etc/nginx/conf.d/broken.conf");
-    let (code, json, err) = provision(&[]);
+    let (code, json, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}\n{json}");
     let steps = json["hosts"][0]["steps"].as_array().unwrap();
     assert!(
@@ -151,7 +148,7 @@ fn a_failed_run_leaves_its_handler_pending_and_the_next_run_runs_it() {
 fn diff_shows_changes_with_the_password_masked() {
     let _turn = lab_turn();
     lab_up(LAB);
-    let (code, _, err) = provision(&[]);
+    let (code, _, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}");
     on_server_ok(
         LAB,
@@ -169,7 +166,7 @@ fn diff_shows_changes_with_the_password_masked() {
     assert!(stderr.contains("+DB_PASSWORD=\"********\""), "{stderr}");
     assert!(!stderr.contains(password.trim()));
     assert!(!text(&out.stdout).contains(password.trim()));
-    let (code, _, err) = provision(&[]);
+    let (code, _, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}");
 }
 

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use foobar::steps::template::{Desired, Template, WriteFile};
 use foobar::steps::Kind;
@@ -64,7 +65,7 @@ fn old_file_untouched() {
 #[test]
 fn a_cut_upload_never_leaves_a_partial_file() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     on_server_ok(
         LAB,
         LAB_SERVER,
@@ -112,7 +113,7 @@ fn a_cut_upload_never_leaves_a_partial_file() {
     old_file_untouched();
     on_server_ok(LAB, LAB_SERVER, "rm -rf /etc/fault; sed -i '/^reload nginx$/d' /var/lib/foobar/pending-handlers; rm -rf /var/lib/foobar/backup/reload_nginx");
 
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
 }
 
@@ -126,7 +127,7 @@ fn a_killed_run_is_converged_by_the_next() {
     std::thread::sleep(Duration::from_secs(1));
     run.kill().unwrap();
     run.wait().unwrap();
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checks: 5 passed"), "{out}");
     // The killed run's lock was taken over: its process is gone.
@@ -158,7 +159,7 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checks: 5 passed"), "{out}");
 }
@@ -167,11 +168,11 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
 /// breaks the service: the run fails, `live` (the file on the server) is
 /// as it was before. Returns the run's output.
 fn broken_config_is_kept_out(template: &str, line: &str, live: &str) -> String {
-    converged();
+    converged(LAB);
     let before = on_server_ok(LAB, LAB_SERVER, &format!("cat {live}"));
     let p = project_copy();
     append(p.path(), template, line);
-    let (code, out) = provision_project(p.path(), &[]);
+    let (code, out) = provision(p.path().join(LAB)).project(p.path()).text();
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         on_server_ok(LAB, LAB_SERVER, &format!("cat {live}")),
@@ -194,7 +195,7 @@ fn an_nginx_config_that_nginx_rejects_is_never_activated() {
         "nginx's own error: {out}"
     );
     assert!(static_page_served());
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
 }
 
@@ -216,14 +217,14 @@ fn mariadb_failing_to_start_gets_its_previous_config_back() {
         "active"
     );
     assert_eq!(http_get(LAB_ADDRESS, "www.foobar.com", "/visits").0, 200);
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
 }
 
 #[test]
 fn a_full_disk_during_a_release_leaves_nothing_half_written() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let current = on_server_ok(LAB, LAB_SERVER, "readlink /srv/foobar/current");
     // A small filesystem over the release folder, holding the live release.
     on_server_ok(
@@ -234,7 +235,7 @@ fn a_full_disk_during_a_release_leaves_nothing_half_written() {
     let p = project_copy();
     let big: String = (0..40_000).map(|i| format!("{i:08}\n")).collect();
     append(p.path(), "apps/python/static/big.txt", &big);
-    let (code, out) = provision_project(p.path(), &[]);
+    let (code, out) = provision(p.path().join(LAB)).project(p.path()).text();
     on_server_ok(LAB, LAB_SERVER, "true");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("No space left on device"), "{out}");
@@ -258,9 +259,9 @@ fn a_full_disk_during_a_release_leaves_nothing_half_written() {
         LAB_SERVER,
         "umount /srv/foobar/releases && rm -rf /root/releases",
     );
-    let (code, out) = provision_project(p.path(), &[]);
+    let (code, out) = provision(p.path().join(LAB)).project(p.path()).text();
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(http_get(LAB_ADDRESS, "www.foobar.com", "/big.txt").0, 200);
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
 }

@@ -5,6 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ fn get(path: &str) -> (u16, bool, String) {
 #[test]
 fn windows_decide_and_force_overrides() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let before = ssh_contacts(LAB, LAB_SERVER);
     let (code, _, err) = restart(&["app", "--now", OUTSIDE]);
     assert_eq!(code, Some(5), "{err}");
@@ -81,7 +82,7 @@ fn windows_decide_and_force_overrides() {
 #[test]
 fn a_held_lock_refuses_restart_and_provision_until_broken() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     on_server_ok(LAB, LAB_SERVER, "mkdir /var/lib/foobar/lock && echo 'alice@laptop, foobar restart db' > /var/lib/foobar/lock/owner");
     let (code, _, err) = restart(&["app", "--force"]);
     assert_eq!(code, Some(6), "{err}");
@@ -89,7 +90,7 @@ fn a_held_lock_refuses_restart_and_provision_until_broken() {
         err.contains("locked by another foobar run (alice@laptop, foobar restart db)"),
         "{err}"
     );
-    let (code, out) = provision_lab();
+    let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(6), "{out}");
     // --check only reads: no lock needed.
     let out = foobar()
@@ -114,7 +115,7 @@ fn a_held_lock_refuses_restart_and_provision_until_broken() {
 #[test]
 fn a_failing_health_check_rolls_the_release_back() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let good = on_server_ok(LAB, LAB_SERVER, "readlink /srv/foobar/current");
     let p = project_copy();
     let app = p.path().join("apps/python/app.py");
@@ -123,7 +124,7 @@ fn a_failing_health_check_rolls_the_release_back() {
         "return _json(start_response, \"500 Internal Server Error\", {\"status\": \"broken\"})",
     );
     std::fs::write(&app, code).unwrap();
-    let (code, out) = provision_project(p.path(), &[]);
+    let (code, out) = provision(p.path().join(LAB)).project(p.path()).text();
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("check failed at the app server (gunicorn) hop"),
@@ -156,7 +157,7 @@ fn a_failing_health_check_rolls_the_release_back() {
 #[test]
 fn a_database_restart_serves_the_maintenance_page_and_static_files() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let restarting = std::thread::spawn(|| restart(&["db", "--force"]));
     let start = Instant::now();
     let (mut maintenance_seen, mut static_statuses) = (false, Vec::new());
@@ -188,7 +189,7 @@ fn a_database_restart_serves_the_maintenance_page_and_static_files() {
 #[test]
 fn maintenance_page_by_hand() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     foobar()
         .args(["-i", LAB, "maintenance", "on"])
         .assert()

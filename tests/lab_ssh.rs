@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::lab::*;
 use common::*;
 
 /// The lab inventory with its `ssh:` blocks replaced: no user, port or key.
@@ -32,7 +33,7 @@ fn bare_inventory(dir: &std::path::Path, ssh_section: &str) -> std::path::PathBu
 #[test]
 fn an_ssh_config_file_supplies_user_and_key() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("ssh_config");
     std::fs::write(
@@ -68,7 +69,7 @@ fn an_ssh_config_file_supplies_user_and_key() {
 #[test]
 fn a_user_without_passwordless_sudo_is_named_before_the_first_step() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     on_server_ok(
         LAB,
         LAB_SERVER,
@@ -110,7 +111,7 @@ fn a_user_without_passwordless_sudo_is_named_before_the_first_step() {
 #[test]
 fn a_connection_is_kept_for_the_next_run_but_never_past_a_changed_host_key() {
     let _turn = lab_turn();
-    converged();
+    converged(LAB);
     let dir = tempfile::tempdir().unwrap();
     let known = dir.path().join("known_hosts");
     std::fs::copy("/var/lib/foobar/lab/known_hosts", &known).unwrap();

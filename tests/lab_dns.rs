@@ -1,0 +1,129 @@
+//! `foobar dns-check` against real BIND on lab servers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lab::*;
+use common::*;
+use serde_json::Value;
+
+fn dns_check(inventory: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let out = foobar()
+        .args(["-i", inventory, "dns-check", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        text(&out.stderr),
+    )
+}
+
+fn serial(json: &Value) -> u64 {
+    json["serials"][0][1].as_u64().unwrap()
+}
+
+#[test]
+fn provisioned_record_matches_and_hand_changes_are_caught() {
+    let _turn = lab_turn();
+    converged(LAB);
+    let (code, json, err) = dns_check(LAB, &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["rows"].as_array().unwrap().len(), 2, "apex and www");
+    for row in json["rows"].as_array().unwrap() {
+        assert_eq!(row["reply"]["addresses"][0], LAB_ADDRESS);
+        assert_eq!(row["reply"]["authoritative"], true);
+        assert_eq!(row["reply"]["ttl"], 300);
+    }
+    let before = serial(&json);
+
+    // www changed by hand to another address and reloaded: caught.
+    on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "sed -i 's/^www IN A .*/www IN A 10.250.0.99/' /var/lib/bind/db.foobar.com && rndc reload foobar.com",
+    );
+    let (code, json, _) = dns_check(LAB, &[]);
+    assert_eq!(code, Some(1), "{json}");
+    let www = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "www.foobar.com")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        www["why"], "expected 10.250.0.10, found 10.250.0.99",
+        "{www}"
+    );
+
+    // --wait polls until provision (run meanwhile) puts it right.
+    let waiter = std::thread::spawn(|| dns_check(LAB, &["--wait", "30"]));
+    std::thread::sleep(Duration::from_secs(2));
+    converged(LAB);
+    let (code, json, err) = waiter.join().unwrap();
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(json["attempts"].as_u64().unwrap() > 1, "{json}");
+    assert!(
+        serial(&json) > before,
+        "the restored zone has a higher serial"
+    );
+    assert!(err.contains("answers disagree"), "progress is shown: {err}");
+
+    // The zone removed from BIND: the server no longer answers for it.
+    on_server_ok(LAB, LAB_SERVER, "cp /etc/bind/named.conf.local /root/ncl && : > /etc/bind/named.conf.local && rndc reconfig");
+    let (code, json, _) = dns_check(LAB, &[]);
+    assert_eq!(code, Some(1), "{json}");
+    on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "cp /root/ncl /etc/bind/named.conf.local && rndc reconfig",
+    );
+
+    // BIND stopped: exit 3, within the query timeout.
+    on_server_ok(LAB, LAB_SERVER, "systemctl stop named");
+    let start = Instant::now();
+    let (code, json, _) = dns_check(LAB, &["--timeout-ms", "1500"]);
+    assert_eq!(code, Some(3), "{json}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    on_server_ok(LAB, LAB_SERVER, "systemctl start named");
+    let (code, _, _) = dns_check(LAB, &["--wait", "10"]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn two_nameservers_with_different_serials_are_flagged() {
+    let _turn = lab_turn();
+    const PAIR: &str = "tests/fixtures/lab-pair.yml";
+    converged(PAIR);
+    let (code, json, err) = dns_check(PAIR, &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        4,
+        "two names at two nameservers"
+    );
+    // A resolver (here: ns2 asked with recursion desired) lists the same NS set.
+    let (code, json, _) = dns_check(PAIR, &["--resolver", "10.251.0.11"]);
+    assert_eq!(code, Some(0), "{json}");
+
+    on_server_ok(
+        PAIR,
+        "pair2",
+        "sed -i 's/^\\( *\\)\\([0-9]*\\) ; serial/\\1\\2 ; serial/; s/^\\( *\\)[0-9]* ; serial/\\14000000000 ; serial/' /var/lib/bind/db.foobar.test && rndc reload foobar.test",
+    );
+    let (code, json, _) = dns_check(PAIR, &[]);
+    assert_eq!(code, Some(1), "{json}");
+    let problem = json["serial_problem"].as_str().unwrap();
+    assert!(problem.contains("ns2.foobar.test: 4000000000"), "{problem}");
+    foobar()
+        .args(["-i", PAIR, "lab", "down"])
+        .assert()
+        .success();
+}
