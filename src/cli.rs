@@ -51,18 +51,25 @@ pub mod exit {
     /// Another foobar run holds the server lock.
     pub const LOCKED: u8 = 6;
 
-    /// The exit code when some servers stopped early: a lock held by
-    /// another run outranks an unreachable server.
-    pub fn for_host_failures(failures: &[&crate::engine::HostFailure]) -> Option<u8> {
-        if failures
-            .iter()
-            .any(|f| matches!(f, crate::engine::HostFailure::Locked(_)))
-        {
-            Some(LOCKED)
-        } else if failures.is_empty() {
-            None
+    /// The one rule of every command that contacts servers, when several
+    /// codes apply (README's table says the same): something failed on a
+    /// server that was reached (1) outranks a server locked by another run
+    /// (6), which outranks an unreachable server (3), which outranks
+    /// changes pending in check mode (4). A failure needs fixing whatever
+    /// else happened; a lock or an unreachable server only needs another
+    /// try.
+    pub fn of(failed: bool, stopped: &[&crate::engine::HostFailure], pending: bool) -> u8 {
+        use crate::engine::HostFailure;
+        if failed {
+            FAILED
+        } else if stopped.iter().any(|f| matches!(f, HostFailure::Locked(_))) {
+            LOCKED
+        } else if !stopped.is_empty() {
+            UNREACHABLE
+        } else if pending {
+            CHANGES_PENDING
         } else {
-            Some(UNREACHABLE)
+            OK
         }
     }
 }
@@ -384,6 +391,45 @@ fn exit_code_for(err: &anyhow::Error) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README's exit-code table: 1 over 6 over 3 over 4.
+    #[test]
+    fn one_exit_code_rule_when_several_apply() {
+        use crate::engine::{HostFailure, Locked};
+        use crate::transport::Unreachable;
+        let locked = HostFailure::Locked(Locked {
+            host: "a".into(),
+            owner: "b".into(),
+        });
+        let unreachable = HostFailure::Unreachable(Unreachable {
+            host: "c".into(),
+            message: "down".into(),
+            transient: false,
+        });
+        let both = [&unreachable, &locked];
+        assert_eq!(exit::of(true, &both, true), exit::FAILED);
+        assert_eq!(exit::of(false, &both, true), exit::LOCKED);
+        assert_eq!(exit::of(false, &[&unreachable], true), exit::UNREACHABLE);
+        assert_eq!(exit::of(false, &[], true), exit::CHANGES_PENDING);
+        assert_eq!(exit::of(false, &[], false), exit::OK);
+    }
+
+    /// Every command that contacts servers ends by the one rule.
+    #[test]
+    fn commands_decide_their_exit_code_by_the_rule() {
+        for cmd in [
+            "converged",
+            "releases",
+            "rollback",
+            "status",
+            "logs",
+            "restart",
+        ] {
+            let text = std::fs::read_to_string(format!("src/commands/{cmd}.rs")).unwrap();
+            assert!(text.contains("exit::of("), "{cmd}");
+            assert!(!text.contains("exit::FAILED"), "{cmd} decides on its own");
+        }
+    }
 
     #[test]
     fn cli_is_consistent() {

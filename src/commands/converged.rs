@@ -176,15 +176,11 @@ fn report(
     }
     let t = &summary.totals;
     let cert_failed = summary.certificate.as_ref().is_some_and(|c| !c.ok);
-    Ok(if t.failed > 0 || t.checks_failed > 0 || cert_failed {
-        exit::FAILED
-    } else if let Some(code) = exit::for_host_failures(&failures) {
-        code
-    } else if check_mode && t.changed > 0 {
-        exit::CHANGES_PENDING
-    } else {
-        exit::OK
-    })
+    Ok(exit::of(
+        t.failed > 0 || t.checks_failed > 0 || cert_failed,
+        &failures,
+        check_mode && t.changed > 0,
+    ))
 }
 
 fn print_summary(s: &Summary) {

@@ -26,13 +26,8 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
         secrets,
         renderer,
     } = &input;
-    let selected = g.limit(inv)?;
     let mut jobs = Vec::new();
-    for server in inv
-        .inventory
-        .servers_with(Role::App)
-        .filter(|s| selected(s))
-    {
+    for server in super::servers(g, inv, Some(Role::App))? {
         jobs.push(ProvisionJob {
             target: engine::ssh_target(inv, server),
             steps: resolve::resolve_tagged(renderer, pb, inv, server, secrets, Some(DEPLOY_TAG))?,

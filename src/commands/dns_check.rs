@@ -195,16 +195,16 @@ async fn check_once(
         }
     }
     let serial_problem = dns::serials_disagree(&serials);
+    // As exit::of ranks them: a wrong answer outranks a silent server.
     let result = if rows
         .iter()
-        .any(|r| matches!(r.verdict, Verdict::Unreachable(_)))
-    {
-        "unreachable"
-    } else if rows.iter().any(|r| r.verdict != Verdict::Match)
+        .any(|r| matches!(r.verdict, Verdict::Mismatch(_)))
         || serial_problem.is_some()
         || !notes.is_empty()
     {
         "mismatch"
+    } else if rows.iter().any(|r| r.verdict != Verdict::Match) {
+        "unreachable"
     } else {
         "match"
     };

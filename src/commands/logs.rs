@@ -53,9 +53,8 @@ fn parse_age(s: &str) -> Result<String, String> {
 
 pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let selected = g.limit(&inv)?;
     let mut jobs = Vec::new();
-    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+    for server in super::servers(g, &inv, None)? {
         let roles: Vec<Role> = match &args.source {
             Some(group) => Role::of_group(group)
                 .into_iter()
@@ -125,12 +124,10 @@ pub async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<u8> {
     };
     let results = app::follow(&engine, &jobs, &print, stop).await;
     let (codes, _, failures) = super::split(out.as_ref(), &results);
-    Ok(exit::for_host_failures(&failures).unwrap_or(
-        if codes.iter().any(|c| matches!(c, Some(c) if *c != 0)) {
-            exit::FAILED
-        } else {
-            exit::OK
-        },
+    Ok(exit::of(
+        codes.iter().any(|c| matches!(c, Some(c) if *c != 0)),
+        &failures,
+        false,
     ))
 }
 

@@ -4,11 +4,10 @@
 use clap::{Args, ValueEnum};
 
 use crate::cli::{exit, Global};
-use crate::engine::{self, Engine, MaintenanceSwitch};
+use crate::engine::{self, MaintenanceSwitch};
 use crate::inventory::{self, Role};
 use crate::progress;
 use crate::secrets::Secrets;
-use crate::transport::SshConnector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -25,23 +24,14 @@ pub struct MaintenanceArgs {
 
 pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let selected = g.limit(&inv)?;
-    let servers: Vec<_> = inv
-        .inventory
-        .servers_with(Role::Web)
-        .filter(|s| selected(s))
-        .collect();
+    let servers = super::servers(g, &inv, Some(Role::Web))?;
     let targets: Vec<_> = servers
         .iter()
         .map(|s| engine::ssh_target(&inv, s))
         .collect();
     let out = progress::reporter(g.verbosity());
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &Secrets::masked(),
-        forks: g.forks,
-    };
+    let secrets = Secrets::masked();
+    let engine = super::engine(g, out.as_ref(), &secrets);
     let switch = match args.switch {
         Switch::On => MaintenanceSwitch::On,
         Switch::Off => MaintenanceSwitch::Off,

@@ -1,6 +1,9 @@
-//! One module per subcommand, and what several of them share to start
-//! (load and render everything, an engine over SSH) and to end (outcomes
-//! split into results, errors to report and failures for the exit code).
+//! One module per subcommand, and what every one that contacts servers
+//! shares: to start, the input loaded and checked (`Input::load`, or the
+//! inventory alone), the servers it works on (`servers`: a role, then
+//! `--limit`) and the engine over SSH (`engine`); to end, the outcomes
+//! split into results, errors to report and failures (`split`), and the
+//! exit code by one rule (`cli::exit::of`).
 
 mod converged;
 pub mod deploy;
@@ -19,7 +22,8 @@ pub mod status;
 
 use crate::cli::Global;
 use crate::engine::{Engine, HostError, HostFailure};
-use crate::inventory::{self, Loaded};
+use crate::error::InputError;
+use crate::inventory::{self, Loaded, Role, Server};
 use crate::playbook;
 use crate::progress::{Event, Reporter};
 use crate::project::Project;
@@ -49,6 +53,24 @@ impl Input {
             renderer: Renderer::new(&project),
         })
     }
+}
+
+/// The servers a command works on: those with `role` (every server
+/// without one), narrowed by `--limit`; a name `--limit` gives that the
+/// inventory lacks is bad input.
+fn servers<'i>(
+    g: &Global,
+    inv: &'i Loaded,
+    role: Option<Role>,
+) -> Result<Vec<&'i Server>, InputError> {
+    let selected = g.limit(inv)?;
+    Ok(inv
+        .inventory
+        .servers
+        .0
+        .iter()
+        .filter(|s| role.is_none_or(|r| s.has(r)) && selected(s))
+        .collect())
 }
 
 /// The engine over SSH, with the global options.

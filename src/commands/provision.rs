@@ -24,14 +24,13 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         secrets,
         renderer,
     } = &input;
-    let selected = g.limit(inv)?;
     let mut certs = acme_job(inv).map(|job| CertPhase {
         job,
         web: Vec::new(),
         deferred: Vec::new(),
     });
     let mut jobs = Vec::new();
-    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+    for server in super::servers(g, inv, None)? {
         let target = engine::ssh_target(inv, server);
         let mut checks = Checks::resolve(renderer, pb, inv, server, secrets)?;
         if let Some(phase) = &mut certs {

@@ -28,12 +28,7 @@ struct Report {
 
 pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let selected = g.limit(&inv)?;
-    let servers: Vec<_> = inv
-        .inventory
-        .servers_with(Role::App)
-        .filter(|s| selected(s))
-        .collect();
+    let servers = super::servers(g, &inv, Some(Role::App))?;
     let targets: Vec<_> = servers
         .iter()
         .map(|s| engine::ssh_target(&inv, s))
@@ -81,5 +76,5 @@ pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(exit::for_host_failures(&failures).unwrap_or(exit::OK))
+    Ok(exit::of(false, &failures, false))
 }

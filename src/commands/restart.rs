@@ -7,16 +7,13 @@ use std::time::Instant;
 use clap::Args;
 use jiff::Timestamp;
 
+use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, Global};
-use crate::engine::{self, Claim, Engine, HostError, RestartJob, Rolling};
+use crate::engine::{self, Claim, HostError, RestartJob, Rolling};
 use crate::error::InputError;
-use crate::inventory::{self, Role};
+use crate::inventory::Role;
 use crate::progress::{self, Event};
-use crate::project::Project;
-use crate::render::Renderer;
-use crate::secrets::Secrets;
-use crate::transport::SshConnector;
 use crate::windows;
 
 /// What `restart` takes: a role's group (db: the replicas, then the
@@ -63,11 +60,13 @@ struct Report {
 
 pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let inv = inventory::load(&g.inventory)?;
-    let selected = g.limit(&inv)?;
-    let project = Project::discover(g.project.as_deref());
-    let pb = crate::playbook::of_project(&project)?;
-    let renderer = Renderer::new(&project);
+    let input = Input::load(g)?;
+    let Input {
+        inv,
+        pb,
+        secrets,
+        renderer,
+    } = &input;
     let now = args.now.unwrap_or_else(Timestamp::now);
     let out = progress::reporter(g.verbosity());
     let m = &inv.inventory.maintenance;
@@ -85,7 +84,6 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
             text: format!("restart: FORCED outside the maintenance windows ({shown})"),
         });
     }
-    let secrets = Secrets::masked();
     // Least disruptive first (each role's restart_order): reloads, then
     // the database, then DNS.
     let mut roles: Vec<Role> = if args.target == ALL {
@@ -95,7 +93,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
     };
     roles.sort_by_key(|r| r.module().restart_order());
     let mut jobs = Vec::new();
-    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+    for server in super::servers(g, inv, None)? {
         // Each role's first unit: the one it serves by (haproxy, not
         // keepalived, whose restart would move the floating address).
         let services: Vec<(Role, String)> = roles
@@ -109,10 +107,10 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         if services.is_empty() {
             continue;
         }
-        let checks = Checks::resolve(&renderer, &pb, &inv, server, &secrets)?;
+        let checks = Checks::resolve(renderer, pb, inv, server, secrets)?;
         jobs.push(RestartJob {
             server,
-            target: engine::ssh_target(&inv, server),
+            target: engine::ssh_target(inv, server),
             services,
             checks,
         });
@@ -121,16 +119,11 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         return Err(InputError::new(&inv.path, "no server has the role to restart").into());
     }
     let claim = Claim::new(&format!("restart {}", args.target))?;
-    let engine = Engine {
-        connector: &SshConnector,
-        out: out.as_ref(),
-        secrets: &secrets,
-        forks: g.forks,
-    };
+    let engine = super::engine(g, out.as_ref(), secrets);
     let load_balancers: Vec<_> = inv
         .inventory
         .servers_with(Role::Lb)
-        .map(|s| engine::ssh_target(&inv, s))
+        .map(|s| engine::ssh_target(inv, s))
         .collect();
     let rolling = (!load_balancers.is_empty()).then(|| Rolling {
         load_balancers,
@@ -144,11 +137,11 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         .inventory
         .servers_with(Role::Web)
         .filter(|s| s.name != primary.name)
-        .map(|s| engine::ssh_target(&inv, s))
+        .map(|s| engine::ssh_target(inv, s))
         .collect();
     let results = engine::restart(
         &engine,
-        &inv,
+        inv,
         &jobs,
         &claim,
         args.break_lock,
@@ -203,11 +196,9 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
     }
     let failures: Vec<_> = failures.iter().collect();
-    Ok(if let Some(code) = exit::for_host_failures(&failures) {
-        code
-    } else if report.services.iter().any(|s| !s.ok) {
-        exit::FAILED
-    } else {
-        exit::OK
-    })
+    Ok(exit::of(
+        report.services.iter().any(|s| !s.ok),
+        &failures,
+        false,
+    ))
 }

@@ -53,13 +53,8 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
         secrets,
         renderer,
     } = &input;
-    let selected = g.limit(inv)?;
     let mut servers = Vec::new();
-    for server in inv
-        .inventory
-        .servers_with(Role::App)
-        .filter(|s| selected(s))
-    {
+    for server in super::servers(g, inv, Some(Role::App))? {
         servers.push(AppServer {
             target: engine::ssh_target(inv, server),
             checks: Checks::resolve(renderer, pb, inv, server, secrets)?,
@@ -99,11 +94,9 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
         }
         println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
     }
-    Ok(if report.servers.iter().any(|s| !s.ok) {
-        exit::FAILED
-    } else if let Some(code) = exit::for_host_failures(&failures) {
-        code
-    } else {
-        exit::OK
-    })
+    Ok(exit::of(
+        report.servers.iter().any(|s| !s.ok),
+        &failures,
+        false,
+    ))
 }

@@ -42,9 +42,8 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
         secrets,
         renderer,
     } = &input;
-    let selected = g.limit(inv)?;
     let mut jobs = Vec::new();
-    for server in inv.inventory.servers.0.iter().filter(|s| selected(s)) {
+    for server in super::servers(g, inv, None)? {
         jobs.push(StatusJob {
             target: engine::ssh_target(inv, server),
             units: inv
@@ -106,11 +105,11 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
     } else {
         print_report(&report);
     }
-    Ok(if report.healthy {
-        exit::OK
-    } else {
-        exit::for_host_failures(&failures).unwrap_or(exit::FAILED)
-    })
+    // Unhealthy on a server that answered, or at a nameserver, is a
+    // failure; a server that could not be asked is one of `failures`.
+    let failed = report.servers.iter().any(|s| !s.healthy)
+        || report.dns.iter().any(|d| d.verdict != Verdict::Match);
+    Ok(exit::of(failed, &failures, false))
 }
 
 fn print_report(r: &Report) {
