@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::inventory::{Inventory, Role, Server};
+use crate::inventory::{Inventory, Server};
 
 /// One thing running on a server: a name, what it does, and the part it
 /// sends requests to (an index into the server's parts), with how.
@@ -15,113 +15,27 @@ struct Part {
     calls: Option<(usize, &'static str)>,
 }
 
+/// What runs on a server, as its roles draw it, front to back (a role's
+/// place in `restart all`: load balancer, web, app, database, DNS).
 fn parts(inv: &Inventory, s: &Server) -> Vec<Part> {
-    let mut parts = Vec::new();
-    let part = |name: &str, detail: String| Part {
-        name: name.to_string(),
-        detail,
-        calls: None,
-    };
-    if s.has(Role::Lb) {
-        let webs: Vec<_> = inv
-            .servers_with(Role::Web)
-            .map(|w| w.name.to_string())
-            .collect();
-        parts.push(part(
-            "HAProxy",
-            format!(
-                "load balancer :{} to {} (health check {})",
-                inv.nginx.listen,
-                webs.join(", "),
-                inv.app.health_path
-            ),
-        ));
-        if let Some(floating) = inv.lb.floating_address {
-            let peers: Vec<_> = inv
-                .servers_with(Role::Lb)
-                .filter(|l| l.name != s.name)
-                .map(|l| l.name.to_string())
-                .collect();
-            parts.push(part(
-                "keepalived",
-                format!("VRRP: shares {floating} with {}", peers.join(", ")),
-            ));
-        }
-    }
-    if s.has(Role::Web) {
-        let ports = match &inv.nginx.tls {
-            Some(t) => format!(":{} and :{}", inv.nginx.listen, t.listen),
-            None => format!(":{}", inv.nginx.listen),
-        };
-        parts.push(part(
-            "nginx",
-            format!("web server {ports}: static files itself, the rest to the app"),
-        ));
-    }
-    if s.has(Role::App) {
-        let server = inv.app.kind.server();
-        let (kind, via) = (server.label(), server.hop());
-        if let Some(nginx) = parts.last_mut() {
-            nginx.calls = Some((1, via));
-        }
-        parts.push(part(
-            kind,
-            format!("application server ({via}), runs the code base"),
-        ));
-        parts.push(part(
-            "code base",
-            format!("{}/current: the live release", inv.app.root),
-        ));
-    }
-    let networked = inv.db_networked();
-    if s.has(Role::Db) {
-        let db = parts.len();
-        if let Some(app) = parts
-            .iter_mut()
-            .find(|p| p.detail.starts_with("application"))
-        {
-            app.calls = Some((
-                db,
-                if networked {
-                    "TCP :3306"
-                } else {
-                    "localhost:3306"
-                },
-            ));
-        }
-        parts.push(part(
-            "MySQL (MariaDB)",
-            if networked {
-                format!(
-                    "database `{}` (primary), :3306 from the app servers and replicas only",
-                    inv.mysql.database
-                )
-            } else {
-                format!("database `{}`, localhost:3306 only", inv.mysql.database)
-            },
-        ));
-    } else if s.has(Role::App) {
-        parts.push(part(
-            "to MySQL",
-            format!("the app uses the primary at {}:3306", inv.db_primary().name),
-        ));
-    }
-    if s.has(Role::DbReplica) {
-        parts.push(part(
-            "MariaDB replica",
-            format!(
-                "read-only copy of {} (GTID replication)",
-                inv.db_primary().name
-            ),
-        ));
-    }
-    if s.has(Role::Dns) {
-        parts.push(part(
-            "BIND",
-            format!("authoritative DNS :53 for {}", inv.domain.zone),
-        ));
-    }
-    parts
+    let mut roles: Vec<_> = s.roles.iter().map(|r| r.module()).collect();
+    roles.sort_by_key(|r| r.restart_order());
+    let drawn: Vec<_> = roles
+        .iter()
+        .flat_map(|r| r.diagram(inv, s.name.as_str()))
+        .collect();
+    let index = |name: &str| drawn.iter().position(|p| p.name == name);
+    drawn
+        .iter()
+        .map(|p| Part {
+            name: p.name.clone(),
+            detail: p.detail.clone(),
+            calls: p
+                .calls
+                .as_ref()
+                .and_then(|(to, how)| index(to).map(|i| (i, *how))),
+        })
+        .collect()
 }
 
 fn escape(s: &str) -> String {

@@ -399,8 +399,8 @@ impl Site for Inventory {
     fn app_kind(&self) -> crate::app_kinds::AppKind {
         self.app.kind
     }
-    fn floating_address(&self) -> bool {
-        self.lb.floating_address.is_some()
+    fn floating_address(&self) -> Option<IpAddr> {
+        self.lb.floating_address.map(IpAddr::V4)
     }
     fn db_networked(&self) -> bool {
         Inventory::db_networked(self)
@@ -416,12 +416,30 @@ impl Site for Inventory {
             .filter_map(Server::private_address)
             .collect()
     }
-    fn is_db_primary(&self, server: &str) -> bool {
-        self.db_primary().name.as_str() == server
+    fn names_of(&self, role: Role, except: &str) -> Vec<String> {
+        self.servers_with(role)
+            .filter(|s| s.name.as_str() != except)
+            .map(|s| s.name.to_string())
+            .collect()
+    }
+    fn db_primary(&self) -> String {
+        Inventory::db_primary(self).name.to_string()
     }
     fn is_release_server(&self, server: &str) -> bool {
         self.release_server()
             .is_some_and(|s| s.name.as_str() == server)
+    }
+    fn health_path(&self) -> String {
+        self.app.health_path.to_string()
+    }
+    fn app_root(&self) -> String {
+        self.app.root.to_string()
+    }
+    fn database(&self) -> String {
+        self.mysql.database.to_string()
+    }
+    fn zone(&self) -> String {
+        self.domain.zone.to_string()
     }
 }
 

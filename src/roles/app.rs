@@ -1,7 +1,7 @@
 //! `app`: the application server of the inventory's `app.kind`, running
 //! the live release.
 
-use super::{AfterRestart, Recipe, RestartMethod, Role, ServerRole, Site};
+use super::{AfterRestart, Part, Recipe, RestartMethod, Role, ServerRole, Site};
 use crate::shell::quote;
 
 pub const NAME: &str = "app";
@@ -34,13 +34,46 @@ impl ServerRole for App {
     /// The release command (a migration) needs the database, and runs
     /// before any other app server runs the new code.
     fn wave(&self, site: &dyn Site, server: &str) -> u8 {
-        if site.is_db_primary(server) {
+        if site.db_primary() == server {
             0
         } else if site.is_release_server(server) {
             1
         } else {
             2
         }
+    }
+    /// The app server, the live code base, and where the database is.
+    fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
+        let kind = site.app_kind().server();
+        let primary = site.db_primary();
+        let database = (primary == server).then(|| {
+            let how = if site.db_networked() {
+                "TCP :3306"
+            } else {
+                "localhost:3306"
+            };
+            (super::db::PART.to_string(), how)
+        });
+        let mut parts = vec![
+            Part {
+                calls: database.clone(),
+                ..Part::new(
+                    kind.label(),
+                    format!("application server ({}), runs the code base", kind.hop()),
+                )
+            },
+            Part::new(
+                "code base",
+                format!("{}/current: the live release", site.app_root()),
+            ),
+        ];
+        if database.is_none() {
+            parts.push(Part::new(
+                "to MySQL",
+                format!("the app uses the primary at {primary}:3306"),
+            ));
+        }
+        parts
     }
     fn requires(&self) -> &'static [(Role, &'static str)] {
         &[(

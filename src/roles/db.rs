@@ -1,12 +1,14 @@
 //! `db`: the MariaDB primary, the database the app reads and writes.
 
 use super::{
-    maintenance_up, restart_mariadb, AfterRestart, Opening, Recipe, RestartMethod, Role,
+    maintenance_up, restart_mariadb, AfterRestart, Opening, Part, Recipe, RestartMethod, Role,
     ServerRole, Site, RESTART_FLAG,
 };
 use crate::shell::quote;
 
 pub const NAME: &str = "db";
+/// Its part in the diagram, which the app's part calls.
+pub const PART: &str = "MySQL (MariaDB)";
 
 pub struct Db;
 
@@ -50,6 +52,19 @@ impl ServerRole for Db {
             protocol: "tcp",
             from: Some(from),
         }]
+    }
+    fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+        let database = site.database();
+        vec![Part::new(
+            PART,
+            if site.db_networked() {
+                format!(
+                    "database `{database}` (primary), :3306 from the app servers and replicas only"
+                )
+            } else {
+                format!("database `{database}`, localhost:3306 only")
+            },
+        )]
     }
     fn excludes(&self) -> &'static [(Role, &'static str)] {
         &[(

@@ -1,7 +1,7 @@
 //! `db_replica`: a MariaDB replica of the primary (GTID replication, read
 //! only), for reports and as a copy; the app does not use it.
 
-use super::{restart_mariadb, AfterRestart, Recipe, RestartMethod, ServerRole, Site};
+use super::{restart_mariadb, AfterRestart, Part, Recipe, RestartMethod, ServerRole, Site};
 
 pub const NAME: &str = "db_replica";
 
@@ -28,6 +28,15 @@ impl ServerRole for DbReplica {
     }
     fn restart_order(&self) -> u8 {
         3
+    }
+    fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+        vec![Part::new(
+            "MariaDB replica",
+            format!(
+                "read-only copy of {} (GTID replication)",
+                site.db_primary()
+            ),
+        )]
     }
     /// It copies the primary.
     fn wave(&self, _: &dyn Site, _: &str) -> u8 {

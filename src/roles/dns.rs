@@ -1,6 +1,6 @@
 //! `dns`: BIND, authoritative for the zone.
 
-use super::{checked_reload, AfterRestart, Opening, Recipe, ServerRole, Site};
+use super::{checked_reload, AfterRestart, Opening, Part, Recipe, ServerRole, Site};
 
 pub const NAME: &str = "dns";
 
@@ -21,6 +21,12 @@ impl ServerRole for Dns {
     }
     fn restart_order(&self) -> u8 {
         5
+    }
+    fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+        vec![Part::new(
+            "BIND",
+            format!("authoritative DNS :53 for {}", site.zone()),
+        )]
     }
     fn ports(&self, _: &dyn Site, _: &str) -> Vec<Opening> {
         vec![Opening::anyone(53, "udp"), Opening::anyone(53, "tcp")]

@@ -1,7 +1,7 @@
 //! `fixture` (unit tests only): a role written as a new one would be, to
 //! prove that one file and one registry line are all a role needs.
 
-use super::{AfterRestart, Opening, Recipe, RestartMethod, ServerRole, Site};
+use super::{AfterRestart, Opening, Part, Recipe, RestartMethod, ServerRole, Site};
 
 pub const NAME: &str = "fixture";
 
@@ -27,6 +27,9 @@ impl ServerRole for Fixture {
     }
     fn ports(&self, _: &dyn Site, _: &str) -> Vec<Opening> {
         vec![Opening::anyone(7000, "tcp")]
+    }
+    fn diagram(&self, _: &dyn Site, _: &str) -> Vec<Part> {
+        vec![Part::new("fixture", "a test's own service".into())]
     }
     fn wave(&self, _: &dyn Site, _: &str) -> u8 {
         1

@@ -1,7 +1,7 @@
 //! `lb`: HAProxy in front of the web servers, and keepalived sharing the
 //! floating address between the load balancers when there is one.
 
-use super::{checked_reload, Opening, Recipe, Role, ServerRole, Site};
+use super::{checked_reload, Opening, Part, Recipe, Role, ServerRole, Site};
 
 pub const NAME: &str = "lb";
 
@@ -12,7 +12,7 @@ impl ServerRole for Lb {
         NAME
     }
     fn units(&self, site: &dyn Site) -> Vec<&'static str> {
-        if site.floating_address() {
+        if site.floating_address().is_some() {
             vec!["haproxy", "keepalived"]
         } else {
             vec!["haproxy"]
@@ -35,6 +35,27 @@ impl ServerRole for Lb {
             .into_iter()
             .map(|p| Opening::anyone(p, "tcp"))
             .collect()
+    }
+    fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
+        let mut parts = vec![Part::new(
+            "HAProxy",
+            format!(
+                "load balancer :{} to {} (health check {})",
+                site.site_ports()[0],
+                site.names_of(Role::Web, "").join(", "),
+                site.health_path()
+            ),
+        )];
+        if let Some(floating) = site.floating_address() {
+            parts.push(Part::new(
+                "keepalived",
+                format!(
+                    "VRRP: shares {floating} with {}",
+                    site.names_of(Role::Lb, server).join(", ")
+                ),
+            ));
+        }
+        parts
     }
     /// It puts the web servers in service: they come first.
     fn wave(&self, _: &dyn Site, _: &str) -> u8 {

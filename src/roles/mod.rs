@@ -19,18 +19,46 @@ use crate::shell::quote;
 /// What a role needs to know of the site it is part of.
 pub trait Site {
     fn app_kind(&self) -> AppKind;
-    /// The load balancers share a floating address (keepalived).
-    fn floating_address(&self) -> bool;
+    /// The address the load balancers share (keepalived), if they do.
+    fn floating_address(&self) -> Option<IpAddr>;
     /// MariaDB is reached over the network (app servers elsewhere, replicas).
     fn db_networked(&self) -> bool;
     /// The ports the site is served on: HTTP, and HTTPS when it is on.
     fn site_ports(&self) -> Vec<u16>;
     /// The private addresses of the servers with `role`, but `except`.
     fn addresses_of(&self, role: Role, except: &str) -> Vec<IpAddr>;
-    /// The server holds the database primary.
-    fn is_db_primary(&self, server: &str) -> bool;
+    /// The names of the servers with `role`, but `except`.
+    fn names_of(&self, role: Role, except: &str) -> Vec<String>;
+    /// The name of the server holding the database primary.
+    fn db_primary(&self) -> String;
     /// The server runs the release command (the first app server).
     fn is_release_server(&self, server: &str) -> bool;
+    /// For the diagram: the path load balancers check, the app's root,
+    /// the database's name, the zone.
+    fn health_path(&self) -> String;
+    fn app_root(&self) -> String;
+    fn database(&self) -> String;
+    fn zone(&self) -> String;
+}
+
+/// What a role draws on its server in `foobar diagram`: one thing running
+/// there, what it does, and the part of the same server it sends requests
+/// to (by name), with how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub detail: String,
+    pub calls: Option<(String, &'static str)>,
+}
+
+impl Part {
+    fn new(name: &str, detail: String) -> Self {
+        Self {
+            name: name.to_string(),
+            detail,
+            calls: None,
+        }
+    }
 }
 
 /// How a service was restarted, for scripts; `how` says it in words.
@@ -119,6 +147,8 @@ pub trait ServerRole: Sync {
     fn wave(&self, _site: &dyn Site, _server: &str) -> u8 {
         0
     }
+    /// What it draws on `server` in the diagram, front to back.
+    fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part>;
     /// Roles that cannot share a server with it, and why.
     fn excludes(&self) -> &'static [(Role, &'static str)] {
         &[]

@@ -12,8 +12,8 @@ impl Site for FakeSite {
     fn app_kind(&self) -> AppKind {
         AppKind::Puma
     }
-    fn floating_address(&self) -> bool {
-        self.floating
+    fn floating_address(&self) -> Option<IpAddr> {
+        self.floating.then(|| IpAddr::from([10, 0, 0, 100]))
     }
     fn db_networked(&self) -> bool {
         self.networked
@@ -28,11 +28,29 @@ impl Site for FakeSite {
             .into_iter()
             .collect()
     }
-    fn is_db_primary(&self, server: &str) -> bool {
-        server == "db"
+    fn names_of(&self, role: Role, except: &str) -> Vec<String> {
+        (role.name() != except)
+            .then(|| role.name().to_string())
+            .into_iter()
+            .collect()
+    }
+    fn db_primary(&self) -> String {
+        "db".into()
     }
     fn is_release_server(&self, server: &str) -> bool {
         server == "app"
+    }
+    fn health_path(&self) -> String {
+        "/healthz".into()
+    }
+    fn app_root(&self) -> String {
+        "/srv/foobar".into()
+    }
+    fn database(&self) -> String {
+        "foobar".into()
+    }
+    fn zone(&self) -> String {
+        "foobar.com".into()
     }
 }
 
@@ -129,4 +147,20 @@ fn waves_and_combinations() {
         .requires()
         .iter()
         .any(|(r, _)| *r == Role::App));
+}
+
+#[test]
+fn diagram_parts_name_what_they_call() {
+    let nginx = &Role::Web.module().diagram(&SITE, "web")[0];
+    assert_eq!(nginx.calls, Some(("Puma".to_string(), "unix socket")));
+    let beside_db = Role::App.module().diagram(&SITE, "db");
+    assert_eq!(
+        beside_db[0].calls,
+        Some((super::db::PART.to_string(), "TCP :3306"))
+    );
+    let elsewhere = Role::App.module().diagram(&SITE, "app");
+    assert_eq!(elsewhere.last().unwrap().name, "to MySQL");
+    assert!(Role::Lb.module().diagram(&SITE, "lb")[1]
+        .detail
+        .starts_with("VRRP: shares 10.0.0.100"));
 }

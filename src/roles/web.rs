@@ -1,7 +1,7 @@
 //! `web`: nginx, serving the release's static files and passing the rest
 //! to the app server on the same server.
 
-use super::{checked_reload, Opening, Recipe, Role, ServerRole, Site};
+use super::{checked_reload, Opening, Part, Recipe, Role, ServerRole, Site};
 
 pub const NAME: &str = "web";
 
@@ -26,6 +26,20 @@ impl ServerRole for Web {
             .into_iter()
             .map(|p| Opening::anyone(p, "tcp"))
             .collect()
+    }
+    fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+        let ports: Vec<String> = site.site_ports().iter().map(|p| format!(":{p}")).collect();
+        let kind = site.app_kind().server();
+        vec![Part {
+            calls: Some((kind.label().to_string(), kind.hop())),
+            ..Part::new(
+                "nginx",
+                format!(
+                    "web server {}: static files itself, the rest to the app",
+                    ports.join(" and ")
+                ),
+            )
+        }]
     }
     fn requires(&self) -> &'static [(Role, &'static str)] {
         &[(
