@@ -38,6 +38,8 @@ pub struct Context<'a> {
     pub runtime_dir: String,
     pub soa_serial: &'static str,
     pub db: DbLayout,
+    /// The zone's primary and secondaries, as this server sees them.
+    pub dns: DnsLayout,
     /// The web servers behind the load balancers.
     pub web_backends: Vec<Backend>,
     /// For a load balancer sharing the floating address: its VRRP
@@ -97,6 +99,33 @@ pub struct DbLayout {
     pub server_id: usize,
 }
 
+/// Who holds the zone: the primary, and the secondaries that copy it.
+#[derive(Serialize)]
+pub struct DnsLayout {
+    /// This server is a secondary.
+    pub secondary: bool,
+    /// The primary's private address (transfers and NOTIFY go over it).
+    pub primary: Option<String>,
+    /// The secondaries' private addresses.
+    pub secondaries: Vec<String>,
+    /// The TSIG key's name in BIND's config.
+    pub key_name: &'static str,
+}
+
+impl DnsLayout {
+    fn new(inventory: &Inventory, server: &Server) -> Self {
+        Self {
+            secondary: server.has(Role::DnsSecondary),
+            primary: inventory.servers_with(Role::Dns).next().map(private),
+            secondaries: inventory
+                .servers_with(Role::DnsSecondary)
+                .map(private)
+                .collect(),
+            key_name: "foobar-transfer",
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct Backend {
     pub name: String,
@@ -143,6 +172,7 @@ impl<'a> Context<'a> {
                 .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
             db: DbLayout::new(inventory, server),
+            dns: DnsLayout::new(inventory, server),
             web_backends: web_backends(inventory),
             vrrp: Vrrp::new(inventory, server),
             app_env: inventory

@@ -16,6 +16,8 @@ pub struct Secrets {
     pub mysql_password: String,
     /// Set when the inventory has replicas.
     pub replication_password: Option<String>,
+    /// The zone's TSIG key, set when the inventory has secondaries.
+    pub transfer_key: Option<String>,
     /// The app's environment values that are secrets, by name.
     pub app_env: BTreeMap<String, String>,
 }
@@ -26,6 +28,7 @@ impl Secrets {
         Self {
             mysql_password: MASK.to_string(),
             replication_password: Some(MASK.to_string()),
+            transfer_key: Some(MASK.to_string()),
             app_env: BTreeMap::new(),
         }
     }
@@ -54,6 +57,13 @@ impl Secrets {
                 .as_ref()
                 .map(|source| read(inv, "mysql.replication_password", source))
                 .transpose()?,
+            transfer_key: inv
+                .inventory
+                .domain
+                .transfer_key
+                .as_ref()
+                .map(|source| read_key(inv, "domain.transfer_key", source))
+                .transpose()?,
             app_env: app_env_secrets(inv)?,
         })
     }
@@ -61,6 +71,7 @@ impl Secrets {
     fn values(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.mysql_password.as_str())
             .chain(self.replication_password.as_deref())
+            .chain(self.transfer_key.as_deref())
             .chain(self.app_env.values().map(String::as_str))
             .filter(|v| !v.is_empty() && *v != MASK)
     }
@@ -99,6 +110,24 @@ fn app_env_secrets(inv: &Loaded) -> Result<BTreeMap<String, String>, InputError>
 fn read(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputError> {
     let value = read_secret(inv, key, source)?;
     check_password(inv, key, source, &value)?;
+    Ok(value)
+}
+
+/// A TSIG key: base64 of at least 16 bytes, as BIND reads it.
+fn read_key(inv: &Loaded, key: &str, source: &SecretRef) -> Result<String, InputError> {
+    let value = read_secret(inv, key, source)?;
+    let base64 = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c));
+    if value.len() < 24 || value.len() > 256 || value.len() % 4 != 0 || !base64 {
+        // Never echo the value.
+        return Err(inv.error_at(
+            key,
+            format!(
+                "the key from {source} is not usable: give base64 of 16 or more random bytes (`openssl rand -base64 32`)"
+            ),
+        ));
+    }
     Ok(value)
 }
 
@@ -152,11 +181,12 @@ mod tests {
         let s = Secrets {
             mysql_password: "s3cret-Value-42".into(),
             replication_password: Some("Repl-Value-77-x".into()),
+            transfer_key: Some("dGhpcyBpcyBhIFRTSUcga2V5IQ==".into()),
             app_env: BTreeMap::new(),
         };
         assert_eq!(
-            s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x"),
-            "a=******** b=******** c=********"
+            s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x d=dGhpcyBpcyBhIFRTSUcga2V5IQ=="),
+            "a=******** b=******** c=******** d=********"
         );
     }
 

@@ -134,8 +134,23 @@ const HA_MISTAKES: &[(&str, &str, &str)] = &[
     ),
     (
         "ha_lb_on_a_web_server",
-        "roles: [lb]",
+        "roles: [lb, dns_secondary]",
         "roles: [lb, web, app]",
+    ),
+    (
+        "ha_dns_secondary_without_primary",
+        "roles: [lb, dns]",
+        "roles: [lb]",
+    ),
+    (
+        "ha_two_zone_primaries",
+        "roles: [lb, dns_secondary]",
+        "roles: [lb, dns]",
+    ),
+    (
+        "ha_dns_secondary_without_transfer_key",
+        "  transfer_key: file:/var/lib/foobar/lab-ha/secrets/transfer_key\n",
+        "",
     ),
     (
         "ha_two_servers_one_address",

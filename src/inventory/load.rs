@@ -133,6 +133,17 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
             ),
         ));
     }
+    if let Some(s) = inv.servers_with(Role::DnsSecondary).next() {
+        if inv.servers_with(Role::Dns).next().is_none() {
+            return Err(at_key(
+                &format!("name: {}", s.name),
+                format!(
+                    "server `{}` has the dns_secondary role, but no server has `dns`: a secondary copies the zone from the primary; give one server the dns role",
+                    s.name
+                ),
+            ));
+        }
+    }
     for role in [Role::Web, Role::Db, Role::Dns] {
         if !inv.servers.0.iter().any(|s| s.has(role)) {
             return Err(at_key(
@@ -147,7 +158,8 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
     for s in &inv.servers.0 {
         // The zone holds the web server's address (www) and each
         // nameserver's (glue): those need an IP.
-        let in_zone = s.has(Role::Dns) || inv.front_server().name == s.name;
+        let in_zone =
+            s.has(Role::Dns) || s.has(Role::DnsSecondary) || inv.front_server().name == s.name;
         if in_zone && s.record_ip().is_none() {
             return Err(at_key(
                 &format!("address: {}", s.address),
@@ -381,9 +393,11 @@ impl Inventory {
         self.servers_with(Role::App).next()
     }
 
-    /// Name servers of the zone: `ns1.<zone>`, `ns2.<zone>`, ... in order.
+    /// Name servers of the zone: `ns1.<zone>` (the primary), `ns2.<zone>`,
+    /// ... (the secondaries, in order).
     pub fn nameservers(&self) -> Vec<(String, IpAddr)> {
         self.servers_with(Role::Dns)
+            .chain(self.servers_with(Role::DnsSecondary))
             .enumerate()
             .map(|(i, s)| {
                 let ip = s
@@ -478,6 +492,22 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
                 "servers `{}` and `{}` both have the db role: one server is the primary; give the others `db_replica`",
                 primaries[0].name, primaries[1].name
             ),
+        ));
+    }
+    let zone_primaries: Vec<_> = inv.servers_with(Role::Dns).collect();
+    if zone_primaries.len() > 1 {
+        return Err((
+            entry(zone_primaries[1]),
+            format!(
+                "servers `{}` and `{}` both have the dns role: one server is the zone's primary; give the others `dns_secondary`",
+                zone_primaries[0].name, zone_primaries[1].name
+            ),
+        ));
+    }
+    if inv.servers_with(Role::DnsSecondary).next().is_some() && inv.domain.transfer_key.is_none() {
+        return Err((
+            "domain:".into(),
+            "a server has the dns_secondary role, so domain needs `transfer_key: env:NAME` or `file:PATH` (base64, `openssl rand -base64 32`)".into(),
         ));
     }
     if inv.servers_with(Role::DbReplica).next().is_some()

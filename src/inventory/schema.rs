@@ -306,6 +306,11 @@ pub struct Domain {
     pub host: Label,
     #[serde(default = "default_ttl")]
     pub ttl: Ttl,
+    /// The TSIG key the zone's secondaries transfer it with, base64 (as
+    /// `openssl rand -base64 32` makes one): `env:NAME` or `file:PATH`.
+    /// Needed when a server has the `dns_secondary` role.
+    #[serde(default)]
+    pub transfer_key: Option<SecretRef>,
 }
 
 fn default_host() -> Label {

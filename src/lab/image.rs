@@ -82,10 +82,17 @@ impl Lab {
         fs::create_dir_all(self.dir.join("secrets")).map_err(io_err("creating secrets"))?;
         fs::set_permissions(self.dir.join("secrets"), fs::Permissions::from_mode(0o700))
             .map_err(io_err("securing secrets"))?;
-        for name in ["mysql_password", "replication_password", "app_secret_key"] {
-            let password = self.dir.join("secrets").join(name);
-            if !password.exists() {
-                write(&password, &format!("{}\n", random_token(24)?), 0o600)?;
+        // 24 characters each; the zone's TSIG key 44, which BIND reads as
+        // base64 (33 bytes).
+        for (name, len) in [
+            ("mysql_password", 24),
+            ("replication_password", 24),
+            ("app_secret_key", 24),
+            ("transfer_key", 44),
+        ] {
+            let secret = self.dir.join("secrets").join(name);
+            if !secret.exists() {
+                write(&secret, &format!("{}\n", random_token(len)?), 0o600)?;
             }
         }
         Ok(())

@@ -23,7 +23,7 @@ impl ServerRole for Fixture {
         }
     }
     fn restart_order(&self) -> u8 {
-        6
+        7
     }
     fn ports(&self, _: &dyn Site, _: &str) -> Vec<Opening> {
         vec![Opening::anyone(7000, "tcp")]

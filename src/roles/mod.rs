@@ -284,6 +284,7 @@ registry! {
     db::Db,
     db_replica::DbReplica,
     dns::Dns,
+    dns_secondary::DnsSecondary,
     lb::Lb,
     // A role that exists only in unit tests: proof that a new role is one
     // file plus this line.

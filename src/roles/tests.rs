@@ -69,6 +69,7 @@ fn names_parse_back_and_the_test_role_is_registered() {
     // What restart and logs offer comes from the registry alone.
     assert_eq!(Role::groups(), ["web", "app", "db", "dns", "lb", "fixture"]);
     assert_eq!(Role::of_group("fixture"), [Role::Fixture]);
+    assert_eq!(Role::of_group("dns"), [Role::Dns, Role::DnsSecondary]);
     let err = serde_yaml::from_str::<Role>("dsn").unwrap_err().to_string();
     assert!(err.contains("unknown variant `dsn`"), "{err}");
     assert!(err.contains("`fixture`"), "{err}");
