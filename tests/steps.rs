@@ -55,6 +55,7 @@ fn step_cases() {
     let secrets = Secrets {
         mysql_password: "Case-Password-1".into(),
         replication_password: Some("Case-Replication-2".into()),
+        transfer_key: None,
         app_env: Default::default(),
     };
     let server = &inv.inventory.servers.0[0];
