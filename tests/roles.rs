@@ -63,7 +63,11 @@ fn a_servers_units_are_its_roles_units() {
         inv.inventory.units(s.roles.iter().copied())
     };
     assert_eq!(units("lb1"), ["named", "haproxy", "keepalived"]);
-    assert_eq!(units("lb2"), ["haproxy", "keepalived"]);
+    assert_eq!(
+        units("lb2"),
+        ["named", "haproxy", "keepalived"],
+        "the secondary"
+    );
     assert_eq!(units("web1"), ["nginx", "foobar-app"]);
     assert_eq!(units("db1"), ["mariadb"]);
     let one = inventory::load(Path::new("inventory/lab.yml")).unwrap();
