@@ -113,15 +113,23 @@ fn two_nameservers_with_different_serials_are_flagged() {
     let (code, json, _) = dns_check(PAIR, &["--resolver", "10.251.0.11"]);
     assert_eq!(code, Some(0), "{json}");
 
+    // The secondary copied the zone from the primary: both give one serial.
+    let serials = json["serials"].as_array().unwrap();
+    assert_eq!(serials.len(), 2, "{json}");
+    assert_eq!(serials[0][1], serials[1][1], "{json}");
+
+    // Cut the secondary off from the primary, then change the primary's zone by
+    // hand: its NOTIFY finds a secondary that cannot fetch, and the serials part.
+    on_server_ok(PAIR, "pair2", "ip route add prohibit 10.251.0.10/32");
     on_server_ok(
         PAIR,
-        "pair2",
-        "sed -i 's/^\\( *\\)\\([0-9]*\\) ; serial/\\1\\2 ; serial/; s/^\\( *\\)[0-9]* ; serial/\\14000000000 ; serial/' /var/lib/bind/db.foobar.test && rndc reload foobar.test",
+        "pair1",
+        "sed -i 's/^\\( *\\)[0-9]* ; serial/\\14000000000 ; serial/' /var/lib/bind/db.foobar.test && rndc reload foobar.test",
     );
     let (code, json, _) = dns_check(PAIR, &[]);
     assert_eq!(code, Some(1), "{json}");
     let problem = json["serial_problem"].as_str().unwrap();
-    assert!(problem.contains("ns2.foobar.test: 4000000000"), "{problem}");
+    assert!(problem.contains("ns1.foobar.test: 4000000000"), "{problem}");
     foobar()
         .args(["-i", PAIR, "lab", "down"])
         .assert()

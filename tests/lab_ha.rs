@@ -693,3 +693,111 @@ fn https_passes_through_the_load_balancers() {
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(get("/healthz").map(|(status, _)| status), Ok(200));
 }
+
+/// The response code of a zone transfer (AXFR) of foobar.com asked of
+/// `server` over TCP without a key, as anyone on the network could ask.
+fn unsigned_transfer(server: &str) -> hickory_proto::op::ResponseCode {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use std::io::{Read, Write};
+    let mut query = Message::query();
+    query.add_query(Query::query(
+        Name::from_ascii("foobar.com.").unwrap(),
+        RecordType::AXFR,
+    ));
+    let bytes = query.to_vec().unwrap();
+    let mut tcp = std::net::TcpStream::connect((server, 53)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
+    tcp.write_all(&bytes).unwrap();
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+    tcp.read_exact(&mut reply).unwrap();
+    Message::from_vec(&reply).unwrap().metadata.response_code
+}
+
+/// `dns-check --json` of `inventory`: (exit code, each nameserver's
+/// verdicts, the serials).
+fn nameservers_say(inventory: &std::path::Path, args: &[&str]) -> (Option<i32>, Value) {
+    let (code, json, err) = run_json(inventory, "dns-check", args);
+    assert!(json.is_object(), "{err}");
+    (code, json)
+}
+
+fn verdicts_of(json: &Value, server: &str) -> Vec<String> {
+    json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["server"].as_str().unwrap().starts_with(server))
+        .map(|r| r["verdict"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_nameservers_serve_the_zone_and_either_answers_alone() {
+    let _turn = lab_turn();
+    ha_lab_ready();
+    let ha = std::path::Path::new(HA);
+    // Both answer www and the zone's names, with one serial.
+    let (code, json) = nameservers_say(ha, &[]);
+    assert_eq!(code, Some(0), "{json}");
+    let serials = |json: &Value| -> Vec<Value> {
+        json["serials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[1].clone())
+            .collect()
+    };
+    let before = serials(&json);
+    assert_eq!(before.len(), 2, "{json}");
+    assert_eq!(before[0], before[1], "{json}");
+    assert!(
+        verdicts_of(&json, "ns2").iter().all(|v| v == "match"),
+        "{json}"
+    );
+
+    // The zone goes only to a holder of the site's key, not even to the
+    // secondary's address unsigned.
+    use hickory_proto::op::ResponseCode;
+    assert_eq!(unsigned_transfer("10.249.0.11"), ResponseCode::Refused);
+    assert_eq!(unsigned_transfer("10.249.0.12"), ResponseCode::Refused);
+    let transfer = on_server_ok(
+        HA,
+        "lb2",
+        "journalctl -u named --no-pager | grep -c 'Transfer status: success' || true",
+    );
+    assert!(transfer.trim().parse::<u32>().unwrap() >= 1, "{transfer}");
+
+    // A change of the zone reaches the secondary by NOTIFY, in seconds.
+    let dir = tempfile::tempdir().unwrap();
+    let changed = inventory_with(HA, dir.path(), &[("  ttl: 300", "  ttl: 240")]);
+    let (code, out) = provision(&changed).text();
+    assert_eq!(code, Some(0), "{out}");
+    let (code, json) = nameservers_say(&changed, &["--wait", "10"]);
+    assert_eq!(code, Some(0), "{json}");
+    let after = serials(&json);
+    assert_eq!(after[0], after[1], "{json}");
+    assert_ne!(after, before, "{json}");
+
+    // The primary's server dies: the secondary alone still answers.
+    foobar()
+        .args(["-i", HA, "lab", "kill", "lb1"])
+        .assert()
+        .success();
+    let (code, json) = nameservers_say(&changed, &[]);
+    assert_eq!(code, Some(3), "one nameserver is unreachable: {json}");
+    assert!(
+        verdicts_of(&json, "ns2").iter().all(|v| v == "match"),
+        "{json}"
+    );
+    assert!(
+        verdicts_of(&json, "ns1").iter().all(|v| v == "unreachable"),
+        "{json}"
+    );
+    foobar().args(["-i", HA, "lab", "up"]).assert().success();
+    let (code, out) = provision(HA).text();
+    assert_eq!(code, Some(0), "{out}");
+}

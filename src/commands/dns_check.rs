@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::checks::dns::{self, Reply, ServerKind, Verdict};
 use crate::cli::{exit, Global};
-use crate::inventory::{self, Role};
+use crate::inventory;
 use crate::progress::{self, Event};
 
 #[derive(Debug, Args)]
@@ -71,12 +71,11 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
     let expected = inv.inventory.web_address();
     let timeout = Duration::from_millis(args.timeout_ms);
     let selected = g.limit(&inv)?;
-    // nameservers() follows the dns servers' order.
     let mut targets: Vec<Target> = inv
         .inventory
         .nameservers()
         .into_iter()
-        .zip(inv.inventory.servers_with(Role::Dns))
+        .zip(inv.inventory.nameserver_hosts())
         .filter(|(_, server)| selected(server))
         .map(|((name, addr), _)| Target {
             label: name,

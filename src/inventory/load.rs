@@ -393,11 +393,16 @@ impl Inventory {
         self.servers_with(Role::App).next()
     }
 
-    /// Name servers of the zone: `ns1.<zone>` (the primary), `ns2.<zone>`,
-    /// ... (the secondaries, in order).
-    pub fn nameservers(&self) -> Vec<(String, IpAddr)> {
+    /// The servers that answer for the zone: the primary, then the secondaries.
+    pub fn nameserver_hosts(&self) -> impl Iterator<Item = &Server> {
         self.servers_with(Role::Dns)
             .chain(self.servers_with(Role::DnsSecondary))
+    }
+
+    /// Name servers of the zone: `ns1.<zone>` (the primary), `ns2.<zone>`,
+    /// ... (the secondaries, in order), as nameserver_hosts lists them.
+    pub fn nameservers(&self) -> Vec<(String, IpAddr)> {
+        self.nameserver_hosts()
             .enumerate()
             .map(|(i, s)| {
                 let ip = s

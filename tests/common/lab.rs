@@ -226,15 +226,25 @@ pub fn converged(inventory: &str) {
 /// A copy of the lab inventory in `dir` with `changes` made to its text;
 /// the code base path made absolute so that the copy works from anywhere.
 pub fn lab_inventory_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> std::path::PathBuf {
+    inventory_with(LAB, dir, changes)
+}
+
+/// A copy of `inventory` (a path in the repository) in `dir` with `changes`
+/// made to its text, its code base path made absolute.
+pub fn inventory_with(
+    inventory: &str,
+    dir: &std::path::Path,
+    changes: &[(&str, &str)],
+) -> std::path::PathBuf {
     let mut text =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(LAB))
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(inventory))
             .unwrap()
             .replace(
                 "../apps/python",
                 &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
             );
     for (from, to) in changes {
-        assert!(text.contains(from), "{from} is in the lab inventory");
+        assert!(text.contains(from), "{from} is in {inventory}");
         text = text.replace(from, to);
     }
     let p = dir.join("inventory.yml");
