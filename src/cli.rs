@@ -100,7 +100,7 @@ pub struct Global {
     )]
     pub inventory: PathBuf,
     /// A folder whose playbooks/ and templates/ override the built-in ones
-    /// file by file (default: the current folder when it has either).
+    /// file by file (default: the current folder when it holds a `foobar-project` file).
     #[arg(long, global = true, env = "FOOBAR_PROJECT")]
     pub project: Option<PathBuf>,
     /// -v: every step, every command run on the servers and how long each

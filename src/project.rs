@@ -10,6 +10,8 @@ use include_dir::{include_dir, Dir};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 const PLAYBOOK: &str = include_str!("../playbooks/provision.yml");
+/// The file that makes the current folder a project folder.
+pub const MARKER: &str = "foobar-project";
 /// What a built-in file is called in messages.
 const BUILT_IN: &str = "(built-in)";
 
@@ -41,16 +43,21 @@ impl Project {
         Self::default()
     }
 
-    /// `--project DIR` when given; otherwise the current folder when it
-    /// has `playbooks/` or `templates/`; otherwise the built-in files.
+    /// `--project DIR` (or `FOOBAR_PROJECT`) when given; otherwise the
+    /// current folder when it holds [`MARKER`]; otherwise the built-in
+    /// files. A folder is never taken for having `templates/` alone: a
+    /// Flask or Django code base has one, and the playbook runs as root.
     pub fn discover(explicit: Option<&Path>) -> Self {
         match explicit {
             Some(dir) => Self::at(dir),
-            None if Path::new("playbooks").is_dir() || Path::new("templates").is_dir() => {
-                Self::at(Path::new("."))
-            }
+            None if Path::new(MARKER).is_file() => Self::at(Path::new(".")),
             None => Self::built_in(),
         }
+    }
+
+    /// The folder whose files override the built-in ones, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     fn file(&self, rel: &str) -> Option<PathBuf> {

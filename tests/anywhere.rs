@@ -74,14 +74,33 @@ fn a_project_folder_overrides_one_template_and_keeps_the_rest() {
         "# my own site for {{ fqdn }}\n",
     )
     .unwrap();
+    let read = |p: &str| std::fs::read_to_string(dir.path().join("out/www").join(p)).unwrap();
+
+    // A folder with templates/ alone is an app's (Flask, Django), not a
+    // project of foobar's: the built-in files, and nothing said.
     let out = render(&bin, &site, &dir.path().join("out"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let read = |p: &str| std::fs::read_to_string(dir.path().join("out/www").join(p)).unwrap();
+    assert!(read("etc/nginx/sites-enabled/foobar.conf").contains("server_name www.foobar.com"));
+    assert!(
+        !text(&out.stderr).contains("note:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Marked as a project folder: its template wins, and the run says whose.
+    std::fs::write(site.join("foobar-project"), "").unwrap();
+    let out = render(&bin, &site, &dir.path().join("out"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         read("etc/nginx/sites-enabled/foobar.conf"),
         "# my own site for www.foobar.com\n"
     );
     assert!(read("etc/bind/named.conf.options").contains("recursion no"));
+    assert!(
+        text(&out.stderr).contains("note: playbook and templates from ."),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ struct Input {
 impl Input {
     fn load(g: &Global) -> anyhow::Result<Self> {
         let inv = inventory::load(&g.inventory)?;
-        let project = Project::discover(g.project.as_deref());
+        let project = project(g);
         let pb = playbook::of_project(&project)?;
         let secrets = Secrets::resolve(&inv)?;
         Ok(Self {
@@ -53,6 +53,19 @@ impl Input {
             renderer: Renderer::new(&project),
         })
     }
+}
+
+/// Where the playbook and templates come from; a project folder is named
+/// on stderr, since its playbook runs as root on every server.
+fn project(g: &Global) -> Project {
+    let project = Project::discover(g.project.as_deref());
+    if let (Some(dir), false) = (project.dir(), g.quiet) {
+        eprintln!(
+            "note: playbook and templates from {}: its files override the built-in ones",
+            dir.display()
+        );
+    }
+    project
 }
 
 /// The servers a command works on: those with `role` (every server

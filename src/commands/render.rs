@@ -8,7 +8,6 @@ use clap::Args;
 use crate::cli::{exit, Global};
 use crate::inventory;
 use crate::plan;
-use crate::project::Project;
 use crate::render::Renderer;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -23,7 +22,7 @@ pub struct RenderArgs {
 
 pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
     let inv = inventory::load(&g.inventory)?;
-    let project = Project::discover(g.project.as_deref());
+    let project = super::project(g);
     let pb = crate::playbook::of_project(&project)?;
     let renderer = Renderer::new(&project);
     // Secrets are checked as provision checks them, and never shown.
