@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::digest::mysql_native_hash;
 use crate::error::InputError;
 use crate::inventory::{check_env_text, EnvValue, Loaded, SecretRef};
 
@@ -76,10 +77,64 @@ impl Secrets {
             .filter(|v| !v.is_empty() && *v != MASK)
     }
 
+    /// Every value to keep out of output: the secrets, and the hashes the
+    /// database keeps of its passwords (a hash logs in as well as the
+    /// password over MariaDB's native authentication). Longest first, so
+    /// that a secret inside another never leaves a fragment.
+    fn hidden(&self) -> Vec<String> {
+        let hashes = std::iter::once(self.mysql_password.as_str())
+            .chain(self.replication_password.as_deref())
+            .filter(|p| !p.is_empty() && *p != MASK)
+            .map(mysql_native_hash);
+        let mut hidden: Vec<String> = self.values().map(str::to_string).chain(hashes).collect();
+        hidden.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        hidden
+    }
+
     /// Replaces every secret value in `text` with the mask.
     pub fn redact(&self, text: &str) -> String {
-        self.values()
+        self.hidden()
+            .iter()
             .fold(text.to_string(), |text, secret| text.replace(secret, MASK))
+    }
+
+    /// Both versions of a file, for a diff: a line of `new` that holds a
+    /// secret makes the text before the secret a key (`DB_PASSWORD="`),
+    /// and every line of either version that starts with a key is masked
+    /// after it. So a rotated secret's old value never shows, although no
+    /// longer one of the secrets. A line that is a secret alone masks both
+    /// files whole.
+    pub fn redact_pair(&self, old: &str, new: &str) -> (String, String) {
+        let hidden = self.hidden();
+        let mut keys = Vec::new();
+        for line in new.lines() {
+            if let Some(at) = hidden.iter().filter_map(|s| line.find(s.as_str())).min() {
+                keys.push(&line[..at]);
+            }
+        }
+        let whole = keys.iter().any(|k| k.trim().is_empty());
+        let old_lines: Vec<&str> = old.lines().collect();
+        // A masked line of `new` that is not in `old` says so: the diff
+        // still shows that a secret changed, never what it was or is.
+        let mask = |text: &str, is_new: bool| -> String {
+            text.split_inclusive('\n')
+                .map(|line| {
+                    let bare = line.trim_end_matches('\n');
+                    let end = &line[bare.len()..];
+                    let changed = if is_new && !old_lines.contains(&bare) {
+                        " (new value)"
+                    } else {
+                        ""
+                    };
+                    match keys.iter().find(|k| bare.starts_with(**k)) {
+                        _ if whole => format!("{MASK}{changed}{end}"),
+                        Some(key) => format!("{key}{MASK}{changed}{end}"),
+                        None => self.redact(line),
+                    }
+                })
+                .collect()
+        };
+        (mask(old, false), mask(new, true))
     }
 }
 
@@ -188,6 +243,49 @@ mod tests {
             s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x d=dGhpcyBpcyBhIFRTSUcga2V5IQ=="),
             "a=******** b=******** c=******** d=********"
         );
+    }
+
+    #[test]
+    fn redact_hides_password_hashes_and_nested_secrets_whole() {
+        let s = Secrets {
+            mysql_password: "password".into(),
+            replication_password: None,
+            transfer_key: None,
+            app_env: BTreeMap::from([("API".into(), "xx-password-yy".into())]),
+        };
+        // SELECT PASSWORD('password') in MariaDB.
+        assert_eq!(
+            s.redact("auth *2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19 key xx-password-yy"),
+            "auth ******** key ********"
+        );
+    }
+
+    #[test]
+    fn a_rotated_secret_shows_neither_its_old_nor_its_new_value_in_a_diff() {
+        let s = Secrets {
+            mysql_password: "New-Password-2".into(),
+            replication_password: None,
+            transfer_key: Some("a2V5IG9uIGl0cyBvd24gbGluZQ==".into()),
+            app_env: BTreeMap::new(),
+        };
+        let (old, new) = s.redact_pair(
+            "A=1\nDB_PASSWORD=\"Old-Password-1\"\nB=2\n",
+            "A=1\nDB_PASSWORD=\"New-Password-2\"\nB=3\n",
+        );
+        assert_eq!(old, "A=1\nDB_PASSWORD=\"********\nB=2\n");
+        assert_eq!(new, "A=1\nDB_PASSWORD=\"******** (new value)\nB=3\n");
+        // A file that is a secret alone is masked whole, old and new.
+        let (old, new) = s.redact_pair("b2xkIGtleQ==\n", "a2V5IG9uIGl0cyBvd24gbGluZQ==\n");
+        assert_eq!(
+            (old.as_str(), new.as_str()),
+            ("********\n", "******** (new value)\n")
+        );
+        // Unchanged, a secret's line is the same on both sides.
+        let (old, new) = s.redact_pair(
+            "DB_PASSWORD=\"New-Password-2\"\n",
+            "DB_PASSWORD=\"New-Password-2\"\n",
+        );
+        assert_eq!(old, new);
     }
 
     #[test]

@@ -114,8 +114,31 @@ fn secrets_appear_in_no_output_log_or_local_file() {
         0o600
     );
 
+    // Rotating back: the server's files hold the marker as the old value,
+    // which is no longer one of the run's secrets. Neither the diff nor -vv
+    // shows it, nor the hash MariaDB keeps of it.
+    let out = foobar()
+        .args(["-vv", "-i", LAB, "provision", "--check", "--diff"])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("-DB_PASSWORD=\"********\n"), "{all}");
+    assert!(all.contains("+DB_PASSWORD=\"******** (new value)"), "{all}");
+    assert!(!all.contains(marker), "the old secret in a diff: {all}");
+    assert!(!all.contains(&native_hash(marker)), "its hash: {all}");
+
     let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "back to the lab password: {out}");
+}
+
+/// MariaDB's mysql_native_password hash, as `authentication_string` holds it.
+fn native_hash(password: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let twice = Sha1::digest(Sha1::digest(password.as_bytes()));
+    format!(
+        "*{}",
+        twice.iter().map(|b| format!("{b:02X}")).collect::<String>()
+    )
 }
 
 /// A fresh ed25519 key pair in `dir`; returns the private key's path.

@@ -298,21 +298,24 @@ async fn report_diffs<T: Transport>(
         let Some((path, content)) = p.change.as_ref().and_then(|c| c.new_file()) else {
             continue;
         };
+        // Read unreported: the server's copy may hold a secret's old value,
+        // which redact_pair masks and redact would not.
         let old = run
+            .transport
             .run(&format!("cat {} 2>/dev/null || true", quote(path)), None)
             .await?;
-        let diff = similar::TextDiff::from_lines(
-            old.stdout_text().as_str(),
-            String::from_utf8_lossy(content).as_ref(),
-        )
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("{path} (server)"), &format!("{path} (foobar)"))
-        .to_string();
+        let (old, new) = run
+            .secrets
+            .redact_pair(&old.stdout_text(), &String::from_utf8_lossy(content));
+        let diff = similar::TextDiff::from_lines(old.as_str(), new.as_str())
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{path} (server)"), &format!("{path} (foobar)"))
+            .to_string();
         run.out.report(Event::Diff {
             host: run.host().to_string(),
             path: path.to_string(),
-            diff: run.secrets.redact(&diff),
+            diff,
         });
     }
     Ok(())

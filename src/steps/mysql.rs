@@ -72,8 +72,10 @@ pub struct Fact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    /// authentication_string.
-    pub auth: String,
+    /// Its authentication_string is the hash of the inventory's password
+    /// (compared on the server: no hash ever comes back in the output).
+    #[serde(default)]
+    pub password_matches: bool,
     /// Privileges on the database.
     #[serde(default)]
     pub grants: BTreeSet<String>,
@@ -218,9 +220,10 @@ impl Kind for Mysql {
                 "information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE <> 'USAGE'".into(),
             ),
         };
+        let hash = mysql_native_hash(&d.password);
         let sql = format!(
             "{database}\
-             SELECT 'M', Host, authentication_string FROM mysql.user WHERE User='{user}';\
+             SELECT 'M', Host, authentication_string = '{hash}' FROM mysql.user WHERE User='{user}';\
              SELECT 'G', GRANTEE, PRIVILEGE_TYPE FROM {privileges} \
              AND GRANTEE IN (SELECT CONCAT(\"'\", User, \"'@'\", Host, \"'\") FROM mysql.user WHERE User='{user}');"
         );
@@ -235,8 +238,11 @@ impl Kind for Mysql {
             match line.split('\t').collect::<Vec<_>>()[..] {
                 ["Q"] => f.up = true,
                 ["D", _] => f.database = true,
-                ["M", host, auth] => {
-                    f.accounts.entry(host.to_string()).or_default().auth = auth.to_string();
+                ["M", host, matches] => {
+                    f.accounts
+                        .entry(host.to_string())
+                        .or_default()
+                        .password_matches = matches == "1";
                 }
                 ["G", grantee, privilege] => grants.push((grantee, privilege)),
                 _ => {}
@@ -256,13 +262,12 @@ impl Kind for Mysql {
 
     fn plan(d: &Desired, f: &Fact, _: &PlanCx) -> Option<Change> {
         let want: BTreeSet<String> = d.privileges.iter().cloned().collect();
-        let hash = mysql_native_hash(&d.password);
         let accounts = d
             .hosts
             .iter()
             .filter_map(|host| {
                 let (create, set_password, have) = match f.accounts.get(host) {
-                    Some(a) => (false, a.auth != hash, a.grants.clone()),
+                    Some(a) => (false, !a.password_matches, a.grants.clone()),
                     None => (true, false, BTreeSet::new()),
                 };
                 let change = AccountChange {
@@ -321,7 +326,7 @@ impl Kind for Mysql {
 
     fn converged(d: &Desired, _: &Change, _: &Fact) -> Fact {
         let account = Account {
-            auth: mysql_native_hash(&d.password),
+            password_matches: true,
             grants: d.privileges.iter().cloned().collect(),
         };
         Fact {
@@ -337,11 +342,12 @@ impl Kind for Mysql {
 }
 
 fn sql(m: &Change, d: &Desired) -> String {
-    // Names are [A-Za-z0-9_], hosts localhost or IP addresses, and the
-    // password has no quote or backslash (all checked at load), so they are
-    // safe inside SQL quotes. The SQL travels on stdin, never on a command
-    // line.
-    let password = &d.password;
+    // Names are [A-Za-z0-9_] and hosts localhost or IP addresses (checked
+    // at load), so they are safe inside SQL quotes. The password is set by
+    // its hash: the statement goes to the binary log and every replica,
+    // and a cleartext password would go with it. The SQL travels on stdin,
+    // never on a command line.
+    let hash = mysql_native_hash(&d.password);
     let account = |host: &str| format!("'{}'@'{host}'", d.user);
     let on = match &d.database {
         Some(db) => format!("`{db}`.*"),
@@ -357,12 +363,12 @@ fn sql(m: &Change, d: &Desired) -> String {
         let account = account(&a.host);
         if a.create {
             sql.push_str(&format!(
-                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';\n"
+                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY PASSWORD '{hash}';\n"
             ));
         }
         if a.set_password {
             sql.push_str(&format!(
-                "ALTER USER {account} IDENTIFIED BY '{password}';\n"
+                "ALTER USER {account} IDENTIFIED BY PASSWORD '{hash}';\n"
             ));
         }
         if !a.grant.is_empty() {
@@ -389,7 +395,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn password_travels_on_stdin_only() {
+    fn the_password_is_set_by_its_hash_on_stdin() {
         let d = Desired {
             database: Some("foobar".into()),
             user: "app".into(),
@@ -399,11 +405,14 @@ mod tests {
         };
         let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125 }).unwrap();
         let script = Mysql::script(&d, &change, None);
-        assert!(!script.text.contains("Secret-Marker-123"));
+        let hash = mysql_native_hash("Secret-Marker-123");
+        assert!(!script.text.contains("Secret-Marker-123") && !script.text.contains(&hash));
         let sql = String::from_utf8(script.stdin.unwrap()).unwrap();
-        assert!(sql.contains(
-            "CREATE USER IF NOT EXISTS 'app'@'localhost' IDENTIFIED BY 'Secret-Marker-123';"
-        ));
+        // The statement reaches the binary log: never the password itself.
+        assert!(!sql.contains("Secret-Marker-123"), "{sql}");
+        assert!(sql.contains(&format!(
+            "CREATE USER IF NOT EXISTS 'app'@'localhost' IDENTIFIED BY PASSWORD '{hash}';"
+        )));
         assert!(sql.contains("GRANT SELECT ON `foobar`.* TO 'app'@'localhost';"));
     }
 }

@@ -2,10 +2,8 @@
 //! backups for handlers, pending handlers, verified uploads and hashes.
 
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
-use sha2::Digest;
 
-pub use crate::digest::sha256_hex;
+pub use crate::digest::{mysql_native_hash, sha256_hex};
 
 use crate::shell::quote;
 
@@ -212,18 +210,6 @@ pub fn verify_upload(file: &str, what: &str, content: &[u8]) -> String {
     )
 }
 
-/// MariaDB's mysql_native_password hash: `*` + upper hex SHA1(SHA1(pw)).
-/// Comparing hashes lets the plan see a password change without reading
-/// or sending the password.
-pub fn mysql_native_hash(password: &str) -> String {
-    let inner = Sha1::digest(password.as_bytes());
-    let outer = Sha1::digest(inner);
-    format!(
-        "*{}",
-        outer.iter().map(|b| format!("{b:02X}")).collect::<String>()
-    )
-}
-
 /// A file that can lock foobar out (the firewall's ruleset, sshd's
 /// drop-in): what it should hold, and how long a new version has to be
 /// confirmed over a fresh connection before the previous one comes back.
@@ -322,14 +308,5 @@ mod tests {
                 .is_dir
         );
         assert_eq!(parse_path_fact(""), None);
-    }
-
-    #[test]
-    fn mysql_native_hash_matches_mariadb() {
-        // SELECT PASSWORD('password') in MariaDB.
-        assert_eq!(
-            mysql_native_hash("password"),
-            "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
-        );
     }
 }

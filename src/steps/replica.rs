@@ -62,9 +62,10 @@ pub struct Fact {
     pub server_id: u32,
     #[serde(default)]
     pub status: SlaveStatus,
-    /// The hash of the password it was set up with.
+    /// It was set up with the inventory's password (its hash compared on
+    /// the server: no hash comes back in the output).
     #[serde(default)]
-    pub auth: String,
+    pub password_matches: bool,
 }
 
 /// Prints the replica's status, which `SlaveStatus::parse` reads.
@@ -192,8 +193,9 @@ impl Kind for Replica {
         );
         deferred_fact_script(&format!(
             "{query} && {SHOW_STATUS}\n\
-             [ -f {AUTH} ] && printf 'A\\t%s\\n' \"$(cat {AUTH})\"",
+             [ \"$(cat {AUTH} 2>/dev/null)\" = {hash} ] && echo M",
             query = mysql_fact(&seeded),
+            hash = quote(&mysql_native_hash(&d.password)),
         ))
     }
 
@@ -207,7 +209,7 @@ impl Kind for Replica {
                 ["Q"] => f.up = true,
                 ["D", _] => f.seeded = true,
                 ["I", id] => f.server_id = id.parse().unwrap_or_default(),
-                ["A", auth] => f.auth = auth.to_string(),
+                ["M"] => f.password_matches = true,
                 _ => {}
             }
         }
@@ -220,7 +222,7 @@ impl Kind for Replica {
             && st.master_user == d.user
             && st.using_gtid == "Slave_Pos"
             && st.connect_retry == CONNECT_RETRY
-            && f.auth == mysql_native_hash(&d.password);
+            && f.password_matches;
         let restart = f.server_id != d.server_id;
         if !f.up || !f.seeded || !set_up || restart {
             return Some(Change::Setup {
@@ -309,7 +311,7 @@ impl Kind for Replica {
                 seconds_behind: Some(0),
                 last_error: String::new(),
             },
-            auth: mysql_native_hash(&d.password),
+            password_matches: true,
         }
     }
 }
