@@ -97,14 +97,18 @@ GUARD
 mv -f {GUARD}.tmp {GUARD}
 systemctl daemon-reload
 systemctl enable foobar-sshd-guard.service >/dev/null 2>&1
-install -m 0644 "$w/new.conf" {DROP_IN}.tmp
+# Armed before the file is written: a new file never stands without the
+# timer and the mark that take it back.
+{timer}install -m 0644 "$w/new.conf" {DROP_IN}.tmp
 mv -f {DROP_IN}.tmp {DROP_IN}
 if ! sshd -t >&2; then
   {restore}
+  systemctl stop {REVERT_UNIT}.timer >/dev/null 2>&1 || true
+  rm -f "$w/pending"
   echo "sshd -t refused the new configuration; the previous one is back" >&2
   exit {VALIDATION_FAILED}
 fi
-{timer}systemctl reload ssh
+systemctl reload ssh
 # sshd executes itself again on a reload, its listening sockets closed for
 # a moment: the confirming connection comes only once it listens again.
 i=0
@@ -144,5 +148,28 @@ done
             mode: 0o644,
             soa_serial: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_revert_is_armed_before_the_new_file_is_written() {
+        let d = GuardedFile {
+            content: b"PasswordAuthentication no\n".to_vec(),
+            confirm_within_secs: 30,
+        };
+        let script = Sshd::script(&d, &Apply, None).text;
+        let at = |what: &str| {
+            script
+                .find(what)
+                .unwrap_or_else(|| panic!("{what} in {script}"))
+        };
+        let written = at(&format!("mv -f {DROP_IN}.tmp {DROP_IN}"));
+        assert!(at("systemd-run") < written, "{script}");
+        assert!(at(&format!("touch {WORK}/pending")) < written, "{script}");
+        assert!(at("systemctl enable foobar-sshd-guard") < written, "{script}");
     }
 }
