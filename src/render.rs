@@ -52,6 +52,9 @@ pub struct Context<'a> {
     pub tls: Option<TlsFiles>,
     /// nftables rules (input) for this server's roles, beside SSH.
     pub firewall_rules: Vec<String>,
+    /// The SSH port the inventory names (22 when it names none); the
+    /// firewall also opens every port sshd listens on when it is applied.
+    pub ssh_port: u16,
 }
 
 #[derive(Serialize)]
@@ -202,6 +205,7 @@ impl<'a> Context<'a> {
                 }
             }),
             firewall_rules: firewall_rules(inventory, server),
+            ssh_port: server.ssh.port.map_or(22, |p| p.0),
         }
     }
 }
@@ -276,8 +280,7 @@ impl DbLayout {
 fn firewall_rules(inv: &Inventory, server: &Server) -> Vec<String> {
     use std::collections::BTreeSet;
     let fw = &inv.firewall;
-    let ssh = server.ssh.port.map_or(22, |p| p.0);
-    let mut open: BTreeSet<(u16, &str)> = BTreeSet::from([(ssh, "tcp")]);
+    let mut open: BTreeSet<(u16, &str)> = BTreeSet::new();
     // (port, protocol, from these addresses only)
     let mut from: Vec<(u16, &str, Vec<std::net::IpAddr>)> = Vec::new();
     for role in &server.roles {

@@ -24,6 +24,12 @@ pub struct Args {
 /// at boot.
 pub const RULESET: &str = "/etc/nftables.conf";
 const WORK: &str = "/var/lib/foobar/firewall";
+/// The SSH ports found live when the ruleset was applied; the ruleset
+/// includes it, at boot too.
+const SSH_PORTS: &str = "/etc/foobar/firewall-ssh.nft";
+/// Declares foobar's table and deletes it: what a saved table is loaded
+/// after, and alone the way back to no table of foobar's.
+const FORGET: &str = "table inet foobar\\ndelete table inet foobar\\n";
 const REVERT_UNIT: &str = "foobar-firewall-revert";
 
 /// Make the new ruleset live, pending confirmation.
@@ -67,9 +73,15 @@ impl Kind for Firewall {
     fn script(d: &GuardedFile, _: &Apply, _: Option<&str>) -> Script {
         Script::new(format!(
             r#"w={WORK}
-mkdir -p "$w"
+mkdir -p "$w" "$(dirname {SSH_PORTS})"
 cat > "$w/new.nft.tmp"
-{verify}if ! nft -c -f "$w/new.nft.tmp" >&2; then
+{verify}# SSH stays open on every port sshd listens on, the one this connection
+# came in on among them (an ssh_config may name a port the inventory does
+# not).
+ports=$(ss -Hltnp | awk '/"sshd"/ {{ n = split($4, a, ":"); print a[n] }}' | sort -un | paste -sd, -)
+printf 'add element inet foobar ssh {{ %s }}\n' "${{ports:-22}}" > {SSH_PORTS}.tmp
+mv -f {SSH_PORTS}.tmp {SSH_PORTS}
+if ! nft -c -f "$w/new.nft.tmp" >&2; then
   rm -f "$w/new.nft.tmp"
   echo "nft refused the new ruleset; nothing changed" >&2
   exit {VALIDATION_FAILED}
@@ -77,8 +89,12 @@ fi
 mv -f "$w/new.nft.tmp" "$w/new.nft"
 # What runs now comes back unless a fresh connection confirms the new one
 # (kept from the first unconfirmed change: that is the one known to work).
+# Only foobar's own table: the others are never touched. A saved table
+# that nft cannot load back is no way back: then the way back is no table
+# of foobar's at all, SSH open.
 if [ ! -e "$w/pending" ]; then
-  {{ echo 'flush ruleset'; nft list ruleset; }} > "$w/previous.nft"
+  {{ printf '{FORGET}'; nft list table inet foobar 2>/dev/null || true; }} > "$w/previous.nft"
+  nft -c -f "$w/previous.nft" >&2 || printf '{FORGET}' > "$w/previous.nft"
 fi
 {timer}nft -f "$w/new.nft"
 "#,
@@ -87,7 +103,11 @@ fi
                 WORK,
                 REVERT_UNIT,
                 d.confirm_within_secs,
-                &format!("nft -f {WORK}/previous.nft && rm -f {WORK}/new.nft")
+                // Fails open: should the saved table not load, foobar's
+                // table goes and SSH with everything else is open.
+                &format!(
+                    "{{ nft -f {WORK}/previous.nft || nft delete table inet foobar; }} && rm -f {WORK}/new.nft"
+                )
             ),
         ))
         .with_stdin(d.content.clone())
