@@ -9,13 +9,21 @@ impl Lab {
         if image.join(".foobar-image").exists() {
             return Ok(());
         }
+        if let Some(parent) = image.parent() {
+            fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        }
+        // Labs come up side by side (the test suite's do): one builds the
+        // shared image, the others wait for it and use it.
+        let lock = fs::File::create(image.with_extension("lock"))
+            .map_err(io_err("creating the image's lock"))?;
+        lock.lock().map_err(io_err("waiting for the image's lock"))?;
+        if image.join(".foobar-image").exists() {
+            return Ok(());
+        }
         // A half-built image from a killed run is thrown away.
         let tmp = image.with_extension("tmp");
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_err("removing a half-built image"))?;
-        }
-        if let Some(parent) = image.parent() {
-            fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
         }
         let mirror = host_mirror();
         out.report(Event::Message {
