@@ -99,6 +99,53 @@ fn a_pristine_server_to_https_then_renewals() {
             || headers.contains("Strict-Transport-Security: max-age=63072000"),
         "{headers}"
     );
+    // Security headers on every response; the app's own policy wins where
+    // it sends one (the sample app sends Referrer-Policy: no-referrer), and
+    // nginx keeps its version to itself.
+    let headers = headers.to_lowercase();
+    for header in [
+        "x-content-type-options: nosniff",
+        "x-frame-options: sameorigin",
+        "referrer-policy: no-referrer",
+        "server: nginx\r\n",
+    ] {
+        assert_eq!(headers.matches(header).count(), 1, "{header}: {headers}");
+    }
+    assert!(
+        !headers.contains("strict-origin-when-cross-origin"),
+        "{headers}"
+    );
+    let static_file = Command::new("curl")
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "10",
+            "--cacert",
+            ROOTS,
+        ])
+        .args(["--resolve", &format!("www.foobar.com:443:{ADDRESS}")])
+        .args([
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "https://www.foobar.com/style.css",
+        ])
+        .output()
+        .unwrap();
+    let static_headers = text(&static_file.stdout).to_lowercase();
+    for header in [
+        "referrer-policy: strict-origin-when-cross-origin",
+        "x-content-type-options: nosniff",
+        "x-frame-options: sameorigin",
+    ] {
+        assert!(
+            static_headers.contains(header),
+            "{header}: {static_headers}"
+        );
+    }
     assert!(!curl(&["--cacert", ROOTS, "--tls-max", "1.1", "--tlsv1.1"])
         .status
         .success());

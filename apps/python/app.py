@@ -50,7 +50,13 @@ def _json(start_response, status, body):
     data = (json.dumps(body) + "\n").encode()
     start_response(
         status,
-        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            # The app's own policy: nginx adds its default only where an
+            # app sends none.
+            ("Referrer-Policy", "no-referrer"),
+        ],
     )
     return [data]
 

@@ -16,7 +16,8 @@ impl Lab {
         // shared image, the others wait for it and use it.
         let lock = fs::File::create(image.with_extension("lock"))
             .map_err(io_err("creating the image's lock"))?;
-        lock.lock().map_err(io_err("waiting for the image's lock"))?;
+        lock.lock()
+            .map_err(io_err("waiting for the image's lock"))?;
         if image.join(".foobar-image").exists() {
             return Ok(());
         }
