@@ -18,8 +18,10 @@ pub struct Locked {
 pub struct Claim {
     pub token: String,
     pub owner: String,
-    /// `<machine> <pid>`: lets a later run on this machine see that the
-    /// holder is gone (killed) and take the lock over.
+    /// `<boot id>/<pid namespace> <pid> <start time>`: lets a later run
+    /// that sees the same processes (same kernel boot, same pid namespace)
+    /// prove the holder gone and take the lock over. A host name would not
+    /// do: containers and CI runners share them.
     pub holder: String,
 }
 
@@ -30,18 +32,43 @@ pub struct Held {
     pub holder: String,
 }
 
+/// The processes this run can see: the kernel's boot and its pid
+/// namespace. None when either cannot be read (then no lock is ever
+/// taken over).
+fn process_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let ns: String = ns
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Some(format!("{}/{ns}", boot.trim()))
+}
+
+/// When process `pid` started (clock ticks after boot), if it runs.
+fn start_time(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: the 22nd
+    // field of the line is the 20th after it.
+    let after_name = stat.rsplit_once(") ")?.1;
+    after_name.split(' ').nth(19).map(str::to_string)
+}
+
 impl Held {
-    /// True when the holder ran on this machine and its process is gone.
+    /// True only when the holder provably ran where this run can see its
+    /// process, and that process is gone (its pid unused or reused).
     pub fn is_stale_here(&self, claim: &Claim) -> bool {
-        let (Some((machine, pid)), Some((mine, _))) =
-            (self.holder.split_once(' '), claim.holder.split_once(' '))
+        let parts = |h: &str| -> Option<(String, String, String)> {
+            let mut it = h.split(' ');
+            Some((it.next()?.into(), it.next()?.into(), it.next()?.into()))
+        };
+        let (Some((space, pid, started)), Some((mine, _, _))) =
+            (parts(&self.holder), parts(&claim.holder))
         else {
             return false;
         };
-        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains("foobar"))
-            .unwrap_or(false);
-        machine == mine && !alive
+        space == mine && start_time(&pid).as_deref() != Some(started.as_str())
     }
 }
 
@@ -58,11 +85,6 @@ impl Claim {
         let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let machine: String = host
-            .trim()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
-            .collect();
         let when = jiff::Timestamp::now()
             .round(jiff::Unit::Second)
             .unwrap_or_default();
@@ -74,7 +96,14 @@ impl Claim {
         .chars()
         .filter(|c| !c.is_control())
         .collect();
-        let holder = format!("{machine} {}", std::process::id());
+        let pid = std::process::id().to_string();
+        // Without a readable process space the holder can never be proven
+        // gone: a random name no other run shares.
+        let space = process_space().unwrap_or_else(|| format!("unknown-{token}"));
+        let holder = format!(
+            "{space} {pid} {}",
+            start_time(&pid).unwrap_or_else(|| "0".into())
+        );
         Ok(Self {
             token,
             owner,
@@ -151,30 +180,40 @@ mod tests {
             .acquire_script(true)
             .contains("rm -rf /var/lib/foobar/lock"));
         assert!(c.release_script().contains("= abc123 ]"));
-        let held = held_by("F\tx\nLOCKED\tyou, since then\tbox 4000000\n").unwrap();
+        let here = Claim::new("provision").unwrap();
+        let space = here.holder.split(' ').next().unwrap().to_string();
+        let held = held_by(&format!(
+            "F\tx\nLOCKED\tyou, since then\t{space} 4000000 1\n"
+        ))
+        .unwrap();
         assert_eq!(held.owner, "you, since then");
-        let here = Claim {
-            holder: format!("box {}", std::process::id()),
-            ..c.clone()
-        };
         assert!(
             held.is_stale_here(&here),
-            "pid 4000000 on this machine is gone"
+            "pid 4000000 where this run sees every process is gone"
         );
+        // The same host name, another container or runner: never taken.
         let elsewhere = Held {
             owner: "x".into(),
-            holder: "other-box 1".into(),
+            holder: format!("{space}0 1 1"),
         };
-        assert!(
-            !elsewhere.is_stale_here(&here),
-            "another machine's lock is never taken over"
-        );
-        // This test's own process (target/debug/deps/foobar-...) is alive.
+        assert!(!elsewhere.is_stale_here(&here));
+        // An older foobar's holder (`<host> <pid>`) proves nothing.
+        let old_style = Held {
+            owner: "x".into(),
+            holder: "box 4000000".into(),
+        };
+        assert!(!old_style.is_stale_here(&here));
+        // This test's own process is alive; a reused pid is not the holder.
         let alive = Held {
             owner: "x".into(),
-            holder: format!("box {}", std::process::id()),
+            holder: here.holder.clone(),
         };
         assert!(!alive.is_stale_here(&here));
+        let reused = Held {
+            owner: "x".into(),
+            holder: format!("{space} {} 1", std::process::id()),
+        };
+        assert!(reused.is_stale_here(&here));
         assert_eq!(held_by("F\tx\n"), None);
     }
 }

@@ -395,9 +395,9 @@ fn a_live_run_holding_the_lock_refuses_even_a_no_op() {
 fn the_lock_of_a_killed_run_of_this_machine_is_taken_over() {
     let w = world();
     let mine = Claim::new("provision").unwrap();
-    let machine = mine.holder.split_once(' ').unwrap().0.to_string();
+    let space = mine.holder.split(' ').next().unwrap().to_string();
     // A pid that is not running.
-    w.state.lock().unwrap().lock = Some(("a killed run".into(), format!("{machine} 4000000")));
+    w.state.lock().unwrap().lock = Some(("a killed run".into(), format!("{space} 4000000 1")));
     let r = w.provision(false, false);
     assert_eq!(changed(&r), 5);
     assert_eq!(w.trace()[..2], ["facts", "break lock + facts"]);
