@@ -62,6 +62,9 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 /// killed run left behind ends by itself; a run that was idle longer opens
 /// another (see `Ssh::spawn`).
 const OWN_IDLE: Duration = Duration::from_secs(60);
+/// How long a kept master takes new runs after its login; then the next
+/// run logs in afresh, its host key and configuration checked again.
+const KEPT_MAX_LIFE: Duration = Duration::from_secs(15 * 60);
 
 pub struct Ssh {
     target: SshTarget,
@@ -178,10 +181,22 @@ impl Connector for SshConnector {
 async fn open(t: &SshTarget) -> Result<Master, Unreachable> {
     let kept = kept_folder();
     if let (Some(keep), Some(folder)) = (t.keep, &kept) {
-        let socket = folder.join(kept_name(t));
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let socket = folder.join(kept_name(t, home.as_deref()));
         // Runs opening the same connection at once take turns, so that one
         // master is made and the others use it.
         let _turn = take_turn(socket.with_extension("lock")).await;
+        let made = std::fs::symlink_metadata(&socket).and_then(|m| m.modified());
+        if made.is_ok_and(outlived) {
+            // No new sessions; the runs using it finish theirs.
+            let _ = tokio::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&socket)
+                .args(["-O", "stop", "foobar-kept"])
+                .output()
+                .await;
+            let _ = std::fs::remove_file(&socket);
+        }
         let session = Session::resume_mux(socket.clone().into_boxed_path(), None);
         if session.check().await.is_err() {
             // A master killed without cleaning up leaves its socket.
@@ -236,12 +251,30 @@ fn kept_folder() -> Option<PathBuf> {
 }
 
 /// A kept connection's name: the server, the login and every file that
-/// decides whom it trusts, so that a changed known_hosts, key or ssh_config
-/// never reuses a connection made under the old one.
-fn kept_name(t: &SshTarget) -> String {
+/// decides whom it trusts (the inventory's, or else the user's and the
+/// system's defaults that ssh reads then), so that a changed known_hosts,
+/// key or ssh_config never reuses a connection made under the old one.
+fn kept_name(t: &SshTarget, home: Option<&Path>) -> String {
     let mut h = Sha256::new();
     h.update(format!("{}\0{:?}\0{:?}\0", t.address, t.port, t.user));
-    for file in [&t.known_hosts, &t.identity_file, &t.config] {
+    let home_file = |rel: &str| home.map(|h| h.join(rel));
+    let mut files = vec![t.identity_file.clone()];
+    match &t.known_hosts {
+        Some(file) => files.push(Some(file.clone())),
+        None => files.extend([
+            home_file(".ssh/known_hosts"),
+            home_file(".ssh/known_hosts2"),
+        ]),
+    }
+    files.push(Some(PathBuf::from("/etc/ssh/ssh_known_hosts")));
+    match &t.config {
+        Some(file) => files.push(Some(file.clone())),
+        None => files.extend([
+            home_file(".ssh/config"),
+            Some(PathBuf::from("/etc/ssh/ssh_config")),
+        ]),
+    }
+    for file in files {
         h.update(format!("{file:?}\0"));
         if let Some(content) = file.as_ref().and_then(|f| std::fs::read(f).ok()) {
             h.update(content);
@@ -250,6 +283,13 @@ fn kept_name(t: &SshTarget) -> String {
     h.update([u8::from(t.accept_new_host_keys)]);
     // Short: a socket's path has room for about 100 bytes.
     format!("{:x}", h.finalize())[..24].to_string()
+}
+
+/// True when a kept master made at `made` has served long enough: runs a
+/// minute apart would otherwise keep one login (and the trust it was made
+/// under) alive for ever.
+fn outlived(made: std::time::SystemTime) -> bool {
+    made.elapsed().is_ok_and(|age| age > KEPT_MAX_LIFE)
 }
 
 /// An exclusive lock on `path` until the file is dropped; None when the
@@ -451,5 +491,50 @@ impl Transport for Ssh {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> SshTarget {
+        SshTarget {
+            name: "web1".into(),
+            address: "10.0.0.1".into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            known_hosts: None,
+            config: None,
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(5),
+            keep: Some(Duration::from_secs(60)),
+        }
+    }
+
+    #[test]
+    fn a_kept_connection_is_retired_when_the_default_trust_files_change() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        let write = |file: &str, text: &str| {
+            std::fs::write(home.path().join(".ssh").join(file), text).unwrap()
+        };
+        write("known_hosts", "10.0.0.1 ssh-ed25519 AAAA-old\n");
+        let first = kept_name(&target(), Some(home.path()));
+        assert_eq!(first, kept_name(&target(), Some(home.path())));
+        // A distrusted key removed from ~/.ssh/known_hosts.
+        write("known_hosts", "");
+        let second = kept_name(&target(), Some(home.path()));
+        assert_ne!(first, second);
+        write("config", "Host *\n  Port 2222\n");
+        assert_ne!(second, kept_name(&target(), Some(home.path())));
+    }
+
+    #[test]
+    fn a_kept_master_serves_fifteen_minutes_at_most() {
+        let now = std::time::SystemTime::now();
+        assert!(!outlived(now - Duration::from_secs(14 * 60)));
+        assert!(outlived(now - Duration::from_secs(16 * 60)));
     }
 }
