@@ -33,7 +33,8 @@ pub struct LogsArgs {
 
 /// `10m` -> `-10m`, what journalctl's --since takes.
 fn parse_age(s: &str) -> Result<String, String> {
-    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    // At the last character, not byte: `é` is two bytes.
+    let (digits, unit) = s.split_at(s.char_indices().last().map_or(0, |(i, _)| i));
     let ok = !digits.is_empty()
         && digits.len() <= 6
         && digits.chars().all(|c| c.is_ascii_digit())
@@ -139,7 +140,7 @@ mod tests {
     fn ages_become_journalctl_times() {
         assert_eq!(parse_age("10m").unwrap(), "-10m");
         assert_eq!(parse_age("2d").unwrap(), "-2days");
-        for bad in ["", "m", "10", "10y", "-5m", "1 h", "$(x)m"] {
+        for bad in ["", "m", "10", "10y", "-5m", "1 h", "$(x)m", "é", "1é"] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }
     }
