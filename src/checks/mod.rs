@@ -214,7 +214,8 @@ impl Checks {
         let mut results = Vec::new();
         for ((check, host_header, https), verdict) in self.list.iter().zip(verdicts) {
             let passed = verdict.is_ok();
-            let detail = verdict.unwrap_or_else(|e| e);
+            // An app's error page may echo its settings, secrets included.
+            let detail = secrets.redact(&verdict.unwrap_or_else(|e| e));
             let logs = match (&check.logs, passed) {
                 (Some(cmd), false) => {
                     out.report(Event::Command {
