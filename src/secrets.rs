@@ -99,7 +99,7 @@ impl Secrets {
     }
 
     /// Both versions of a file, for a diff: a line of `new` that holds a
-    /// secret makes the text before the secret a key (`DB_PASSWORD="`),
+    /// secret makes the text before the secret a key (`DB_PASSWORD=`),
     /// and every line of either version that starts with a key is masked
     /// after it. So a rotated secret's old value never shows, although no
     /// longer one of the secrets. A line that is a secret alone masks both
@@ -109,7 +109,8 @@ impl Secrets {
         let mut keys = Vec::new();
         for line in new.lines() {
             if let Some(at) = hidden.iter().filter_map(|s| line.find(s.as_str())).min() {
-                keys.push(&line[..at]);
+                // Without its opening quote: an old value may be unquoted.
+                keys.push(line[..at].trim_end_matches(['"', '\'']));
             }
         }
         let whole = keys.iter().any(|k| k.trim().is_empty());
@@ -272,8 +273,11 @@ mod tests {
             "A=1\nDB_PASSWORD=\"Old-Password-1\"\nB=2\n",
             "A=1\nDB_PASSWORD=\"New-Password-2\"\nB=3\n",
         );
-        assert_eq!(old, "A=1\nDB_PASSWORD=\"********\nB=2\n");
-        assert_eq!(new, "A=1\nDB_PASSWORD=\"******** (new value)\nB=3\n");
+        assert_eq!(old, "A=1\nDB_PASSWORD=********\nB=2\n");
+        assert_eq!(new, "A=1\nDB_PASSWORD=******** (new value)\nB=3\n");
+        // An old value without quotes is masked all the same.
+        let (old, _) = s.redact_pair("DB_PASSWORD=stale\n", "DB_PASSWORD=\"New-Password-2\"\n");
+        assert_eq!(old, "DB_PASSWORD=********\n");
         // A file that is a secret alone is masked whole, old and new.
         let (old, new) = s.redact_pair("b2xkIGtleQ==\n", "a2V5IG9uIGl0cyBvd24gbGluZQ==\n");
         assert_eq!(
