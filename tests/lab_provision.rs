@@ -68,6 +68,15 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
         "mysql -N -B -e \"SHOW GRANTS FOR 'foobar'@'localhost'\"",
     );
     assert!(grants.contains("ON `foobar`.*"), "{grants}");
+    // ... and there, what a migration does, DROP included.
+    on_server_ok(
+        LAB,
+        LAB_SERVER,
+        "set -a; . /etc/foobar/app.env; mysql -u \"$DB_USER\" -p\"$DB_PASSWORD\" \"$DB_NAME\" -e \
+         'CREATE TABLE m (id INT PRIMARY KEY); CREATE VIEW mv AS SELECT id FROM m; \
+          CREATE TRIGGER mt BEFORE INSERT ON m FOR EACH ROW SET NEW.id = NEW.id; \
+          DROP TRIGGER mt; DROP VIEW mv; DROP TABLE m'",
+    );
     assert!(
         !grants.contains("ON *.*") || grants.contains("GRANT USAGE ON *.*"),
         "{grants}"

@@ -127,6 +127,11 @@ const GRANTABLE: &[&str] = &[
     "CREATE VIEW",
     "SHOW VIEW",
     "TRIGGER",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EVENT",
+    "REFERENCES",
+    "DELETE HISTORY",
 ];
 
 impl Kind for Mysql {
