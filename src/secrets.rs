@@ -93,9 +93,7 @@ impl Secrets {
 
     /// Replaces every secret value in `text` with the mask.
     pub fn redact(&self, text: &str) -> String {
-        self.hidden()
-            .iter()
-            .fold(text.to_string(), |text, secret| text.replace(secret, MASK))
+        mask_all(&self.hidden(), text)
     }
 
     /// Both versions of a file, for a diff: a line of `new` that holds a
@@ -130,13 +128,20 @@ impl Secrets {
                     match keys.iter().find(|k| bare.starts_with(**k)) {
                         _ if whole => format!("{MASK}{changed}{end}"),
                         Some(key) => format!("{key}{MASK}{changed}{end}"),
-                        None => self.redact(line),
+                        None => mask_all(&hidden, line),
                     }
                 })
                 .collect()
         };
         (mask(old, false), mask(new, true))
     }
+}
+
+/// `text` with each of `hidden` replaced by the mask.
+fn mask_all(hidden: &[String], text: &str) -> String {
+    hidden
+        .iter()
+        .fold(text.to_string(), |text, secret| text.replace(secret, MASK))
 }
 
 /// The secrets of `app.env`, read and checked.

@@ -123,15 +123,7 @@ fn only_what_the_roles_serve_is_open_and_a_lockout_reverts() {
     assert!(!audit.contains("warning[]"), "{audit}");
 
     // A ruleset that would cut SSH (a project that forgot the SSH rule).
-    let project = project_copy();
-    let template = project.path().join("templates/nftables/foobar.nft.j2");
-    let text_ = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        text_.replace("        tcp dport @ssh accept\n", ""),
-    )
-    .unwrap();
-    let inventory = project.path().join("inventory/lab-secure.yml");
+    let (project, inventory) = project_without_the_ssh_rule();
     let started = Instant::now();
     let (code, json, _) = provision(&inventory).project(project.path()).json();
     assert_eq!(code, Some(1), "{json}");
@@ -263,15 +255,7 @@ fn the_firewall_keeps_others_tables_and_the_live_ssh_port() {
 
     // A ruleset that cuts SSH reverts to foobar's previous table, whatever
     // else the server's ruleset holds.
-    let project = project_copy();
-    let template = project.path().join("templates/nftables/foobar.nft.j2");
-    let text_ = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        text_.replace("        tcp dport @ssh accept\n", ""),
-    )
-    .unwrap();
-    let inventory = project.path().join("inventory/lab-secure.yml");
+    let (project, inventory) = project_without_the_ssh_rule();
     let (code, json, _) = provision(&inventory).project(project.path()).json();
     assert_eq!(code, Some(1), "{json}");
     assert!(
@@ -289,6 +273,21 @@ fn the_firewall_keeps_others_tables_and_the_live_ssh_port() {
         .args(["-i", SECURE, "lab", "reset", SERVER])
         .assert()
         .success();
+}
+
+/// A project copy whose ruleset forgets the SSH rule (a project that lost
+/// it by mistake), and its lab-secure inventory.
+fn project_without_the_ssh_rule() -> (tempfile::TempDir, std::path::PathBuf) {
+    let project = project_copy();
+    let template = project.path().join("templates/nftables/foobar.nft.j2");
+    let text_ = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text_.replace("        tcp dport @ssh accept\n", ""),
+    )
+    .unwrap();
+    let inventory = project.path().join("inventory/lab-secure.yml");
+    (project, inventory)
 }
 
 /// Waits until a new SSH login works again; how long it took.

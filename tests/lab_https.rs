@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::lab::*;
@@ -37,18 +36,6 @@ fn serial() -> String {
         SERVER,
         &format!("openssl x509 -in {CERT} -noout -serial"),
     )
-}
-
-/// A copy of the HTTPS inventory with `from` replaced by `to`.
-fn inventory_with(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join(HTTPS))
-        .unwrap()
-        .replace("../apps/python", root.join("apps/python").to_str().unwrap());
-    assert!(text.contains(from));
-    let path = dir.join("inventory.yml");
-    std::fs::write(&path, text.replace(from, to)).unwrap();
-    path
 }
 
 #[test]
@@ -181,11 +168,8 @@ fn a_pristine_server_to_https_then_renewals() {
     // A renewal forced (renew under 3650 days: every certificate) while
     // HTTPS is under load: no request fails.
     let dir = tempfile::tempdir().unwrap();
-    let forced = inventory_with(
-        dir.path(),
-        "      email:",
-        "      renew_days: 3650\n      email:",
-    );
+    let renew_all = ("      email:", "      renew_days: 3650\n      email:");
+    let forced = inventory_with(HTTPS, dir.path(), &[renew_all]);
     let mut outcome = None;
     let (requests, failed) =
         wrk_under_load(&format!("https://{ADDRESS}/healthz"), 10, false, || {
@@ -211,14 +195,16 @@ fn a_pristine_server_to_https_then_renewals() {
     // old certificate keeps serving.
     let current = serial();
     let unreachable = inventory_with(
+        HTTPS,
         dir.path(),
-        "https://10.247.0.1:14000/dir",
-        "https://10.247.0.1:14999/dir",
+        &[
+            (
+                "https://10.247.0.1:14000/dir",
+                "https://10.247.0.1:14999/dir",
+            ),
+            renew_all,
+        ],
     );
-    let text = std::fs::read_to_string(&unreachable)
-        .unwrap()
-        .replace("      email:", "      renew_days: 3650\n      email:");
-    std::fs::write(&unreachable, text).unwrap();
     let (code, json, _) = provision(&unreachable).json();
     assert_eq!(code, Some(1), "{json}");
     assert_eq!(json["certificate"]["ok"], false, "{json}");
