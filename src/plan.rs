@@ -57,22 +57,28 @@ pub fn handlers_for<'h>(
         .iter()
         .filter(|h| notified.contains(h.name.as_str()))
         .collect();
-    let fresh: BTreeSet<&str> = planned
+    let started: BTreeSet<&str> = planned
         .iter()
         .filter_map(|p| p.change.as_ref()?.started_service())
-        .chain(
-            chosen
-                .iter()
-                .filter(|h| h.action == HandlerAction::Restart)
-                .map(|h| h.service.as_str()),
-        )
+        .collect();
+    let restarted: BTreeSet<&str> = chosen
+        .iter()
+        .filter(|h| h.action != HandlerAction::Reload)
+        .map(|h| h.service.as_str())
         .collect();
     chosen
         .into_iter()
-        .map(|handler| HandlerRun {
-            handler,
-            signal: handler.action == HandlerAction::Restart
-                || !fresh.contains(handler.service.as_str()),
+        .map(|handler| {
+            let service = handler.service.as_str();
+            let signal = match handler.action {
+                HandlerAction::Restart => true,
+                // A member the galera step just started runs its config.
+                HandlerAction::Rejoin => !started.contains(service),
+                HandlerAction::Reload => {
+                    !started.contains(service) && !restarted.contains(service)
+                }
+            };
+            HandlerRun { handler, signal }
         })
         .collect()
 }

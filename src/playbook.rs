@@ -98,6 +98,8 @@ pub struct StepEntry(#[serde(with = "serde_yaml::with::singleton_map")] pub Step
 pub enum HandlerAction {
     Reload,
     Restart,
+    /// A Galera member restarted in its cluster (`roles::rejoin_script`).
+    Rejoin,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

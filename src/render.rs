@@ -100,6 +100,13 @@ pub struct DbLayout {
     /// This server's replication id: 1 for the primary, 2, 3, ... for
     /// the replicas in inventory order.
     pub server_id: usize,
+    /// The Galera cluster's members (name, address), in inventory order;
+    /// empty without one.
+    pub cluster: Vec<Backend>,
+    /// The same as `name=address` words, for the galera step.
+    pub cluster_members: String,
+    /// Where each member's clustercheck answers HAProxy.
+    pub check_port: u16,
 }
 
 /// Who holds the zone: the primary, and the secondaries that copy it.
@@ -253,18 +260,47 @@ impl DbLayout {
         let primary = private(inventory.db_primary());
         let networked = inventory.db_networked();
         let replicas: Vec<_> = inventory.servers_with(Role::DbReplica).collect();
+        let cluster: Vec<Backend> = inventory
+            .servers_with(Role::DbCluster)
+            .map(|s| Backend {
+                name: s.name.to_string(),
+                address: private(s),
+            })
+            .collect();
+        // A cluster is reached through HAProxy on the load balancers:
+        // their floating address (or the first one's), and its clients
+        // are the load balancers.
+        let load_balancers = || inventory.servers_with(Role::Lb).map(private);
+        let host = if cluster.is_empty() {
+            networked.then(|| primary.clone())
+        } else {
+            inventory
+                .lb
+                .floating_address
+                .map(|a| a.to_string())
+                .or_else(|| load_balancers().next())
+        };
         Self {
-            host: networked.then(|| primary.clone()),
+            host,
             bind: if networked {
                 private(server)
             } else {
                 "127.0.0.1".into()
             },
-            clients: if networked {
+            clients: if !cluster.is_empty() {
+                load_balancers().collect()
+            } else if networked {
                 inventory.servers_with(Role::App).map(private).collect()
             } else {
                 vec!["localhost".into()]
             },
+            cluster_members: cluster
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.address))
+                .collect::<Vec<_>>()
+                .join(" "),
+            cluster,
+            check_port: crate::roles::CHECK_PORT,
             server_id: replicas
                 .iter()
                 .position(|r| r.name == server.name)

@@ -33,16 +33,17 @@ pub struct ConvergeArgs {
 }
 
 /// The site's certificate from an ACME CA, between convergence and the
-/// checks of the servers that answer for the site (`deferred`: the index
-/// of their job and their checks).
+/// deferred checks.
 pub struct CertPhase {
     pub job: AcmeJob,
     pub web: Vec<SshTarget>,
-    pub deferred: Vec<(usize, Checks)>,
 }
 
 /// Lets the engine converge `jobs` (then, with `certs`, obtain or renew
-/// the certificate and run the deferred checks), then reports as `command`.
+/// the certificate), then runs the checks that wait for every server
+/// (`deferred`: the index of their job and their checks), then reports as
+/// `command`.
+#[allow(clippy::too_many_arguments)]
 pub async fn converge(
     g: &Global,
     command: &str,
@@ -51,6 +52,7 @@ pub async fn converge(
     args: &ConvergeArgs,
     started: Instant,
     certs: Option<CertPhase>,
+    deferred: Vec<(usize, Checks)>,
 ) -> anyhow::Result<u8> {
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), &input.secrets);
@@ -65,12 +67,12 @@ pub async fn converge(
     };
     let mut results = engine::provision(&engine, jobs, &input.pb.playbook.roles, &opts).await;
     let mut certificate = None;
+    // Only servers that converged take part.
+    let ready: Vec<bool> = results
+        .iter()
+        .map(|r| r.as_ref().is_ok_and(|(h, _)| h.error.is_none()))
+        .collect();
     if let (Some(phase), false) = (certs, args.check) {
-        // Only servers that converged take part.
-        let ready: Vec<bool> = results
-            .iter()
-            .map(|r| r.as_ref().is_ok_and(|(h, _)| h.error.is_none()))
-            .collect();
         let web: Vec<SshTarget> = phase
             .web
             .into_iter()
@@ -88,13 +90,13 @@ pub async fn converge(
                 }),
             }
         }
-        for (i, checks) in phase.deferred.iter().filter(|(i, _)| ready[*i]) {
-            let checked = engine::run_checks(&engine, &jobs[*i].target, checks).await;
-            match (&mut results[*i], checked) {
-                (Ok((_, list)), Ok(found)) => list.extend(found),
-                (slot, Err(e)) => *slot = Err(e),
-                _ => {}
-            }
+    }
+    for (i, checks) in deferred.iter().filter(|(i, _)| ready[*i] && !args.check) {
+        let checked = engine::run_checks(&engine, &jobs[*i].target, checks).await;
+        match (&mut results[*i], checked) {
+            (Ok((_, list)), Ok(found)) => list.extend(found),
+            (slot, Err(e)) => *slot = Err(e),
+            _ => {}
         }
     }
     report(

@@ -37,5 +37,5 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
             roll_back: Some(AppLayout::of(&inv.inventory)),
         });
     }
-    converged::converge(g, "deploy", &input, &jobs, &args, started, None).await
+    converged::converge(g, "deploy", &input, &jobs, &args, started, None, Vec::new()).await
 }

@@ -27,8 +27,8 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
     let mut certs = acme_job(inv).map(|job| CertPhase {
         job,
         web: Vec::new(),
-        deferred: Vec::new(),
     });
+    let mut deferred = Vec::new();
     let mut jobs = Vec::new();
     for server in super::servers(g, inv, None)? {
         let target = engine::ssh_target(inv, server);
@@ -37,9 +37,13 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
             if server.has(Role::Web) {
                 phase.web.push(target.clone());
             }
-            // Over HTTPS the checks wait for the certificate.
+        }
+        // Over HTTPS the checks wait for the certificate; a load balancer
+        // that goes before the web servers (it serves the database
+        // cluster to the app) checks them once they are done.
+        if certs.is_some() || (server.has(Role::Lb) && inv.inventory.db_cluster()) {
             if let Some(c) = checks.take() {
-                phase.deferred.push((jobs.len(), c));
+                deferred.push((jobs.len(), c));
             }
         }
         jobs.push(ProvisionJob {
@@ -51,7 +55,10 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
             roll_back: None,
         });
     }
-    converged::converge(g, "provision", &input, &jobs, &args, started, certs).await
+    converged::converge(
+        g, "provision", &input, &jobs, &args, started, certs, deferred,
+    )
+    .await
 }
 
 /// The ACME phase's settings, when the inventory asks for it.

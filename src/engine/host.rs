@@ -167,12 +167,16 @@ impl<T: Transport> HostRun<'_, T> {
 
     /// Applies the plan role block by role block, each block's handlers
     /// after it. Returns at the first failure, recorded in `result`.
+    /// `from_peers`: the lines of peer groups' facts, by step, added to
+    /// facts read again.
+    #[allow(clippy::too_many_arguments)]
     pub async fn apply<'s>(
         &self,
         steps: &'s [Resolved],
         mut planned: Vec<Planned<'s>>,
         roles: &[RoleSteps],
         pending: &[String],
+        from_peers: &[(usize, String)],
         result: &mut HostResult,
     ) -> Result<(), Unreachable> {
         for (block, role) in roles.iter().enumerate() {
@@ -212,7 +216,10 @@ impl<T: Transport> HostRun<'_, T> {
                 }
                 if refresh {
                     let rest = &steps[i + 1..];
-                    let fresh = self.facts("", rest).await?;
+                    let mut fresh = self.facts("", rest).await?;
+                    for (step, lines) in from_peers.iter().filter(|(step, _)| *step > i) {
+                        fresh.steps[step - i - 1].push_str(lines);
+                    }
                     let replanned = plan::plan(rest, &fresh, &self.plan_cx);
                     for (slot, fresh) in planned[i + 1..].iter_mut().zip(replanned) {
                         *slot = fresh;
@@ -295,11 +302,12 @@ pub fn handler_script(h: &Handler, signal: bool) -> String {
     let verb = match h.action {
         HandlerAction::Reload => "reload-or-restart",
         HandlerAction::Restart => "restart",
+        HandlerAction::Rejoin => "rejoin",
     };
-    let act = if signal {
-        format!("systemctl {verb} \"$svc\" >&2")
-    } else {
-        ": it has just started".to_string()
+    let act = match h.action {
+        _ if !signal => ": it has just started".to_string(),
+        HandlerAction::Rejoin => format!("(\n{})", crate::roles::rejoin_script(&h.service)),
+        _ => format!("systemctl {verb} \"$svc\" >&2"),
     };
     format!(
         r#"svc={s}

@@ -18,6 +18,7 @@ pub mod certs;
 mod host;
 pub mod lock;
 mod maintenance;
+mod peers;
 mod pool;
 mod provision;
 mod restart;

@@ -8,6 +8,7 @@ use super::app::roll_back_release;
 use super::app::AppLayout;
 use super::host::{HostResult, HostRun, StepResult};
 use super::lock::{self, Claim, Locked};
+use super::peers::{self, Peers};
 use super::{Engine, HostFailure};
 use crate::checks::{replication, CheckResult, Checks};
 use crate::plan::{self, Planned};
@@ -61,15 +62,17 @@ pub async fn provision<C: Connector>(
     opts: &ProvisionOptions,
 ) -> Vec<HostOutcome> {
     let waves = Waves::new(jobs.iter().map(|j| j.wave));
+    let peers = Peers::new(jobs);
     // Started in wave order: a server waiting for an earlier wave never
     // holds a slot that wave needs.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| jobs[i].wave);
     let done = engine
         .fan_out(&order, |&i| {
-            let waves = &waves;
+            let (waves, peers) = (&waves, &peers);
             async move {
-                let outcome = provision_host(engine, &jobs[i], roles, opts, waves).await;
+                let outcome = provision_host(engine, &jobs[i], roles, opts, waves, peers).await;
+                peers.finished(&jobs[i]);
                 waves.finished(jobs[i].wave);
                 outcome
             }
@@ -125,6 +128,7 @@ async fn provision_host<C: Connector>(
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
     waves: &Waves,
+    peers: &Peers,
 ) -> HostOutcome {
     let host = job.target.name.clone();
     let mut attempt = 1;
@@ -146,7 +150,7 @@ async fn provision_host<C: Connector>(
         };
         run.phase("connect", start);
         let mut locked = false;
-        let result = converge(engine, &run, job, roles, opts, waves, &mut locked).await;
+        let result = converge(engine, &run, job, roles, opts, waves, peers, &mut locked).await;
         if locked {
             // Best effort: a server that went away keeps a lock that names
             // this run, for --break-lock.
@@ -190,6 +194,7 @@ async fn converge<C: Connector>(
     roles: &[RoleSteps],
     opts: &ProvisionOptions,
     waves: &Waves,
+    peers: &Peers,
     locked: &mut bool,
 ) -> HostOutcome {
     let start = Instant::now();
@@ -198,10 +203,12 @@ async fn converge<C: Connector>(
     let mut facts = run.facts(&Claim::status_script(), &job.steps).await?;
     run.phase("facts", start);
     let start = Instant::now();
+    let from_peers = peers.exchange(job, &mut facts).await;
     let mut planned = plan::plan(&job.steps, &facts, &opts.plan_cx);
     run.phase("plan", start);
     let start = Instant::now();
     waves.before(job.wave).await;
+    peers.turn(job, &facts, &opts.plan_cx).await;
     if job.wave > 0 {
         run.phase("wait for earlier servers", start);
     }
@@ -222,6 +229,7 @@ async fn converge<C: Connector>(
             facts = run
                 .facts(&opts.claim.acquire_script(take_over), &job.steps)
                 .await?;
+            peers::append(&mut facts, &from_peers);
             if let Some(held) = lock::held_by(&facts.engine) {
                 return Err(Locked {
                     host: run.host().to_string(),
@@ -255,6 +263,7 @@ async fn converge<C: Connector>(
         planned,
         roles,
         &facts.pending_handlers,
+        &from_peers,
         &mut result,
     )
     .await?;

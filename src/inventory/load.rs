@@ -145,7 +145,8 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
         }
     }
     for role in [Role::Web, Role::Db, Role::Dns] {
-        if !inv.servers.0.iter().any(|s| s.has(role)) {
+        let covered = |s: &Server| s.has(role) || (role == Role::Db && s.has(Role::DbCluster));
+        if !inv.servers.0.iter().any(covered) {
             return Err(at_key(
                 "servers:",
                 format!(
@@ -343,19 +344,26 @@ impl Inventory {
         })
     }
 
-    /// The MariaDB primary.
+    /// The MariaDB primary, or the first member of the Galera cluster.
     pub fn db_primary(&self) -> &Server {
         self.servers_with(Role::Db)
+            .chain(self.servers_with(Role::DbCluster))
             .next()
-            .expect("load checks that one server has the db role")
+            .expect("load checks that one server has the db or db_cluster role")
+    }
+
+    /// The database is a Galera cluster (`db_cluster` servers).
+    pub fn db_cluster(&self) -> bool {
+        self.servers_with(Role::DbCluster).next().is_some()
     }
 
     /// True when MariaDB is reached over the network (by app servers on
-    /// other servers or by replicas); otherwise it listens on localhost
-    /// only and the app uses its socket.
+    /// other servers, replicas, cluster members); otherwise it listens on
+    /// localhost only and the app uses its socket.
     pub fn db_networked(&self) -> bool {
         let primary = &self.db_primary().name;
-        self.servers_with(Role::DbReplica).next().is_some()
+        self.db_cluster()
+            || self.servers_with(Role::DbReplica).next().is_some()
             || self.servers_with(Role::App).any(|s| &s.name != primary)
     }
 
@@ -486,6 +494,33 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
                     "server `{}` is reached by a name: add `private_ip: <the address the other servers reach it by>`",
                     s.name
                 ),
+            ));
+        }
+    }
+    let members: Vec<_> = inv.servers_with(Role::DbCluster).collect();
+    if let Some(first) = members.first() {
+        if let Some(primary) = inv.servers_with(Role::Db).next() {
+            return Err((
+                entry(primary),
+                format!(
+                    "server `{}` has the db role and `{}` db_cluster: the database is either a primary (db, with db_replica copies) or a Galera cluster (db_cluster on every member); choose one",
+                    primary.name, first.name
+                ),
+            ));
+        }
+        if members.len() < 3 {
+            return Err((
+                entry(members[members.len() - 1]),
+                format!(
+                    "a Galera cluster needs three db_cluster servers or more ({} here): with two, either one's loss stops the other taking writes",
+                    members.len()
+                ),
+            ));
+        }
+        if inv.servers_with(Role::Lb).next().is_none() {
+            return Err((
+                entry(first),
+                "a Galera cluster is reached through HAProxy on the load balancers: give a server the lb role".into(),
             ));
         }
     }

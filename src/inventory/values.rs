@@ -446,10 +446,11 @@ pub(super) fn check_label(s: &str) -> Result<(), String> {
 pub(super) fn check_server_path(s: &str) -> Result<(), String> {
     let safe = s
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+        // `@`: systemd's template units (name@.service).
+        .all(|c| c.is_ascii_alphanumeric() || "/._-@".contains(c));
     if !s.starts_with('/') || !safe || s.len() > 255 {
         return Err(format!(
-            "`{}` is not an absolute server path of letters, digits, `/`, `.`, `_` and `-`",
+            "`{}` is not an absolute server path of letters, digits, `/`, `.`, `_`, `-` and `@`",
             printable(s)
         ));
     }

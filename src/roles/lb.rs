@@ -30,11 +30,22 @@ impl ServerRole for Lb {
     fn restart_order(&self) -> u8 {
         0
     }
-    fn ports(&self, site: &dyn Site, _: &str) -> Vec<Opening> {
-        site.site_ports()
+    /// The site to anyone; a Galera cluster's one writer to the app
+    /// servers only.
+    fn ports(&self, site: &dyn Site, server: &str) -> Vec<Opening> {
+        let mut open: Vec<Opening> = site
+            .site_ports()
             .into_iter()
             .map(|p| Opening::anyone(p, "tcp"))
-            .collect()
+            .collect();
+        if !site.addresses_of(Role::DbCluster, server).is_empty() {
+            open.push(Opening {
+                port: 3306,
+                protocol: "tcp",
+                from: Some(site.addresses_of(Role::App, server)),
+            });
+        }
+        open
     }
     fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
         let mut parts = vec![Part::new(
@@ -57,9 +68,15 @@ impl ServerRole for Lb {
         }
         parts
     }
-    /// It puts the web servers in service: they come first.
-    fn wave(&self, _: &dyn Site, _: &str) -> u8 {
-        3
+    /// It puts the web servers in service: they come first; but before
+    /// the app servers when it serves them a Galera cluster (their
+    /// release command needs it). Its checks then wait for every server.
+    fn wave(&self, site: &dyn Site, server: &str) -> u8 {
+        if site.addresses_of(Role::DbCluster, server).is_empty() {
+            3
+        } else {
+            0
+        }
     }
     fn excludes(&self) -> &'static [(Role, &'static str)] {
         &[(

@@ -278,11 +278,14 @@ pub fn maintenance_up() -> String {
     format!("{}sleep 1\n", raise_flag(RESTART_FLAG))
 }
 
+pub use db_cluster::{rejoin_script, CHECK_PORT};
+
 registry! {
     web::Web,
     app::App,
     db::Db,
     db_replica::DbReplica,
+    db_cluster::DbCluster,
     dns::Dns,
     dns_secondary::DnsSecondary,
     lb::Lb,

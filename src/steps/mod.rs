@@ -16,7 +16,7 @@ mod resolve;
 
 pub use parts::{
     backup_dir, mysql_native_hash, sha256_hex, PathFact, Script, FACTS_FLUSH, FACTS_PRELUDE,
-    PENDING_HANDLERS, VALIDATION_FAILED,
+    PEER_LINE, PEER_UNREACHABLE, PENDING_HANDLERS, VALIDATION_FAILED,
 };
 pub use resolve::ResolveCx;
 
@@ -102,6 +102,17 @@ pub trait Kind: 'static {
     fn refuses(_change: &Self::Change) -> bool {
         false
     }
+    /// Servers whose steps name the same group plan together: each sees
+    /// the others' facts of the step (the engine appends them to its own
+    /// as `PEER_LINE` / `PEER_UNREACHABLE` lines) and they apply one at a
+    /// time, in `turn` order.
+    fn peer_group(_desired: &Self::Desired) -> Option<&'static str> {
+        None
+    }
+    /// This server's place among its peer group, from facts with peers.
+    fn turn(_desired: &Self::Desired, _fact: &Self::Fact, _cx: &PlanCx) -> usize {
+        0
+    }
     /// The new content of a file this change writes, for `--diff`.
     fn new_content<'c>(_desired: &Self::Desired, _change: &'c Self::Change) -> Option<&'c [u8]> {
         None
@@ -118,6 +129,9 @@ pub trait Step: Debug + Send + Sync {
     fn file(&self) -> Option<RenderedFile<'_>>;
     fn service(&self) -> Option<&str>;
     fn once_per_server(&self) -> bool;
+    fn peer_group(&self) -> Option<&'static str>;
+    /// Its place in its peer group, from its facts with the peers'.
+    fn turn(&self, fact_output: &str, cx: &PlanCx) -> usize;
 }
 
 /// A planned change of any kind.
@@ -176,6 +190,12 @@ impl<K: Kind> Step for Resolved<K> {
     }
     fn once_per_server(&self) -> bool {
         K::once_per_server()
+    }
+    fn peer_group(&self) -> Option<&'static str> {
+        K::peer_group(&self.desired)
+    }
+    fn turn(&self, fact_output: &str, cx: &PlanCx) -> usize {
+        K::turn(&self.desired, &K::parse_fact(fact_output), cx)
     }
 }
 
@@ -315,6 +335,7 @@ registry! {
     mysql::Mysql,
     mariadb_datadir::MariadbDatadir,
     replica::Replica,
+    galera::Galera,
     certificate::Certificate,
     firewall::Firewall,
     sshd::Sshd,

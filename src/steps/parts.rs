@@ -13,6 +13,12 @@ pub const PENDING_HANDLERS: &str = "/var/lib/foobar/pending-handlers";
 /// Where previous versions of configs wait while the new one is checked;
 /// outside include folders such as sites-enabled.
 pub const BACKUP_DIR: &str = "/var/lib/foobar/backup";
+/// A line of another server's facts of the same step (`Kind::peer_group`),
+/// as the engine appends it: `@peer\t<server>\t<its line>`.
+pub const PEER_LINE: &str = "@peer\t";
+/// A server of the peer group whose facts could not be read:
+/// `@unreachable\t<server>`.
+pub const PEER_UNREACHABLE: &str = "@unreachable\t";
 /// Exit code our scripts use when a validate command rejects a file.
 pub const VALIDATION_FAILED: i32 = 65;
 
