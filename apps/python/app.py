@@ -29,7 +29,23 @@ def _connect():
     )
 
 
+# MariaDB's "deadlock found": on a Galera cluster also a write that lost
+# certification to a write on another member (for a moment, while the
+# load balancers move the writer); the transaction was rolled back, so it
+# is safe to run again, as Galera's documentation asks of applications.
+DEADLOCK = 1213
+
+
 def count_visit():
+    try:
+        return _count_visit()
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] == DEADLOCK:
+            return _count_visit()
+        raise
+
+
+def _count_visit():
     conn = _connect()
     try:
         with conn.cursor() as cur:

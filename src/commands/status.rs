@@ -63,6 +63,8 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
                 .as_ref()
                 .filter(|_| server.has(Role::Web))
                 .map(|t| t.files(&inv.inventory.domain.fqdn()).0),
+            cluster_member: server.has(Role::DbCluster),
+            cluster_writer: server.has(Role::Lb) && inv.inventory.db_cluster(),
         });
     }
     let out = progress::reporter(g.verbosity());
@@ -172,6 +174,19 @@ fn print_report(r: &Report) {
                 ),
                 None => println!("     {} certificate: none", mark(false)),
             }
+        }
+        if let Some(c) = &s.cluster {
+            println!(
+                "     {} cluster: {}, {} component of {}{}",
+                mark(c.healthy()),
+                if c.state.is_empty() { "down" } else { &c.state },
+                if c.component.is_empty() { "no" } else { &c.component },
+                c.size,
+                if c.ready { "" } else { ", not ready" }
+            );
+        }
+        if let Some(w) = &s.cluster_writer {
+            println!("     ok   writes go to {w}");
         }
         for c in &s.checks {
             println!(

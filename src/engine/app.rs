@@ -284,7 +284,35 @@ pub struct StatusJob {
     pub checks: Option<Checks>,
     /// Web servers over HTTPS: the certificate nginx serves.
     pub certificate: Option<String>,
+    /// A Galera member: its state in the cluster.
+    pub cluster_member: bool,
+    /// A load balancer in front of a Galera cluster: the member it sends
+    /// the writes to.
+    pub cluster_writer: bool,
 }
+
+/// A Galera member's state, as MariaDB reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterState {
+    /// `wsrep_local_state_comment`: Synced, Donor/Desynced, Joining, ...
+    pub state: String,
+    /// `wsrep_cluster_status`: Primary, or non-Primary (a minority).
+    pub component: String,
+    pub size: u32,
+    pub ready: bool,
+}
+
+impl ClusterState {
+    /// It may take clients: what HAProxy's check asks too.
+    pub fn healthy(&self) -> bool {
+        self.state == "Synced" && self.component == "Primary" && self.ready
+    }
+}
+
+/// Prints `C\tNAME\tVALUE` lines of a member's state.
+const CLUSTER_STATE_SCRIPT: &str = "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_ready')\" 2>/dev/null | sed 's/^/C\\t/'\n";
+/// Prints `W\tMEMBER`: the member HAProxy's stick table holds.
+const WRITER_SCRIPT: &str = "echo 'show table mysql' | socat stdio /run/haproxy/admin.sock 2>/dev/null | sed -n 's/.*server_key=\\([^ ]*\\).*/W\\t\\1/p'\n";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceState {
@@ -314,9 +342,15 @@ pub struct ServerStatus {
     /// under 14).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertState>,
+    /// A Galera member: its state in the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterState>,
+    /// A load balancer of a Galera cluster: the member taking the writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_writer: Option<String>,
     /// Every service active, every check passed, nothing pending, no
     /// lock, no maintenance page, disk under 90 %, a certificate that has
-    /// not expired.
+    /// not expired, a Galera member Synced in the primary component.
     pub healthy: bool,
 }
 
@@ -346,7 +380,7 @@ async fn server_status<T: Transport>(
          df -P -B1 / | awk 'NR==2 {{ printf \"D\\t%s\\t%s\\n\", $4, $5 }}'\n\
          {release}\
          [ -s {pending} ] && sed 's/^/P\\t/' {pending}\n\
-         {lock}[ -e {flag} ] && echo M\n{cert}true\n",
+         {lock}[ -e {flag} ] && echo M\n{cert}{cluster}{writer}true\n",
         units = units.join(" "),
         release = job
             .app_root
@@ -364,9 +398,14 @@ async fn server_status<T: Transport>(
             .as_deref()
             .map(certs::state_script)
             .unwrap_or_default(),
+        cluster = if job.cluster_member { CLUSTER_STATE_SCRIPT } else { "" },
+        writer = if job.cluster_writer { WRITER_SCRIPT } else { "" },
     );
     let out = run.run(&script, None).await?.stdout_text();
     let mut status = parse_status(run.host(), &out);
+    if !job.cluster_member {
+        status.cluster = None;
+    }
     status.certificate = job
         .certificate
         .as_ref()
@@ -383,7 +422,8 @@ async fn server_status<T: Transport>(
         && status
             .certificate
             .as_ref()
-            .is_none_or(|c| c.days_left.is_some_and(|d| d >= 0));
+            .is_none_or(|c| c.days_left.is_some_and(|d| d >= 0))
+        && status.cluster.as_ref().is_none_or(ClusterState::healthy);
     Ok(status)
 }
 
@@ -399,6 +439,8 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
         maintenance_page: out.lines().any(|l| l == "M"),
         checks: Vec::new(),
         certificate: None,
+        cluster: Some(ClusterState::default()),
+        cluster_writer: None,
         healthy: false,
     };
     for l in out.lines() {
@@ -435,6 +477,18 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
                     .unwrap_or(100);
             }
             "L" if !rest.is_empty() => status.release = Some(rest.to_string()),
+            "W" => status.cluster_writer = Some(rest.to_string()),
+            "C" => {
+                let (name, value) = rest.split_once('\t').unwrap_or((rest, ""));
+                let c = status.cluster.get_or_insert_with(Default::default);
+                match name {
+                    "wsrep_local_state_comment" => c.state = value.to_string(),
+                    "wsrep_cluster_status" => c.component = value.to_string(),
+                    "wsrep_cluster_size" => c.size = value.parse().unwrap_or(0),
+                    "wsrep_ready" => c.ready = value == "ON",
+                    _ => {}
+                }
+            }
             "P" => status.pending_handlers.push(rest.to_string()),
             _ => {}
         }

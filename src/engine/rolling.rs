@@ -1,6 +1,7 @@
 //! The order of a restart over many servers: the load balancers one at a
 //! time; behind them, the web servers a batch at a time out of the pool;
-//! the database primary last, behind the maintenance page.
+//! a Galera cluster's members one at a time out of theirs; the database
+//! primary last, behind the maintenance page.
 
 use std::time::{Duration, Instant};
 
@@ -57,19 +58,46 @@ pub async fn restart<C: Connector>(
                 for &i in batch {
                     results[i] = Some(Ok(vec![pool_result(
                         &jobs[i],
+                        &pool::WEB,
                         false,
                         format!("not restarted: the roll stopped at {at}"),
                     )]));
                 }
                 continue;
             }
-            let rolled = roll_batch(engine, jobs, batch, rolling, &one).await;
+            let rolled = roll_batch(engine, jobs, batch, rolling, &pool::WEB, &one).await;
             for (&i, result) in batch.iter().zip(rolled) {
                 if !all_ok(&result) && stopped_at.is_none() {
                     stopped_at = Some(jobs[i].server.name.to_string());
                 }
                 results[i] = Some(result);
             }
+        }
+    }
+    // A Galera cluster's members one at a time, each out of HAProxy's
+    // pool while it restarts: the others keep taking writes.
+    if let Some(rolling) = rolling {
+        let members: Vec<usize> = (0..jobs.len())
+            .filter(|&i| results[i].is_none() && has(&jobs[i], Role::DbCluster))
+            .collect();
+        let mut stopped_at: Option<String> = None;
+        for i in members {
+            results[i] = Some(match &stopped_at {
+                Some(at) => Ok(vec![pool_result(
+                    &jobs[i],
+                    &pool::DB,
+                    false,
+                    format!("not restarted: the roll stopped at {at}"),
+                )]),
+                None => {
+                    let rolled = roll_batch(engine, jobs, &[i], rolling, &pool::DB, &one).await;
+                    let result = rolled.into_iter().next().expect("one server, one result");
+                    if !all_ok(&result) {
+                        stopped_at = Some(jobs[i].server.name.to_string());
+                    }
+                    result
+                }
+            });
         }
     }
     let (primary, rest): (Vec<usize>, Vec<usize>) = (0..jobs.len())
@@ -117,13 +145,14 @@ async fn behind_maintenance_pages<C: Connector>(
     result
 }
 
-/// One batch of web servers: drained at every load balancer, restarted,
-/// put back when their checks pass.
+/// One batch of a pool's servers: out of it at every load balancer,
+/// restarted, put back when their checks pass.
 async fn roll_batch<'j, C, F, Fut>(
     engine: &Engine<'_, C>,
     jobs: &'j [RestartJob<'j>],
     batch: &[usize],
     rolling: &Rolling,
+    pool: &pool::Pool,
     one: &F,
 ) -> Vec<HostRestart>
 where
@@ -138,13 +167,13 @@ where
     let start = Instant::now();
     let drain: String = names
         .iter()
-        .map(|n| pool::drain_script(n, rolling.drain_timeout))
+        .map(|n| pool.drain_script(n, rolling.drain_timeout))
         .collect();
     if let Err(why) = on_servers(engine, &rolling.load_balancers, &drain).await {
         // Whatever was drained goes back: nothing was restarted.
         let ready: String = names
             .iter()
-            .map(|n| pool::ready_script(n, rolling.drain_timeout))
+            .map(|n| pool.ready_script(n, rolling.drain_timeout))
             .collect();
         let _ = on_servers(engine, &rolling.load_balancers, &ready).await;
         return batch
@@ -152,6 +181,7 @@ where
             .map(|&i| {
                 Ok(vec![pool_result(
                     &jobs[i],
+                    pool,
                     false,
                     format!("could not drain at {}: {}", why.0, why.1),
                 )])
@@ -172,12 +202,13 @@ where
             match on_servers(
                 engine,
                 &rolling.load_balancers,
-                &pool::ready_script(name, rolling.drain_timeout),
+                &pool.ready_script(name, rolling.drain_timeout),
             )
             .await
             {
                 Ok(()) => pool_result(
                     &jobs[i],
+                    pool,
                     true,
                     format!(
                         "drained at {} in {drained_ms} ms, back in the pool",
@@ -186,6 +217,7 @@ where
                 ),
                 Err((lb, why)) => pool_result(
                     &jobs[i],
+                    pool,
                     false,
                     format!("not back in the pool at {lb}: {why}"),
                 ),
@@ -193,6 +225,7 @@ where
         } else {
             pool_result(
                 &jobs[i],
+                pool,
                 false,
                 format!(
                     "left out of the pool at {}: its restart failed",
@@ -235,14 +268,14 @@ async fn on_servers<C: Connector>(
     outcomes.into_iter().collect()
 }
 
-/// The pool's part of a web server's rolling restart, as a result line.
-fn pool_result(job: &RestartJob, ok: bool, detail: String) -> ServiceResult {
+/// The pool's part of a server's rolling restart, as a result line.
+fn pool_result(job: &RestartJob, pool: &pool::Pool, ok: bool, detail: String) -> ServiceResult {
     ServiceResult {
         host: job.server.name.to_string(),
         role: Role::Lb.name(),
-        service: format!("haproxy {}/{}", pool::BACKEND, job.server.name),
+        service: format!("haproxy {}/{}", pool.name(), job.server.name),
         method: RestartMethod::Drain,
-        how: "drained at every load balancer, put back after its checks",
+        how: "out of the pool at every load balancer, put back after its checks",
         ok,
         detail,
         checks: Vec::new(),
