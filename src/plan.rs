@@ -74,9 +74,7 @@ pub fn handlers_for<'h>(
                 HandlerAction::Restart => true,
                 // A member the galera step just started runs its config.
                 HandlerAction::Rejoin => !started.contains(service),
-                HandlerAction::Reload => {
-                    !started.contains(service) && !restarted.contains(service)
-                }
+                HandlerAction::Reload => !started.contains(service) && !restarted.contains(service),
             };
             HandlerRun { handler, signal }
         })

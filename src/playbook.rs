@@ -250,6 +250,7 @@ mod tests {
             Role::Dns,
             Role::Db,
             Role::DbReplica,
+            Role::DbCluster,
             Role::App,
             Role::Web,
             Role::Lb,
@@ -257,11 +258,14 @@ mod tests {
             assert!(scopes.contains(&Scope::Role(role)), "{role:?}");
         }
         // Every server: security updates and hardening first, SSH by keys
-        // only and the firewall last.
+        // only and the firewall last; then only a cluster member, which
+        // joins once the firewall lets the members in.
         let all: Vec<usize> = (0..scopes.len())
             .filter(|&i| scopes[i] == Scope::All)
             .collect();
-        assert_eq!(all, vec![0, 1, scopes.len() - 2, scopes.len() - 1]);
+        let last = scopes.len() - 1;
+        assert_eq!(all, vec![0, 1, last - 2, last - 1]);
+        assert_eq!(scopes[last], Scope::Role(Role::DbCluster));
         // Two per app server kind (packages, then its service), Python's
         // wheels, the app's own packages, the primary's replication user,
         // HTTPS by ACME, the load balancers' floating address, and the

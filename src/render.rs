@@ -267,18 +267,12 @@ impl DbLayout {
                 address: private(s),
             })
             .collect();
-        // A cluster is reached through HAProxy on the load balancers:
-        // their floating address (or the first one's), and its clients
-        // are the load balancers.
         let load_balancers = || inventory.servers_with(Role::Lb).map(private);
-        let host = if cluster.is_empty() {
-            networked.then(|| primary.clone())
-        } else {
-            inventory
-                .lb
-                .floating_address
-                .map(|a| a.to_string())
-                .or_else(|| load_balancers().next())
+        // A cluster is reached through HAProxy on the load balancers,
+        // which are its clients.
+        let host = match crate::roles::Site::cluster_address(inventory) {
+            Some(address) => Some(address.to_string()),
+            None => networked.then(|| primary.clone()),
         };
         Self {
             host,

@@ -76,7 +76,17 @@ fn mermaid_text_for_the_ha_lab() {
         m.contains("keepalived: VRRP: shares 10.249.0.10 with lb2"),
         "{m}"
     );
-    assert!(m.contains("MariaDB replica: read-only copy of db1"), "{m}");
+    assert!(
+        m.contains("HAProxy (MariaDB): :3306 from the app servers to one writer of db1, db2, db3"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "the app uses the Galera cluster (db1, db2, db3) through HAProxy at 10.249.0.10:3306"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("Galera member with db2, db3"), "{m}");
     assert!(
         m.contains("browser -- \"2. HTTP to 10.249.0.10\" --> lb1_0"),
         "{m}"

@@ -118,15 +118,25 @@ const MISTAKES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Mistakes in the HA design (inventory/lab-ha.yml), each text replaced
+/// Mistakes in the HA design (inventory/lab-ha.yml) and the
+/// primary/replica one (tests/fixtures/lab-pair.yml), each text replaced
 /// wherever it appears.
 const HA_MISTAKES: &[(&str, &str, &str)] = &[
     (
-        "ha_replica_without_primary",
-        "roles: [db]",
-        "roles: [db_replica]",
+        "ha_cluster_of_two",
+        "  - name: db3\n    address: 10.249.0.33\n    roles: [db_cluster]\n    ssh: *root\n",
+        "",
     ),
-    ("ha_two_primaries", "roles: [db_replica]", "roles: [db]"),
+    (
+        "ha_cluster_beside_a_primary",
+        "address: 10.249.0.31\n    roles: [db_cluster]",
+        "address: 10.249.0.31\n    roles: [db]",
+    ),
+    (
+        "ha_cluster_member_on_a_load_balancer",
+        "roles: [lb, dns_secondary]",
+        "roles: [lb, dns_secondary, db_cluster]",
+    ),
     (
         "ha_lb_without_web_servers",
         "roles: [web, app]",
@@ -168,26 +178,49 @@ const HA_MISTAKES: &[(&str, &str, &str)] = &[
         "floating_address: 10.249.0.21",
     ),
     (
+        "ha_private_floating_address_outside_the_subnet",
+        "  floating_address: 10.249.0.10\n",
+        "  floating_address: 10.249.0.10\n  private_floating_address: 10.250.0.10\n",
+    ),
+];
+
+const REPLICA_MISTAKES: &[(&str, &str, &str)] = &[
+    (
+        "ha_replica_without_primary",
+        "roles: [web, app, db, dns]",
+        "roles: [web, app, dns]",
+    ),
+    (
+        "ha_two_primaries",
+        "roles: [dns_secondary, db_replica]",
+        "roles: [dns_secondary, db]",
+    ),
+    (
         "ha_replica_without_replication_password",
-        "  replication_password: file:/var/lib/foobar/lab-ha/secrets/replication_password\n",
+        "  replication_password: file:/var/lib/foobar/test-lab/secrets/replication_password\n",
         "",
     ),
 ];
 
 #[test]
 fn every_ha_mistake_is_refused_before_any_connection() {
-    let base = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/lab-ha.yml"),
-    )
-    .unwrap()
-    .replace(
-        "../apps/python",
-        &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+    refused_before_any_connection("inventory/lab-ha.yml", "../apps/python", HA_MISTAKES);
+    refused_before_any_connection(
+        "tests/fixtures/lab-pair.yml",
+        "../../apps/python",
+        REPLICA_MISTAKES,
     );
-    for (name, was, now) in HA_MISTAKES {
+}
+
+fn refused_before_any_connection(inventory: &str, app: &str, mistakes: &[(&str, &str, &str)]) {
+    let base =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(inventory))
+            .unwrap()
+            .replace(app, &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")));
+    for (name, was, now) in mistakes {
         assert!(
             base.contains(was),
-            "{name}: lab-ha.yml no longer has {was:?}"
+            "{name}: {inventory} no longer has {was:?}"
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("inventory.yml"), base.replace(was, now)).unwrap();

@@ -69,25 +69,36 @@ fn a_servers_units_are_its_roles_units() {
         "the secondary"
     );
     assert_eq!(units("web1"), ["nginx", "foobar-app"]);
-    assert_eq!(units("db1"), ["mariadb"]);
+    assert_eq!(units("db1"), ["mariadb", "foobar-clustercheck.socket"]);
     let one = inventory::load(Path::new("inventory/lab.yml")).unwrap();
     let s = &one.inventory.servers.0[0];
     assert_eq!(
         one.inventory.units(s.roles.iter().copied()),
         ["nginx", "foobar-app", "mariadb", "named"]
     );
-    // `logs db` and `restart db`: the primary's and the replicas' group.
-    assert_eq!(Role::of_group("db"), [Role::Db, Role::DbReplica]);
+    // `logs db` and `restart db`: the primary's, the replicas' and the
+    // cluster members' group.
+    assert_eq!(
+        Role::of_group("db"),
+        [Role::Db, Role::DbReplica, Role::DbCluster]
+    );
 }
 
 /// The order servers are provisioned in, from the roles' waves.
 #[test]
 fn waves_follow_the_roles() {
-    let inv = inventory::load(Path::new("inventory/lab-ha.yml")).unwrap();
+    let inv = inventory::load(Path::new("tests/fixtures/lab-pair.yml")).unwrap();
     let wave = |name: &str| inv.inventory.wave(inv.server(name).unwrap());
-    assert_eq!(wave("db1"), 0, "the primary first");
-    assert_eq!(wave("db2"), 1, "a replica after it");
+    assert_eq!(wave("pair1"), 0, "the primary first");
+    assert_eq!(wave("pair2"), 1, "a replica after it");
+    let inv = inventory::load(Path::new("inventory/foobar-ha.yml")).unwrap();
+    let wave = |name: &str| inv.inventory.wave(inv.server(name).unwrap());
+    assert_eq!(wave("db1"), 0, "the cluster first (its members take turns)");
+    assert_eq!(
+        wave("lb1"),
+        0,
+        "load balancers with it: the release command needs their :3306"
+    );
     assert_eq!(wave("web1"), 1, "the release server after the database");
     assert_eq!(wave("web2"), 2);
-    assert_eq!(wave("lb1"), 3, "load balancers last");
 }

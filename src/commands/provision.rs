@@ -56,7 +56,14 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
         });
     }
     converged::converge(
-        g, "provision", &input, &jobs, &args, started, certs, deferred,
+        g,
+        "provision",
+        &input,
+        &jobs,
+        &args,
+        started,
+        certs,
+        deferred,
     )
     .await
 }

@@ -180,7 +180,11 @@ fn print_report(r: &Report) {
                 "     {} cluster: {}, {} component of {}{}",
                 mark(c.healthy()),
                 if c.state.is_empty() { "down" } else { &c.state },
-                if c.component.is_empty() { "no" } else { &c.component },
+                if c.component.is_empty() {
+                    "no"
+                } else {
+                    &c.component
+                },
                 c.size,
                 if c.ready { "" } else { ", not ready" }
             );

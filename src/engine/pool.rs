@@ -57,7 +57,11 @@ impl Pool {
     /// otherwise.
     fn stat(&self, server: &str, column: u8) -> String {
         let pick = if column == SESSIONS {
-            let any: Vec<String> = self.backends.iter().map(|b| format!("$1 == \"{b}\"")).collect();
+            let any: Vec<String> = self
+                .backends
+                .iter()
+                .map(|b| format!("$1 == \"{b}\""))
+                .collect();
             format!(
                 "({}) && $2 == s {{ n += ${column} }} END {{ print n + 0 }}",
                 any.join(" || ")

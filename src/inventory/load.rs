@@ -150,8 +150,13 @@ fn check_whole(path: &Path, text: &str, inv: &Inventory) -> Result<(), InputErro
             return Err(at_key(
                 "servers:",
                 format!(
-                    "no server has the `{}` role: add it to one server's roles",
-                    role.name()
+                    "no server has the `{}` role: add it to one server's roles{}",
+                    role.name(),
+                    if role == Role::Db {
+                        " (or `db_cluster` to three servers' roles, for a Galera cluster)"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -452,6 +457,21 @@ impl Site for Inventory {
     fn db_primary(&self) -> String {
         Inventory::db_primary(self).name.to_string()
     }
+    /// The load balancers' private floating address, else their floating
+    /// address, else the first one's private address.
+    fn cluster_address(&self) -> Option<IpAddr> {
+        if !self.db_cluster() {
+            return None;
+        }
+        self.lb
+            .private_floating_address
+            .or(self.lb.floating_address)
+            .map(IpAddr::V4)
+            .or_else(|| {
+                self.servers_with(Role::Lb)
+                    .find_map(Server::private_address)
+            })
+    }
     fn is_release_server(&self, server: &str) -> bool {
         self.release_server()
             .is_some_and(|s| s.name.as_str() == server)
@@ -624,6 +644,42 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
                     ),
                 ));
             }
+        }
+    }
+    if let Some(private) = inv.lb.private_floating_address {
+        if inv.lb.floating_address.is_none() {
+            return Err((
+                "private_floating_address".into(),
+                "lb.private_floating_address goes with lb.floating_address: set that too (the load balancers share both)".into(),
+            ));
+        }
+        let prefix = inv.lb.private_prefix_len.0;
+        for s in inv.servers_with(Role::Lb) {
+            let Some(IpAddr::V4(ip)) = s.private_address() else {
+                continue;
+            };
+            if !same_subnet(ip, private, prefix) {
+                return Err((
+                    "private_floating_address".into(),
+                    format!(
+                        "private floating address {private} is outside the subnet {}/{prefix} of load balancer `{}`'s private address: pick a free address in that subnet",
+                        subnet(ip, prefix),
+                        s.name
+                    ),
+                ));
+            }
+        }
+        if let Some(s) = servers
+            .iter()
+            .find(|s| s.private_address() == Some(IpAddr::V4(private)))
+        {
+            return Err((
+                "private_floating_address".into(),
+                format!(
+                    "private floating address {private} is server `{}`'s own address: pick a free one",
+                    s.name
+                ),
+            ));
         }
     }
     Ok(())

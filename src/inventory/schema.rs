@@ -114,6 +114,15 @@ pub struct LoadBalancer {
     /// VRRP's router id: unique among the VRRP groups of the subnet.
     #[serde(default = "default_router_id")]
     pub router_id: RouterId,
+    /// A second shared address on the private network, where the app
+    /// servers reach a Galera cluster (HAProxy :3306) when the floating
+    /// address is public; on `private_interface`, `private_prefix_len`.
+    #[serde(default)]
+    pub private_floating_address: Option<Ipv4Addr>,
+    #[serde(default = "default_prefix_len")]
+    pub private_prefix_len: PrefixLen,
+    #[serde(default = "default_interface")]
+    pub private_interface: RelativeName,
 }
 
 fn default_prefix_len() -> PrefixLen {
@@ -135,6 +144,9 @@ impl Default for LoadBalancer {
             prefix_len: default_prefix_len(),
             interface: default_interface(),
             router_id: default_router_id(),
+            private_floating_address: None,
+            private_prefix_len: default_prefix_len(),
+            private_interface: default_interface(),
         }
     }
 }

@@ -68,9 +68,19 @@ impl ServerRole for App {
             ),
         ];
         if database.is_none() {
+            let members = site.names_of(Role::DbCluster, "");
             parts.push(Part::new(
                 "to MySQL",
-                format!("the app uses the primary at {primary}:3306"),
+                if members.is_empty() {
+                    format!("the app uses the primary at {primary}:3306")
+                } else {
+                    format!(
+                        "the app uses the Galera cluster ({}) through HAProxy at {}:3306",
+                        members.join(", "),
+                        site.cluster_address()
+                            .map_or_else(|| "the load balancers".to_string(), |a| a.to_string())
+                    )
+                },
             ));
         }
         parts

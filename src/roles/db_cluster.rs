@@ -58,8 +58,9 @@ impl ServerRole for DbCluster {
             after: AfterRestart::Checks,
         }
     }
+    /// Last in `restart all`: its members roll one at a time.
     fn restart_order(&self) -> u8 {
-        4
+        8
     }
     /// Clients through HAProxy on the load balancers (and its check);
     /// the cluster's own traffic from the other members only.

@@ -57,6 +57,16 @@ impl ServerRole for Lb {
                 site.health_path()
             ),
         )];
+        let members = site.names_of(Role::DbCluster, server);
+        if !members.is_empty() {
+            parts.push(Part::new(
+                "HAProxy (MariaDB)",
+                format!(
+                    ":3306 from the app servers to one writer of {} (Galera-aware check)",
+                    members.join(", ")
+                ),
+            ));
+        }
         if let Some(floating) = site.floating_address() {
             parts.push(Part::new(
                 "keepalived",

@@ -31,6 +31,9 @@ pub trait Site {
     fn names_of(&self, role: Role, except: &str) -> Vec<String>;
     /// The name of the server holding the database primary.
     fn db_primary(&self) -> String;
+    /// Where the app servers reach a Galera cluster (HAProxy :3306 on
+    /// the load balancers); None without a cluster.
+    fn cluster_address(&self) -> Option<IpAddr>;
     /// The server runs the release command (the first app server).
     fn is_release_server(&self, server: &str) -> bool;
     /// For the diagram: the path load balancers check, the app's root,

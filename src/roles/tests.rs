@@ -6,6 +6,8 @@ use super::*;
 struct FakeSite {
     networked: bool,
     floating: bool,
+    /// The database is a Galera cluster (db_cluster servers).
+    cluster: bool,
 }
 
 impl Site for FakeSite {
@@ -23,19 +25,22 @@ impl Site for FakeSite {
     }
     fn addresses_of(&self, role: Role, except: &str) -> Vec<IpAddr> {
         let i = Role::ALL.iter().position(|r| *r == role).unwrap() as u8;
-        (role.name() != except)
+        (role.name() != except && (role != Role::DbCluster || self.cluster))
             .then(|| IpAddr::from([10, 0, 0, 10 + i]))
             .into_iter()
             .collect()
     }
     fn names_of(&self, role: Role, except: &str) -> Vec<String> {
-        (role.name() != except)
+        (role.name() != except && (role != Role::DbCluster || self.cluster))
             .then(|| role.name().to_string())
             .into_iter()
             .collect()
     }
     fn db_primary(&self) -> String {
         "db".into()
+    }
+    fn cluster_address(&self) -> Option<IpAddr> {
+        self.cluster.then(|| IpAddr::from([10, 0, 0, 100]))
     }
     fn is_release_server(&self, server: &str) -> bool {
         server == "app"
@@ -57,6 +62,13 @@ impl Site for FakeSite {
 const SITE: FakeSite = FakeSite {
     networked: true,
     floating: true,
+    cluster: false,
+};
+
+const CLUSTER: FakeSite = FakeSite {
+    networked: true,
+    floating: true,
+    cluster: true,
 };
 
 #[test]
@@ -82,6 +94,7 @@ fn units_follow_the_site() {
     let no_floating = FakeSite {
         networked: true,
         floating: false,
+        cluster: false,
     };
     assert_eq!(Role::Lb.module().units(&no_floating), ["haproxy"]);
 }
@@ -99,6 +112,14 @@ fn restart_recipes_and_their_checks() {
     assert_eq!(db.method, RestartMethod::RestartBehindMaintenancePage);
     assert!(db.script.starts_with(&maintenance_up()), "{}", db.script);
     assert!(db.script.ends_with(&format!("rm -f {RESTART_FLAG}\n")));
+    let member = Role::DbCluster.module().restart(&CLUSTER, "mariadb");
+    assert_eq!(member.method, RestartMethod::Drain);
+    assert!(
+        member.script.contains("galera_new_cluster mariadb"),
+        "{}",
+        member.script
+    );
+    assert!(member.script.contains("= Synced ]"), "{}", member.script);
     // Every role has an order of its own in `restart all`.
     let mut orders: Vec<u8> = Role::ALL
         .iter()
@@ -122,10 +143,37 @@ fn ports_and_who_may_reach_them() {
     let local = FakeSite {
         networked: false,
         floating: false,
+        cluster: false,
     };
     assert!(Role::Db.module().ports(&local, "db").is_empty());
     assert_eq!(Role::Web.module().ports(&SITE, "web").len(), 2);
     assert_eq!(Role::Fixture.module().ports(&SITE, "fixture")[0].port, 7000);
+    // A cluster: clients and the health check from the load balancers,
+    // the cluster's own ports from the other members; the load balancers
+    // serve 3306 to the app servers only.
+    let lb: IpAddr = "10.0.0.17".parse().unwrap();
+    let member: IpAddr = "10.0.0.14".parse().unwrap();
+    let app: IpAddr = "10.0.0.11".parse().unwrap();
+    let open = Role::DbCluster.module().ports(&CLUSTER, "db1");
+    let from = |port| {
+        open.iter()
+            .find(|o| o.port == port)
+            .and_then(|o| o.from.clone())
+            .unwrap()
+    };
+    assert_eq!(from(3306), [lb]);
+    assert_eq!(from(CHECK_PORT), [lb]);
+    for port in [4567, 4568, 4444] {
+        assert_eq!(from(port), [member], "{port}");
+    }
+    let at_lb = Role::Lb.module().ports(&CLUSTER, "lb");
+    let db = at_lb.iter().find(|o| o.port == 3306).unwrap();
+    assert_eq!(db.from.as_deref(), Some(&[app][..]));
+    assert!(!Role::Lb
+        .module()
+        .ports(&SITE, "lb")
+        .iter()
+        .any(|o| o.port == 3306));
 }
 
 #[test]
@@ -138,6 +186,11 @@ fn waves_and_combinations() {
         "beside the database"
     );
     assert_eq!(Role::Lb.module().wave(&SITE, "lb"), 3);
+    assert_eq!(
+        Role::Lb.module().wave(&CLUSTER, "lb"),
+        0,
+        "before the app servers' release command, which needs the cluster"
+    );
     assert!(Role::Lb
         .module()
         .excludes()

@@ -147,14 +147,16 @@ fn bootstrap_member<'a>(
         .collect();
     let with_data: Vec<&(&Member, &NodeState)> =
         known.iter().filter(|(_, s)| s.uuid.is_some()).collect();
-    let Some((_, first)) = with_data.first() else {
+    let Some((first_member, first)) = with_data.first() else {
         // A new cluster: the first member starts it.
         return Ok(&members[0].name);
     };
     if let Some((m, s)) = with_data.iter().find(|(_, s)| s.uuid != first.uuid) {
         return Err(format!(
-            "{} holds the data of another cluster ({}): move its data directory aside to make it join",
+            "{} and {} hold the data of different clusters ({} and {}): move aside the data directory (/var/lib/mysql) of the one that must join the other",
+            first_member.name,
             m.name,
+            first.uuid.as_deref().unwrap_or_default(),
             s.uuid.as_deref().unwrap_or_default()
         ));
     }
@@ -479,7 +481,7 @@ mod tests {
         };
         let f = fact(stopped(9), &[("db2", Some(other)), ("db3", Some(stopped(1)))]);
         match plan("db1", &f) {
-            Some(Change::Refuse(why)) => assert!(why.contains("another cluster"), "{why}"),
+            Some(Change::Refuse(why)) => assert!(why.contains("different clusters"), "{why}"),
             other => panic!("{other:?}"),
         }
     }
