@@ -97,11 +97,69 @@ fn provisioned_record_matches_and_hand_changes_are_caught() {
     assert_eq!(code, Some(0));
 }
 
+/// The pair lab: pair2 is the zone's secondary and the database's replica
+/// (the primary/replica design). Both copies are proven; then a secondary
+/// cut off from the primary is flagged.
 #[test]
-fn two_nameservers_with_different_serials_are_flagged() {
+fn the_pair_labs_secondary_copies_zone_and_database() {
     let _turn = lab_turn();
     const PAIR: &str = "tests/fixtures/lab-pair.yml";
-    converged(PAIR);
+    lab_up(PAIR);
+    let (code, json, err) = provision(PAIR).json();
+    assert_eq!(code, Some(0), "{err}{json}");
+    let replication = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["host"] == "pair2")
+        .expect("the replica's check")
+        .clone();
+    assert_eq!(replication["replication"]["io_running"], "Yes", "{json}");
+    assert_eq!(replication["replication"]["sql_running"], "Yes", "{json}");
+
+    // A row written on the primary reaches the read-only replica within
+    // a second.
+    on_server_ok(
+        PAIR,
+        "pair1",
+        "mysql -e 'CREATE TABLE IF NOT EXISTS foobar.copied (id INT PRIMARY KEY); REPLACE INTO foobar.copied VALUES (7)'",
+    );
+    let written = Instant::now();
+    while on_server(
+        PAIR,
+        "pair2",
+        "mysql -N -B -e 'SELECT id FROM foobar.copied'",
+    )
+    .stdout
+    .trim_ascii()
+        != b"7"
+    {
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "the row did not reach the replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let read_only = on_server_ok(PAIR, "pair2", "mysql -N -B -e 'SELECT @@read_only'");
+    assert_eq!(read_only.trim(), "1");
+
+    // The binary log, which every replica copies, holds the users made
+    // while it was on (the replication user), by hash, never a password.
+    let binlog = on_server_ok(
+        PAIR,
+        "pair1",
+        "cd /var/lib/mysql && mariadb-binlog mariadb-bin.[0-9]*",
+    );
+    assert!(binlog.contains("IDENTIFIED BY PASSWORD '*"), "{binlog}");
+    for secret in ["mysql_password", "replication_password"] {
+        let password =
+            std::fs::read_to_string(format!("/var/lib/foobar/test-lab/secrets/{secret}")).unwrap();
+        assert!(
+            !binlog.contains(password.trim()),
+            "{secret} in the binary log"
+        );
+    }
+
     let (code, json, err) = dns_check(PAIR, &[]);
     assert_eq!(code, Some(0), "{err}{json}");
     assert_eq!(

@@ -1,8 +1,9 @@
-//! The HA design on seven lab servers (inventory/lab-ha.yml): two HAProxy
+//! The HA design on eight lab servers (inventory/lab-ha.yml): two HAProxy
 //! load balancers sharing a floating address (keepalived), three web/app
-//! servers, a MariaDB primary and a GTID replica. Provisioned from pristine
-//! servers; rolling restarts and a killed web server under a load loop,
-//! with every request counted. HTTPS through the load balancers too.
+//! servers, a MariaDB Galera cluster of three. Provisioned from pristine
+//! servers; rolling restarts, killed servers and a power cut of the whole
+//! cluster under a load loop, with every request counted. HTTPS through
+//! the load balancers too.
 
 mod common;
 
@@ -17,7 +18,8 @@ use serde_json::Value;
 
 const HA: &str = "inventory/lab-ha.yml";
 const FLOATING: &str = "10.249.0.10";
-const SERVERS: [&str; 7] = ["lb1", "lb2", "web1", "web2", "web3", "db1", "db2"];
+const SERVERS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "web3", "db1", "db2", "db3"];
+const MEMBERS: [&str; 3] = ["db1", "db2", "db3"];
 const WEBS: [&str; 3] = ["web1", "web2", "web3"];
 
 /// The HA lab provisioned once per test binary, from pristine servers.
@@ -180,17 +182,6 @@ fn ha_stack_converges_and_every_hop_answers() {
             .starts_with("HAProxy -> ");
         assert_eq!(through_lb, host.starts_with("lb"), "{json}");
     }
-    let replication = checks
-        .iter()
-        .find(|c| c["host"] == "db2")
-        .expect("the replica's check");
-    assert_eq!(replication["replication"]["io_running"], "Yes", "{json}");
-    assert_eq!(replication["replication"]["sql_running"], "Yes", "{json}");
-    assert!(
-        replication["replication"]["seconds_behind"].is_u64(),
-        "{json}"
-    );
-
     // One load balancer holds the floating address; www points at it.
     let holders: Vec<_> = ["lb1", "lb2"]
         .into_iter()
@@ -203,8 +194,8 @@ fn ha_stack_converges_and_every_hop_answers() {
     assert!(zone.contains(&format!("www IN A {FLOATING}")), "{zone}");
     assert_eq!(get("/healthz").map(|(s, _)| s), Ok(200));
 
-    // MariaDB listens on the primary's private address only, and the app
-    // user may connect from the app servers only.
+    // MariaDB listens on each member's private address only, and the app
+    // user may connect from the load balancers only (HAProxy's side).
     let listening = on_server_ok(HA, "db1", "ss -Htln 'sport = :3306'");
     assert!(listening.contains("10.249.0.31:3306"), "{listening}");
     assert!(
@@ -218,53 +209,76 @@ fn ha_stack_converges_and_every_hop_answers() {
     );
     assert_eq!(
         hosts.split_whitespace().collect::<Vec<_>>(),
-        ["10.249.0.21", "10.249.0.22", "10.249.0.23"]
+        ["10.249.0.11", "10.249.0.12"]
     );
 
-    // A row written through the app on the primary reaches the replica
-    // within a second.
+    // Every member is Synced in a primary component of three; the load
+    // balancer that holds the floating address writes to one of them.
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
+    for member in MEMBERS {
+        let cluster = &server_in(&status, member)["cluster"];
+        assert_eq!(cluster["state"], "Synced", "{member}: {status}");
+        assert_eq!(cluster["component"], "Primary", "{member}: {status}");
+        assert_eq!(cluster["size"], 3, "{member}: {status}");
+    }
+    let count = visits();
+    let writer = writer(&status);
+    assert!(MEMBERS.contains(&writer.as_str()), "{status}");
+
+    // A row written through the app is on every member at once
+    // (synchronous replication: certified by all before it commits).
+    for member in MEMBERS {
+        let seen = on_server_ok(
+            HA,
+            member,
+            "mysql -N -B -e 'SELECT count FROM foobar.visits WHERE id = 1'",
+        );
+        assert_eq!(seen.trim().parse::<u64>().ok(), Some(count), "{member}");
+    }
+}
+
+/// `status --json`: (exit code, document, stderr).
+fn status_json() -> (Option<i32>, Value, String) {
+    run_json(HA, "status", &[])
+}
+
+fn server_in<'a>(status: &'a Value, host: &str) -> &'a Value {
+    status["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == host)
+        .unwrap_or_else(|| panic!("{host} in {status}"))
+}
+
+/// The member the load balancer holding the floating address sends the
+/// writes to, as status reports it.
+fn writer(status: &Value) -> String {
+    let holder = ["lb1", "lb2"]
+        .into_iter()
+        .find(|lb| {
+            on_server(HA, lb, "ip -4 -o addr show dev eth0")
+                .stdout
+                .windows(FLOATING.len() + 1)
+                .any(|w| w == format!("{FLOATING}/").as_bytes())
+        })
+        .expect("a load balancer holds the floating address");
+    server_in(status, holder)["cluster_writer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no writer at {holder}: {status}"))
+        .to_string()
+}
+
+/// A visit counted through the floating address: the new count.
+fn visits() -> u64 {
     let (status, body) = get("/visits").unwrap();
     assert_eq!(status, 200, "{body}");
-    let count: u64 = body
-        .split("\"visits\": ")
+    body.split("\"visits\": ")
         .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{body}"));
-    let written = Instant::now();
-    loop {
-        let seen = on_server_ok(
-            HA,
-            "db2",
-            "mysql -N -B -e 'SELECT count FROM foobar.visits WHERE id = 1'",
-        );
-        if seen.trim().parse::<u64>().ok() >= Some(count) {
-            break;
-        }
-        assert!(
-            written.elapsed() < Duration::from_secs(1),
-            "the replica has {seen} visits, the primary {count}"
-        );
-    }
-    let read_only = on_server_ok(HA, "db2", "mysql -N -B -e 'SELECT @@read_only'");
-    assert_eq!(read_only.trim(), "1");
-
-    // The binary log, which every replica copies, holds the users made
-    // while it was on (the replication user), by hash, never a password.
-    let binlog = on_server_ok(
-        HA,
-        "db1",
-        "cd /var/lib/mysql && mariadb-binlog mariadb-bin.[0-9]*",
-    );
-    assert!(binlog.contains("IDENTIFIED BY PASSWORD '*"), "{binlog}");
-    for secret in ["mysql_password", "replication_password"] {
-        let password =
-            std::fs::read_to_string(format!("/var/lib/foobar/lab-ha/secrets/{secret}")).unwrap();
-        assert!(
-            !binlog.contains(password.trim()),
-            "{secret} in the binary log"
-        );
-    }
+        .unwrap_or_else(|| panic!("{body}"))
 }
 
 #[test]
@@ -299,27 +313,166 @@ fn rolling_restarts_drop_no_request() {
     }
 }
 
+/// `restart db`: one member at a time out of HAProxy's pool, restarted,
+/// Synced, back in; the others keep the site writing: no maintenance
+/// page, no failed request.
 #[test]
-fn a_primary_restart_shows_the_maintenance_page_on_every_web_server() {
+fn restart_db_rolls_over_the_cluster_without_a_failed_request() {
     let _turn = lab_turn();
     ha_lab_ready();
     let load = Load::start(4);
+    thread::sleep(Duration::from_millis(500));
     let (code, json, err) = restart(&["db"]);
+    thread::sleep(Duration::from_millis(500));
     let pages = load.maintenance_pages();
     let (sent, failed) = load.finish();
     assert_eq!(code, Some(0), "{err}{json}");
+    assert!(sent > 50, "only {sent} requests");
     assert!(
         failed.is_empty(),
         "{} of {sent} failed: {failed:?}",
         failed.len()
     );
-    assert!(pages > 0, "no maintenance page in {sent} requests");
-    for web in WEBS {
-        let flag = on_server(HA, web, "test -e /var/lib/foobar/maintenance/restarting");
-        assert!(!flag.status.success(), "the page is gone again on {web}");
+    assert_eq!(pages, 0, "no maintenance page");
+    let services = json["services"].as_array().unwrap();
+    let out_of_pool: Vec<&str> = services
+        .iter()
+        .filter(|s| s["service"].as_str().unwrap().starts_with("haproxy mysql/"))
+        .map(|s| s["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(out_of_pool, MEMBERS, "one at a time, in order: {json}");
+    assert!(services.iter().all(|s| s["ok"] == true), "{json}");
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
+}
+
+/// Any member killed under writes: the others keep taking them (the
+/// writer's loss costs at most the requests in flight on it); it rejoins
+/// by `lab up` + `provision`. Then a power cut of the whole cluster, and
+/// every member stopped in turn with the last one ahead: `provision`
+/// starts the cluster from the most advanced member only, and no
+/// acknowledged write is lost. A lone member refuses writes.
+#[test]
+fn the_cluster_survives_any_member_lost_and_a_power_cut() {
+    let _turn = lab_turn();
+    ha_lab_ready();
+    let up_and_converged = || {
+        foobar().args(["-i", HA, "lab", "up"]).assert().success();
+        let (code, json, err) = provision(HA).json();
+        assert_eq!(code, Some(0), "{err}{json}");
+        json
+    };
+    for _ in MEMBERS {
+        let (_, status, _) = status_json();
+        let killed_writer = writer(&status);
+        let load = Load::start(4);
+        thread::sleep(Duration::from_millis(500));
+        foobar()
+            .args(["-i", HA, "lab", "kill", &killed_writer])
+            .assert()
+            .success();
+        let killed = Instant::now();
+        // The load balancers take it out: two failed checks 0.5 s apart.
+        while !on_server_ok(
+            HA,
+            "lb1",
+            "echo 'show stat' | socat stdio /run/haproxy/admin.sock",
+        )
+        .lines()
+        .any(|l| l.starts_with(&format!("mysql,{killed_writer},")) && l.contains(",DOWN,"))
+        {
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "{killed_writer} never marked down"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        let window = killed.elapsed();
+        thread::sleep(Duration::from_secs(2));
+        let (sent, failed) = load.finish();
+        eprintln!(
+            "writer {killed_writer} killed: marked down after {window:?}; {} of {sent} requests failed: {failed:?}",
+            failed.len()
+        );
+        assert!(
+            failed.len() <= 4,
+            "at most the requests in flight on {killed_writer} fail (4 connections): {failed:?}"
+        );
+        assert!(sent > 20, "the site kept writing: {sent}");
+        let (_, status, _) = status_json();
+        assert_ne!(writer(&status), killed_writer, "the writes moved");
+        up_and_converged();
+        let (code, status, err) = status_json();
+        assert_eq!(code, Some(0), "{killed_writer} rejoined: {err}{status}");
     }
-    let (code, json, err) = provision(HA).args(&["--limit", "db2"]).json();
-    assert_eq!(code, Some(0), "replication is back: {err}{json}");
+
+    // A power cut: every member killed at once, booted again.
+    let before = visits();
+    for member in MEMBERS {
+        foobar()
+            .args(["-i", HA, "lab", "kill", member])
+            .assert()
+            .success();
+    }
+    up_and_converged();
+    assert!(visits() > before, "no acknowledged write lost");
+
+    // Every member stopped cleanly, db2 last and ahead of the others:
+    // only db2 may start the cluster again.
+    on_server_ok(HA, "db1", "systemctl stop mariadb");
+    on_server_ok(HA, "db3", "systemctl stop mariadb");
+    let written = visits();
+    on_server_ok(HA, "db2", "systemctl stop mariadb");
+    let (code, out) = provision(HA).text();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "[db2] changed: galera member (bootstrap the cluster here (the most advanced member"
+        ),
+        "{out}"
+    );
+    for other in ["db1", "db3"] {
+        assert!(
+            out.contains(&format!(
+                "[{other}] changed: galera member (join the cluster)"
+            )),
+            "{out}"
+        );
+    }
+    assert!(visits() > written, "the write db2 alone took is kept");
+
+    // Two members lost at once: the one left is a minority and refuses
+    // writes (the site's dynamic pages fail rather than fork the data).
+    foobar()
+        .args(["-i", HA, "lab", "kill", "db1"])
+        .assert()
+        .success();
+    foobar()
+        .args(["-i", HA, "lab", "kill", "db2"])
+        .assert()
+        .success();
+    let lost = Instant::now();
+    loop {
+        let state = on_server_ok(
+            HA,
+            "db3",
+            "mysql -N -B -e \"SHOW STATUS LIKE 'wsrep_cluster_status'\" | cut -f2",
+        );
+        if state.trim() == "non-Primary" {
+            break;
+        }
+        assert!(lost.elapsed() < Duration::from_secs(30), "db3 is {state}");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let write = on_server(
+        HA,
+        "db3",
+        "mysql -e 'UPDATE foobar.visits SET count = count + 1'",
+    );
+    assert!(!write.status.success(), "a minority took a write");
+    up_and_converged();
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
 }
 
 #[test]
@@ -582,32 +735,53 @@ fn a_deploy_and_a_rollback_drop_no_request() {
     }
 }
 
-/// With the firewall: MariaDB answers the app servers and the replica,
-/// not a load balancer (no app there) nor this machine; VRRP still moves
+/// With the firewall: the cluster's members answer MariaDB to the load
+/// balancers (HAProxy) only, and their own ports to each other only; the
+/// load balancers serve 3306 to the app servers only. VRRP still moves
 /// the floating address (tested above), HAProxy still checks the web
 /// servers.
 #[test]
 fn each_server_opens_only_what_its_roles_serve() {
     let _turn = lab_turn();
     ha_lab_ready();
-    let reach = |from: &str| {
+    let reach = |from: &str, to: &str| {
         on_server(
             HA,
             from,
-            "timeout 3 bash -c '</dev/tcp/10.249.0.31/3306' && echo reached",
+            &format!("timeout 3 bash -c '</dev/tcp/{to}' && echo reached"),
         )
         .status
         .success()
     };
-    assert!(reach("web1"), "an app server reaches MariaDB");
-    assert!(reach("db2"), "the replica reaches the primary");
-    assert!(!reach("lb1"), "a load balancer does not");
-    let from_here = std::process::Command::new("timeout")
-        .args(["3", "bash", "-c", "</dev/tcp/10.249.0.31/3306"])
-        .status()
-        .unwrap();
-    assert!(!from_here.success(), "this machine does not");
-    assert!(on_server_ok(HA, "db1", "nft list ruleset").contains("tcp dport 3306 accept"));
+    assert!(reach("lb1", "10.249.0.31/3306"), "HAProxy reaches a member");
+    assert!(
+        !reach("web1", "10.249.0.31/3306"),
+        "an app server only through HAProxy"
+    );
+    assert!(
+        reach("web1", &format!("{FLOATING}/3306")),
+        "an app server reaches HAProxy"
+    );
+    assert!(
+        reach("db2", "10.249.0.31/4567"),
+        "a member reaches another's group port"
+    );
+    assert!(!reach("web1", "10.249.0.31/4567"), "no one else does");
+    let from_here = |to: &str| {
+        std::process::Command::new("timeout")
+            .args(["3", "bash", "-c", &format!("</dev/tcp/{to}")])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(
+        !from_here("10.249.0.31/3306"),
+        "this machine does not reach a member"
+    );
+    assert!(
+        !from_here(&format!("{FLOATING}/3306")),
+        "nor HAProxy's 3306"
+    );
 
     // From this machine, every server shows exactly what its roles serve:
     // every TCP port scanned, and a set of UDP ones.
@@ -619,6 +793,7 @@ fn each_server_opens_only_what_its_roles_serve() {
         ("10.249.0.23", vec!["22", "80"], vec![]),
         ("10.249.0.31", vec!["22"], vec![]),
         ("10.249.0.32", vec!["22"], vec![]),
+        ("10.249.0.33", vec!["22"], vec![]),
     ] {
         assert_eq!(open_ports(server, &["-sT", "-p-"]), tcp, "{server}");
         assert_eq!(
