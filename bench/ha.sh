@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The HA design under load: wrk through the floating address (16
-# connections, /visits: HAProxy -> nginx -> gunicorn -> MariaDB primary)
-# while foobar restarts app, web and lb servers, and while a web server is
-# killed without warning (its nspawn stopped) and booted again. Counts every
-# failed request (non-2xx and socket errors), and times how long HAProxy
-# takes to mark the killed server down and to put it back.
+# connections, /visits: HAProxy -> nginx -> gunicorn -> HAProxy -> the
+# Galera cluster's writer) while foobar restarts app, web, lb and db
+# servers, while a web server is killed without warning (its nspawn
+# stopped) and booted again, and while the cluster's writer is killed.
+# Counts every failed request (non-2xx and socket errors), and times how
+# long HAProxy takes to mark the killed server down and to put it back.
 #
 #   bench/ha.sh     (writes bench/ha-results.md)
 set -euo pipefail
@@ -37,14 +38,14 @@ measure() { # label, command run 3 s into 12 s of load
   sleep 2
 }
 
-state() { # HAProxy's view of a web server at lb1
-  $F -i $HA lab ssh lb1 "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '\$1 == \"web\" && \$2 == \"$1\" {print \$18}'"
+state() { # HAProxy's view of a server at lb1: backend, server
+  $F -i $HA lab ssh lb1 "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '\$1 == \"$1\" && \$2 == \"$2\" {print \$18}'"
 }
 
-wait_state() { # server, state -> seconds waited (0.1 s steps)
+wait_state() { # backend, server, state -> seconds waited (0.1 s steps)
   local t0 t1
   t0=$(date +%s.%N)
-  until [ "$(state "$1")" = "$2" ]; do sleep 0.1; done
+  until [ "$(state "$1" "$2")" = "$3" ]; do sleep 0.1; done
   t1=$(date +%s.%N)
   awk "BEGIN {printf \"%.1f\", $t1 - $t0}"
 }
@@ -55,18 +56,34 @@ kill_and_back() {
   local load=$!
   sleep 3
   $F -i $HA lab kill web2 > /dev/null 2>&1
-  down=$(wait_state web2 DOWN)
+  down=$(wait_state web web2 DOWN)
   sleep 3
   local t0 t1
   t0=$(date +%s.%N)
   $F -i $HA lab up > /dev/null 2>&1
-  until [ "$(state web2)" = UP ]; do sleep 0.1; done
+  until [ "$(state web web2)" = UP ]; do sleep 0.1; done
   t1=$(date +%s.%N)
   up=$(awk "BEGIN {printf \"%.1f\", $t1 - $t0}")
   wait "$load"
   echo "| web2 killed (nspawn stopped, no warning), then \`lab up\` | $(counts "$out") |"
   echo
   echo "web2 marked down by HAProxy ${down} s after the kill; back in the pool ${up} s after \`foobar lab up\` began (boot included)."
+}
+
+kill_writer() { # the member taking the writes killed under load
+  local out=$WORK/wrk-ha.out writer down
+  writer=$($F -i $HA lab ssh lb1 "echo 'show table mysql' | socat stdio /run/haproxy/admin.sock" | sed -n 's/.*server_key=\([^ ]*\).*/\1/p')
+  wrk -t2 -c16 -d12s --timeout 5s -s bench/count.lua "$URL" > "$out" 2>&1 &
+  local load=$!
+  sleep 3
+  $F -i $HA lab kill "$writer" > /dev/null 2>&1
+  down=$(wait_state mysql "$writer" DOWN)
+  wait "$load"
+  echo "| the cluster's writer ($writer) killed | $(counts "$out") |"
+  $F -i $HA lab up > /dev/null 2>&1
+  $F -i $HA provision > /dev/null
+  echo
+  echo "$writer marked down by HAProxy ${down} s after the kill (checks every 0.5 s, two failures); the next connection went to another member."
 }
 
 {
@@ -77,6 +94,7 @@ kill_and_back() {
   measure "foobar restart app (3 web servers, one at a time)" "$F -i $HA restart app --force"
   measure "foobar restart web" "$F -i $HA restart web --force"
   measure "foobar restart lb (2 load balancers, one at a time)" "$F -i $HA restart lb --force"
-  measure "foobar restart db (replica, then primary behind the maintenance page)" "$F -i $HA restart db --force"
+  measure "foobar restart db (3 Galera members, one at a time out of HAProxy)" "$F -i $HA restart db --force"
   kill_and_back
+  kill_writer
 } | tee bench/ha-results.md

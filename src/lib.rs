@@ -8,6 +8,7 @@
 pub mod app_kinds;
 pub(crate) mod checks;
 pub mod cli;
+pub mod cluster_ca;
 pub(crate) mod commands;
 pub(crate) mod diagram;
 pub mod digest;

@@ -267,11 +267,12 @@ mod tests {
         assert_eq!(all, vec![0, 1, last - 2, last - 1]);
         assert_eq!(scopes[last], Scope::Role(Role::DbCluster));
         // Two per app server kind (packages, then its service), Python's
-        // wheels, the app's own packages, the primary's replication user,
+        // wheels, the app's own packages, the cluster's CA on the app
+        // servers, the primary's replication user,
         // HTTPS by ACME, the load balancers' floating address, and the
         // four blocks of every server.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 15);
+        assert_eq!(conditional, 16);
         // The app's checks come from the inventory.
         assert_eq!(p.playbook.checks.len(), 1);
         // `foobar deploy`: the code, its configuration and the app's

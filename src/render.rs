@@ -107,6 +107,17 @@ pub struct DbLayout {
     pub cluster_members: String,
     /// Where each member's clustercheck answers HAProxy.
     pub check_port: u16,
+    /// With a cluster: the CA's certificate (for members and app servers
+    /// alike) and, on a member, its own certificate and key (PEM; masked
+    /// when secrets are).
+    pub tls: Option<ClusterTlsFiles>,
+}
+
+#[derive(Serialize)]
+pub struct ClusterTlsFiles {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
 }
 
 /// Who holds the zone: the primary, and the secondaries that copy it.
@@ -181,7 +192,7 @@ impl<'a> Context<'a> {
                 .unwrap_or_default()
                 .to_string(),
             soa_serial: SOA_SERIAL_TOKEN,
-            db: DbLayout::new(inventory, server),
+            db: DbLayout::new(inventory, server, secrets),
             dns: DnsLayout::new(inventory, server),
             web_backends: web_backends(inventory),
             vrrp: Vrrp::new(inventory, server),
@@ -256,7 +267,7 @@ fn web_backends(inventory: &Inventory) -> Vec<Backend> {
 }
 
 impl DbLayout {
-    fn new(inventory: &Inventory, server: &Server) -> Self {
+    fn new(inventory: &Inventory, server: &Server, secrets: &Secrets) -> Self {
         let primary = private(inventory.db_primary());
         let networked = inventory.db_networked();
         let replicas: Vec<_> = inventory.servers_with(Role::DbReplica).collect();
@@ -293,6 +304,14 @@ impl DbLayout {
                 .map(|m| format!("{}={}", m.name, m.address))
                 .collect::<Vec<_>>()
                 .join(" "),
+            tls: (!cluster.is_empty()).then(|| {
+                let own = secrets.cluster_tls.get(server.name.as_str());
+                ClusterTlsFiles {
+                    ca: secrets.cluster_ca().unwrap_or(MASK).to_string(),
+                    cert: own.map_or(MASK, |t| t.cert.as_str()).to_string(),
+                    key: own.map_or(MASK, |t| t.key.as_str()).to_string(),
+                }
+            }),
             cluster,
             check_port: crate::roles::CHECK_PORT,
             server_id: replicas

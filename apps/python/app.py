@@ -19,6 +19,10 @@ def _connect():
         if os.environ.get("DB_HOST")
         else {"unix_socket": os.environ.get("DB_SOCKET", "/run/mysqld/mysqld.sock")}
     )
+    # A Galera cluster takes TLS only: its members' certificates are
+    # verified against the cluster's CA.
+    if os.environ.get("DB_SSL_CA"):
+        where["ssl"] = {"ca": os.environ["DB_SSL_CA"]}
     return pymysql.connect(
         **where,
         user=os.environ["DB_USER"],
@@ -88,7 +92,13 @@ def application(environ, start_response):
             return _json(
                 start_response,
                 "503 Service Unavailable",
-                {"error": "database unavailable", "kind": type(exc).__name__},
+                {
+                    "error": "database unavailable",
+                    "kind": type(exc).__name__,
+                    # MariaDB's error number (1213: deadlock, 2013: lost
+                    # connection, ...), which says what went wrong.
+                    "code": exc.args[0] if exc.args and isinstance(exc.args[0], int) else None,
+                },
             )
         return _json(
             start_response,

@@ -543,6 +543,12 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
                 "a Galera cluster is reached through HAProxy on the load balancers: give a server the lb role".into(),
             ));
         }
+        if inv.mysql.cluster_ca.is_none() {
+            return Err((
+                "mysql:".into(),
+                "a server has the db_cluster role, so mysql needs `cluster_ca: <a folder on this machine>`, where foobar keeps the cluster's certificate authority (made on first use, keys 0600)".into(),
+            ));
+        }
     }
     let primaries: Vec<_> = inv.servers_with(Role::Db).collect();
     if primaries.len() > 1 {
