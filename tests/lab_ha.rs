@@ -226,6 +226,43 @@ fn ha_stack_converges_and_every_hop_answers() {
     let writer = writer(&status);
     assert!(MEMBERS.contains(&writer.as_str()), "{status}");
 
+    // TLS between servers: group traffic by the cluster CA's
+    // certificates; a plaintext login refused, one over TLS verified
+    // against the CA the app servers hold; keys 0600 here and there.
+    let provider = on_server_ok(
+        HA,
+        "db1",
+        "mysql -N -B -e \"SHOW GLOBAL VARIABLES LIKE 'wsrep_provider_options'\"",
+    );
+    assert!(provider.contains("socket.ssl = YES"), "{provider}");
+    let login = |tls: &str| {
+        on_server(
+            HA,
+            "web1",
+            &format!(
+                "set -a; . /etc/foobar/app.env; python3 -c \"import os, pymysql; pymysql.connect(host=os.environ['DB_HOST'], user=os.environ['DB_USER'], password=os.environ['DB_PASSWORD'], database=os.environ['DB_NAME']{tls}).cursor().execute('SELECT 1')\""
+            ),
+        )
+    };
+    assert!(
+        login(", ssl={'ca': os.environ['DB_SSL_CA']}")
+            .status
+            .success(),
+        "a TLS login verified against the cluster's CA"
+    );
+    assert!(!login("").status.success(), "a plaintext login is refused");
+    let key = on_server_ok(
+        HA,
+        "db1",
+        "stat -c '%a %U' /etc/mysql/foobar-tls/member.key",
+    );
+    assert_eq!(key.trim(), "600 mysql");
+    let ca = std::fs::metadata("/var/lib/foobar/lab-ha/cluster-ca/ca.key").unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&ca.permissions()) & 0o777,
+        0o600
+    );
+
     // A row written through the app is on every member at once
     // (synchronous replication: certified by all before it commits).
     for member in MEMBERS {
@@ -405,6 +442,24 @@ fn the_cluster_survives_any_member_lost_and_a_power_cut() {
         let (code, status, err) = status_json();
         assert_eq!(code, Some(0), "{killed_writer} rejoined: {err}{status}");
     }
+
+    // A member with nothing (a new disk) is copied whole from a live one
+    // (SST by mariadb-backup), over TLS, each verifying the other.
+    foobar()
+        .args(["-i", HA, "lab", "reset", "db3"])
+        .assert()
+        .success();
+    up_and_converged();
+    let transfer = on_server_ok(
+        HA,
+        "db3",
+        "journalctl -u mariadb --no-pager | grep WSREP_SST",
+    );
+    assert!(
+        transfer.contains("MODE='VERIFY_CA', encrypt='3'")
+            && transfer.contains("Verifying peer certificate chain"),
+        "{transfer}"
+    );
 
     // A power cut: every member killed at once, booted again.
     let before = visits();

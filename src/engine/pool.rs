@@ -10,25 +10,23 @@ use crate::shell::quote;
 /// The admin socket Debian's package and foobar's haproxy.cfg set.
 const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 /// A pool: the backends of templates/haproxy/haproxy.cfg.j2 that hold
-/// the same servers, and the state that takes one out.
+/// the same servers, and whether they keep one server for every
+/// connection (a stick table).
 pub struct Pool {
     /// The first one's state stands for all (they check a server alike).
     backends: &'static [&'static str],
-    out: &'static str,
+    sticky: bool,
 }
 
-/// The web servers, over HTTP and HTTPS (TLS passed through): drained,
-/// their sessions finish.
+/// The web servers, over HTTP and HTTPS (TLS passed through).
 pub const WEB: Pool = Pool {
     backends: &["web", "web_tls"],
-    out: "drain",
+    sticky: false,
 };
-/// A Galera cluster's members: in maintenance, which moves the one
-/// writer (the stick table's entry) to the next member for new
-/// connections; a drained member would keep it.
+/// A Galera cluster's members: the one writer is the stick table's entry.
 pub const DB: Pool = Pool {
     backends: &["mysql"],
-    out: "maint",
+    sticky: true,
 };
 
 impl Pool {
@@ -76,39 +74,59 @@ impl Pool {
     }
 
     /// Out of balancing, still health-checked, current sessions finish;
-    /// then waits until none is left, failing loudly after `timeout`.
+    /// then waits until none is left, failing loudly after `timeout`. In
+    /// a sticky pool the entry is cleared, so that the next connection
+    /// picks (and keeps) another server, and the server goes into
+    /// maintenance once it has no session left: its restart then fails
+    /// no check that would cut a session (`on-marked-down
+    /// shutdown-sessions`, kept for servers that die).
     pub fn drain_script(&self, server: &str, timeout: Duration) -> String {
-        self.set_then_wait(server, self.out, SESSIONS, "0", "sessions", timeout)
+        let mut script = self.set_state(server, "drain");
+        if self.sticky {
+            // Only when it holds the entry: the writer moves only then.
+            for b in self.backends {
+                script.push_str(&format!(
+                    "if echo 'show table {b}' | socat stdio {ADMIN_SOCKET} | grep -q \"server_key=\"{server}\"$\"; then\n\
+                     \x20 echo 'clear table {b}' | socat stdio {ADMIN_SOCKET} >/dev/null\n\
+                     fi\n",
+                    server = quote(server),
+                ));
+            }
+        }
+        script.push_str(&self.wait_for(server, SESSIONS, "0", "sessions", "drain", timeout));
+        if self.sticky {
+            script.push_str(&self.set_state(server, "maint"));
+        }
+        script
     }
 
     /// Back in balancing; waits until HAProxy sees it up (its health
     /// check went on while it was out, so that is at once when it is
     /// healthy).
     pub fn ready_script(&self, server: &str, timeout: Duration) -> String {
-        self.set_then_wait(server, "ready", STATUS, "UP", "its state", timeout)
+        self.set_state(server, "ready")
+            + &self.wait_for(server, STATUS, "UP", "its state", "ready", timeout)
     }
 
-    /// Sets the server's state, then polls a `show stat` column every
-    /// 0.25 s until it reads `want`; after `timeout` fails saying what it
-    /// read.
-    fn set_then_wait(
+    /// Polls a `show stat` column every 0.25 s until it reads `want`;
+    /// after `timeout` fails saying what it read.
+    fn wait_for(
         &self,
         server: &str,
-        state: &str,
         column: u8,
         want: &str,
         what: &str,
+        state: &str,
         timeout: Duration,
     ) -> String {
         let tries = timeout.as_millis().div_ceil(250).max(1);
         format!(
-            "{set}i=0\n\
+            "i=0\n\
              while v=$({stat}); [ \"$v\" != {want} ]; do\n\
              \x20 i=$((i + 1))\n\
              \x20 if [ $i -gt {tries} ]; then echo \"{server} {state}: {what} ${{v:-unknown}}, not {want}, after {secs} s\" >&2; exit 1; fi\n\
              \x20 sleep 0.25\n\
              done\n",
-            set = self.set_state(server, state),
             stat = self.stat(server, column),
             secs = timeout.as_secs(),
         )
@@ -140,6 +158,14 @@ mod tests {
         assert!(r.contains("!= UP"), "{r}");
         let m = DB.drain_script("db1", Duration::from_secs(10));
         assert!(m.contains("grep -x -e mysql)"), "{m}");
-        assert!(m.contains("state maint"), "{m}");
+        assert!(m.contains("clear table mysql"), "{m}");
+        // Into maintenance only once its sessions are done.
+        assert!(
+            m.find("state drain") < m.find("!= 0") && m.find("!= 0") < m.find("state maint"),
+            "{m}"
+        );
+        assert!(!WEB
+            .drain_script("web1", Duration::from_secs(1))
+            .contains("maint"));
     }
 }
