@@ -8,8 +8,8 @@
 pub mod app_kinds;
 pub(crate) mod checks;
 pub mod cli;
-pub mod cluster_ca;
 pub(crate) mod commands;
+pub mod db_ca;
 pub(crate) mod diagram;
 pub mod digest;
 pub(crate) mod engine;

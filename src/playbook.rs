@@ -264,15 +264,18 @@ mod tests {
             .filter(|&i| scopes[i] == Scope::All)
             .collect();
         let last = scopes.len() - 1;
-        assert_eq!(all, vec![0, 1, last - 2, last - 1]);
-        assert_eq!(scopes[last], Scope::Role(Role::DbCluster));
+        assert_eq!(all, vec![0, 1, last - 4, last - 3]);
+        assert!(scopes[last - 2..]
+            .iter()
+            .all(|s| *s == Scope::Role(Role::DbCluster)));
         // Two per app server kind (packages, then its service), Python's
-        // wheels, the app's own packages, the cluster's CA on the app
-        // servers, the primary's replication user,
+        // wheels, the app's own packages, the database CA on the app
+        // servers, the TLS files of a primary and of a replica, the
+        // primary's replication user,
         // HTTPS by ACME, the load balancers' floating address, and the
         // four blocks of every server.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 16);
+        assert_eq!(conditional, 18);
         // The app's checks come from the inventory.
         assert_eq!(p.playbook.checks.len(), 1);
         // `foobar deploy`: the code, its configuration and the app's

@@ -107,9 +107,9 @@ pub struct DbLayout {
     pub cluster_members: String,
     /// Where each member's clustercheck answers HAProxy.
     pub check_port: u16,
-    /// With a cluster: the CA's certificate (for members and app servers
-    /// alike) and, on a member, its own certificate and key (PEM; masked
-    /// when secrets are).
+    /// When the database is networked: the CA's certificate (for database
+    /// and app servers alike) and, on a database server, its own
+    /// certificate and key (PEM; masked when secrets are).
     pub tls: Option<ClusterTlsFiles>,
 }
 
@@ -304,10 +304,10 @@ impl DbLayout {
                 .map(|m| format!("{}={}", m.name, m.address))
                 .collect::<Vec<_>>()
                 .join(" "),
-            tls: (!cluster.is_empty()).then(|| {
-                let own = secrets.cluster_tls.get(server.name.as_str());
+            tls: networked.then(|| {
+                let own = secrets.db_tls.get(server.name.as_str());
                 ClusterTlsFiles {
-                    ca: secrets.cluster_ca().unwrap_or(MASK).to_string(),
+                    ca: secrets.db_ca().unwrap_or(MASK).to_string(),
                     cert: own.map_or(MASK, |t| t.cert.as_str()).to_string(),
                     key: own.map_or(MASK, |t| t.key.as_str()).to_string(),
                 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cluster_ca::{self, MemberTls};
+use crate::db_ca::{self, MemberTls};
 use crate::digest::mysql_native_hash;
 use crate::error::InputError;
 use crate::inventory::{check_env_text, EnvValue, Loaded, Role, SecretRef};
@@ -23,10 +23,10 @@ pub struct Secrets {
     pub transfer_key: Option<String>,
     /// The app's environment values that are secrets, by name.
     pub app_env: BTreeMap<String, String>,
-    /// A Galera cluster's members' certificates and keys, by member, from
-    /// the CA foobar keeps (`mysql.cluster_ca`); empty when masked.
+    /// The database servers' certificates and keys, by server, from the
+    /// CA foobar keeps (`mysql.tls_ca`); empty when masked.
     #[serde(skip)]
-    pub cluster_tls: BTreeMap<String, MemberTls>,
+    pub db_tls: BTreeMap<String, MemberTls>,
 }
 
 impl Secrets {
@@ -37,7 +37,7 @@ impl Secrets {
             replication_password: Some(MASK.to_string()),
             transfer_key: Some(MASK.to_string()),
             app_env: BTreeMap::new(),
-            cluster_tls: BTreeMap::new(),
+            db_tls: BTreeMap::new(),
         }
     }
 
@@ -73,20 +73,20 @@ impl Secrets {
                 .map(|source| read_key(inv, "domain.transfer_key", source))
                 .transpose()?,
             app_env: app_env_secrets(inv)?,
-            cluster_tls: cluster_tls(inv)?,
+            db_tls: db_tls(inv)?,
         })
     }
 
-    /// The cluster CA's certificate, which the app servers verify the
-    /// members by; None when masked or without a cluster.
-    pub fn cluster_ca(&self) -> Option<&str> {
-        self.cluster_tls.values().next().map(|t| t.ca.as_str())
+    /// The database CA's certificate, which the app servers and replicas
+    /// verify the database servers by; None when masked or not networked.
+    pub fn db_ca(&self) -> Option<&str> {
+        self.db_tls.values().next().map(|t| t.ca.as_str())
     }
 
     fn values(&self) -> impl Iterator<Item = &str> {
         // A member's key is masked whole and line by line (a diff shows
         // lines).
-        let keys = self.cluster_tls.values().flat_map(|t| {
+        let keys = self.db_tls.values().flat_map(|t| {
             std::iter::once(t.key.as_str()).chain(
                 t.key
                     .lines()
@@ -168,28 +168,30 @@ fn mask_all(hidden: &[String], text: &str) -> String {
         .fold(text.to_string(), |text, secret| text.replace(secret, MASK))
 }
 
-/// Every cluster member's certificate and key, made where missing: each
-/// is named by its server name, its private address and the address the
-/// app servers reach the cluster at.
-fn cluster_tls(inv: &Loaded) -> Result<BTreeMap<String, MemberTls>, InputError> {
-    let (Some(dir), Some(entry)) = (
-        &inv.inventory.mysql.cluster_ca,
-        inv.inventory.cluster_address(),
-    ) else {
+/// Every database server's certificate and key, made where missing:
+/// each is named by its server name, its private address and, for a
+/// cluster, the address the app servers reach it at.
+fn db_tls(inv: &Loaded) -> Result<BTreeMap<String, MemberTls>, InputError> {
+    let Some(dir) = &inv.inventory.mysql.tls_ca else {
         return Ok(BTreeMap::new());
     };
-    let members: Vec<(String, Vec<std::net::IpAddr>)> = inv
-        .inventory
-        .servers_with(Role::DbCluster)
-        .map(|s| {
-            let own = s.private_address().into_iter();
-            (s.name.to_string(), own.chain([entry]).collect())
-        })
-        .collect();
-    cluster_ca::ensure(&inv.local_path(&dir.0), &members).map_err(|e| {
+    if !inv.inventory.db_networked() {
+        return Ok(BTreeMap::new());
+    }
+    let entry = inv.inventory.cluster_address();
+    let members: Vec<(String, Vec<std::net::IpAddr>)> =
+        [Role::Db, Role::DbReplica, Role::DbCluster]
+            .into_iter()
+            .flat_map(|r| inv.inventory.servers_with(r))
+            .map(|s| {
+                let own = s.private_address().into_iter();
+                (s.name.to_string(), own.chain(entry).collect())
+            })
+            .collect();
+    db_ca::ensure(&inv.local_path(&dir.0), &members).map_err(|e| {
         inv.error_at(
-            "cluster_ca",
-            format!("the cluster's certificate authority: {e}: name a folder on this machine that foobar may write"),
+            "tls_ca",
+            format!("the database servers' certificate authority: {e}: name a folder on this machine that foobar may write"),
         )
     })
 }
@@ -294,7 +296,7 @@ mod tests {
             replication_password: Some("Repl-Value-77-x".into()),
             transfer_key: Some("dGhpcyBpcyBhIFRTSUcga2V5IQ==".into()),
             app_env: BTreeMap::new(),
-            cluster_tls: BTreeMap::new(),
+            db_tls: BTreeMap::new(),
         };
         assert_eq!(
             s.redact("a=s3cret-Value-42 b=s3cret-Value-42 c=Repl-Value-77-x d=dGhpcyBpcyBhIFRTSUcga2V5IQ=="),
@@ -309,7 +311,7 @@ mod tests {
             replication_password: None,
             transfer_key: None,
             app_env: BTreeMap::from([("API".into(), "xx-password-yy".into())]),
-            cluster_tls: BTreeMap::new(),
+            db_tls: BTreeMap::new(),
         };
         // SELECT PASSWORD('password') in MariaDB.
         assert_eq!(
@@ -322,7 +324,7 @@ mod tests {
     fn a_members_key_is_hidden_whole_and_line_by_line_and_its_old_one_too() {
         let key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
         let s = Secrets {
-            cluster_tls: BTreeMap::from([(
+            db_tls: BTreeMap::from([(
                 "db1".into(),
                 MemberTls {
                     ca: "CA".into(),
@@ -351,7 +353,7 @@ mod tests {
             replication_password: None,
             transfer_key: Some("a2V5IG9uIGl0cyBvd24gbGluZQ==".into()),
             app_env: BTreeMap::new(),
-            cluster_tls: BTreeMap::new(),
+            db_tls: BTreeMap::new(),
         };
         let (old, new) = s.redact_pair(
             "A=1\nDB_PASSWORD=\"Old-Password-1\"\nB=2\n",

@@ -257,7 +257,7 @@ fn ha_stack_converges_and_every_hop_answers() {
         "stat -c '%a %U' /etc/mysql/foobar-tls/member.key",
     );
     assert_eq!(key.trim(), "600 mysql");
-    let ca = std::fs::metadata("/var/lib/foobar/lab-ha/cluster-ca/ca.key").unwrap();
+    let ca = std::fs::metadata("/var/lib/foobar/lab-ha/db-ca/ca.key").unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&ca.permissions()) & 0o777,
         0o600

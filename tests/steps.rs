@@ -57,7 +57,7 @@ fn step_cases() {
         replication_password: Some("Case-Replication-2".into()),
         transfer_key: None,
         app_env: Default::default(),
-        cluster_tls: Default::default(),
+        db_tls: Default::default(),
     };
     let server = &inv.inventory.servers.0[0];
     let ctx = Context::new(&inv.inventory, server, &secrets);

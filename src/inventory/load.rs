@@ -543,12 +543,6 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
                 "a Galera cluster is reached through HAProxy on the load balancers: give a server the lb role".into(),
             ));
         }
-        if inv.mysql.cluster_ca.is_none() {
-            return Err((
-                "mysql:".into(),
-                "a server has the db_cluster role, so mysql needs `cluster_ca: <a folder on this machine>`, where foobar keeps the cluster's certificate authority (made on first use, keys 0600)".into(),
-            ));
-        }
     }
     let primaries: Vec<_> = inv.servers_with(Role::Db).collect();
     if primaries.len() > 1 {
@@ -574,6 +568,12 @@ fn check_roles(inv: &Inventory) -> Result<(), (String, String)> {
         return Err((
             "domain:".into(),
             "a server has the dns_secondary role, so domain needs `transfer_key: env:NAME` or `file:PATH` (base64, `openssl rand -base64 32`)".into(),
+        ));
+    }
+    if inv.db_networked() && inv.mysql.tls_ca.is_none() {
+        return Err((
+            "mysql:".into(),
+            "the database is reached over the network (a cluster, replicas, or app servers on other servers), so mysql needs `tls_ca: <a folder on this machine>`, where foobar keeps the database servers' certificate authority (made on first use, keys 0600): their traffic goes over TLS".into(),
         ));
     }
     if inv.servers_with(Role::DbReplica).next().is_some()

@@ -645,11 +645,11 @@ pub struct Mysql {
     /// `db_replica` role; `env:NAME` or `file:PATH`.
     #[serde(default)]
     pub replication_password: Option<SecretRef>,
-    /// A folder on this machine where foobar keeps a Galera cluster's
-    /// certificate authority and its members' certificates (made on first
-    /// use; keys 0600); needed with `db_cluster` servers.
+    /// A folder on this machine where foobar keeps the database servers'
+    /// certificate authority and their certificates (made on first use;
+    /// keys 0600); needed when the database is reached over the network.
     #[serde(default)]
-    pub cluster_ca: Option<LocalPath>,
+    pub tls_ca: Option<LocalPath>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -37,6 +37,10 @@ pub struct Args {
     /// is restarted first when it runs with another (a replica with the
     /// primary's id would skip every event as its own).
     pub server_id: String,
+    /// The CA the primary's certificate is verified by: replication (and
+    /// the seeding copy) over TLS. Empty: plaintext (templated).
+    #[serde(default)]
+    pub ssl_ca: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,8 @@ pub struct Desired {
     pub database: String,
     pub server_id: u32,
     pub password: String,
+    /// None: no TLS.
+    pub ssl_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +88,11 @@ pub struct SlaveStatus {
     pub using_gtid: String,
     /// Seconds between attempts to reach the primary.
     pub connect_retry: u32,
+    /// `Yes` when it reaches the primary over TLS.
+    pub ssl_allowed: String,
+    pub ssl_ca_file: String,
+    /// `Yes` when the primary's certificate must name its address.
+    pub ssl_verify_server_cert: String,
     /// `Yes`, `No` or `Connecting`.
     pub io_running: String,
     pub sql_running: String,
@@ -103,6 +114,9 @@ impl SlaveStatus {
                 "Master_User" => s.master_user = value,
                 "Using_Gtid" => s.using_gtid = value,
                 "Connect_Retry" => s.connect_retry = value.parse().unwrap_or_default(),
+                "Master_SSL_Allowed" => s.ssl_allowed = value,
+                "Master_SSL_CA_File" => s.ssl_ca_file = value,
+                "Master_SSL_Verify_Server_Cert" => s.ssl_verify_server_cert = value,
                 "Slave_IO_Running" => s.io_running = value,
                 "Slave_SQL_Running" => s.sql_running = value,
                 "Seconds_Behind_Master" => s.seconds_behind = value.parse().ok(),
@@ -173,12 +187,21 @@ impl Kind for Replica {
         let password = cx.secrets.replication_password.clone().ok_or_else(|| {
             cx.error("a replica needs mysql.replication_password in the inventory")
         })?;
+        let ssl_ca = Some(cx.field("ssl_ca", &args.ssl_ca)?)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                crate::inventory::ServerPath::parse(&p)
+                    .map(|p| p.to_string())
+                    .map_err(|m| cx.error(format!("ssl_ca: {m}")))
+            })
+            .transpose()?;
         Ok(Desired {
             primary,
             user,
             database,
             server_id,
             password,
+            ssl_ca,
         })
     }
 
@@ -218,10 +241,17 @@ impl Kind for Replica {
 
     fn plan(d: &Desired, f: &Fact, _: &PlanCx) -> Option<Change> {
         let st = &f.status;
+        let tls = match &d.ssl_ca {
+            Some(ca) => {
+                st.ssl_allowed == "Yes" && &st.ssl_ca_file == ca && st.ssl_verify_server_cert == "Yes"
+            }
+            None => st.ssl_allowed != "Yes",
+        };
         let set_up = st.master_host == d.primary
             && st.master_user == d.user
             && st.using_gtid == "Slave_Pos"
             && st.connect_retry == CONNECT_RETRY
+            && tls
             && f.password_matches;
         let restart = f.server_id != d.server_id;
         if !f.up || !f.seeded || !set_up || restart {
@@ -257,20 +287,31 @@ impl Kind for Replica {
             Change::Setup { seed: true, .. } => format!(
                 "copy=$(mktemp /var/lib/foobar/.replica-seed.XXXXXX)\n\
                  trap 'rm -f \"$copy\"' EXIT\n\
-                 MYSQL_PWD=\"$pw\" mariadb-dump -h {primary} -u {user} --single-transaction --gtid --master-data=2 --databases {db} > \"$copy\"\n\
+                 MYSQL_PWD=\"$pw\" mariadb-dump -h {primary} -u {user}{tls} --single-transaction --gtid --master-data=2 --databases {db} > \"$copy\"\n\
                  pos=$(sed -n \"s/^-- SET GLOBAL gtid_slave_pos='\\([0-9,-]*\\)';.*/\\1/p\" \"$copy\" | head -n 1)\n\
                  {{ echo 'SET sql_log_bin = 0;'; cat \"$copy\"; }} | mysql\n\
                  mysql -e \"SET GLOBAL gtid_slave_pos = '$pos'\"\n",
                 db = quote(&d.database),
+                tls = match &d.ssl_ca {
+                    Some(ca) => format!(" --ssl --ssl-ca={} --ssl-verify-server-cert", quote(ca)),
+                    None => String::new(),
+                },
             ),
             _ => String::new(),
         };
         let setup = match c {
             Change::Setup { restart, .. } => format!(
                 "{restart}mysql -e 'STOP SLAVE' >&2 || true\n{seed}\
-                 printf \"CHANGE MASTER TO MASTER_HOST='%s', MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_CONNECT_RETRY={CONNECT_RETRY}, MASTER_USE_GTID=slave_pos;\\n\" {primary} {user} \"$pw\" | mysql\n\
+                 printf \"CHANGE MASTER TO MASTER_HOST='%s', MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_CONNECT_RETRY={CONNECT_RETRY}, MASTER_USE_GTID=slave_pos{tls};\\n\" {primary} {user} \"$pw\" | mysql\n\
                  (umask 077; printf '%s\\n' {hash} > {AUTH})\n",
                 hash = quote(&mysql_native_hash(&d.password)),
+                // A path checked at resolve: letters, digits, / . _ -.
+                tls = match &d.ssl_ca {
+                    Some(ca) => format!(
+                        ", MASTER_SSL=1, MASTER_SSL_CA='{ca}', MASTER_SSL_VERIFY_SERVER_CERT=1"
+                    ),
+                    None => ", MASTER_SSL=0".into(),
+                },
                 restart = if *restart {
                     "systemctl restart mariadb >&2\n"
                 } else {
@@ -306,6 +347,9 @@ impl Kind for Replica {
                 master_user: d.user.clone(),
                 using_gtid: "Slave_Pos".into(),
                 connect_retry: CONNECT_RETRY,
+                ssl_allowed: if d.ssl_ca.is_some() { "Yes" } else { "No" }.into(),
+                ssl_ca_file: d.ssl_ca.clone().unwrap_or_default(),
+                ssl_verify_server_cert: if d.ssl_ca.is_some() { "Yes" } else { "No" }.into(),
                 io_running: "Yes".into(),
                 sql_running: "Yes".into(),
                 seconds_behind: Some(0),

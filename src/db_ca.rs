@@ -1,10 +1,10 @@
-//! The Galera cluster's own certificate authority, kept on the machine
-//! running foobar in the folder `mysql.cluster_ca` names: made on first
-//! use, then reused, so a member's certificate changes only when its
-//! names do. Keys are 0600 in a 0700 folder; the CA's key never leaves it.
-//! Members prove themselves to each other (group traffic, state
-//! transfers) and to the app (client connections) with certificates it
-//! signed.
+//! The database servers' own certificate authority, kept on the machine
+//! running foobar in the folder `mysql.tls_ca` names: made on first use,
+//! then reused, so a server's certificate changes only when its names do.
+//! Keys are 0600 in a 0700 folder; the CA's key never leaves it. Database
+//! servers prove themselves to each other (a cluster's group traffic and
+//! state transfers, replication) and to the app (client connections) with
+//! certificates it signed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -43,7 +43,7 @@ fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params
         .distinguished_name
-        .push(DnType::CommonName, "foobar Galera cluster CA");
+        .push(DnType::CommonName, "foobar database CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = rcgen::date_time_ymd(2026, 1, 1);
