@@ -117,6 +117,15 @@ fn the_pair_labs_secondary_copies_zone_and_database() {
     assert_eq!(replication["replication"]["io_running"], "Yes", "{json}");
     assert_eq!(replication["replication"]["sql_running"], "Yes", "{json}");
 
+    // Replication goes over TLS, the primary's certificate verified
+    // against the database CA foobar keeps.
+    let tls = on_server_ok(PAIR, "pair2", "mysql -e 'SHOW SLAVE STATUS\\G'");
+    assert!(
+        tls.contains("Master_SSL_Allowed: Yes")
+            && tls.contains("Master_SSL_Verify_Server_Cert: Yes"),
+        "{tls}"
+    );
+
     // A row written on the primary reaches the read-only replica within
     // a second.
     on_server_ok(
