@@ -132,7 +132,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
     let quiet = level == Verbosity::Quiet;
     match event {
         Event::Message { text } if quiet && !text.starts_with("error") => None,
-        Event::Message { text } => Some(text.clone()),
+        Event::Message { text } => Some(clean(text)),
         Event::HostStarted { .. } if quiet => None,
         Event::HostStarted { host, steps } => Some(format!("[{host}] {steps} steps")),
         Event::StepStarted { .. } | Event::HostFinished { .. } => None,
@@ -161,7 +161,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
             );
             let mut line = format!("[{host}] {word}: {step}");
             if let Some(d) = detail {
-                line.push_str(&format!(" ({d})"));
+                line.push_str(&format!(" ({})", clean(d)));
             }
             Some(line)
         }
@@ -175,7 +175,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
         } if level >= Verbosity::Debug => {
             let mut text = format!("[{host}] exit {code}");
             for (name, out) in [("stdout", stdout), ("stderr", stderr)] {
-                for l in out.lines() {
+                for l in clean(out).lines() {
                     text.push_str(&format!("\n[{host}] {name}| {l}"));
                 }
             }
@@ -191,12 +191,28 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
         Event::Diff { host, path, diff } => Some(format!(
             "[{host}] --- diff {path}\n{}",
             if colour {
-                colourise(diff)
+                colourise(&clean(diff))
             } else {
-                diff.clone()
+                clean(diff)
             }
         )),
     }
+}
+
+/// Text that came from a server, safe for a terminal: control characters
+/// (an escape sequence's ESC among them) shown escaped, so output cannot
+/// move the cursor, retitle the window or hide lines; new lines and tabs
+/// are kept.
+fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn paint(colour: bool, c: AnsiColor, text: &str) -> String {
@@ -290,6 +306,34 @@ mod tests {
             status,
             detail: None,
         }
+    }
+
+    #[test]
+    fn a_servers_text_cannot_drive_the_terminal() {
+        let failed = Event::StepFinished {
+            host: "web1".into(),
+            step: "service nginx".into(),
+            status: StepStatus::Failed,
+            detail: Some("boom\u{1b}]0;owned\u{7}\u{1b}[2J".into()),
+        };
+        let output = Event::CommandOutput {
+            host: "web1".into(),
+            code: 1,
+            stdout: "a\tb\nc\u{1b}[1A\r".into(),
+            stderr: String::new(),
+        };
+        for (event, colour) in [(&failed, true), (&output, false)] {
+            let line = line_for(event, Verbosity::Debug, colour).unwrap();
+            // Only the colour codes foobar writes itself stay raw.
+            let raw_escapes = line.matches('\u{1b}').count();
+            assert_eq!(raw_escapes, if colour { 2 } else { 0 }, "{line:?}");
+            assert!(!line.contains('\u{7}') && !line.contains('\r'), "{line:?}");
+        }
+        let line = line_for(&output, Verbosity::Debug, false).unwrap();
+        assert!(
+            line.contains("a\tb\n[web1] stdout| c\\u{1b}[1A\\r"),
+            "{line:?}"
+        );
     }
 
     #[test]

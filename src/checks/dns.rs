@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 use tokio::net::UdpSocket;
@@ -47,7 +47,6 @@ pub async fn query(
     let mut msg = Message::query();
     msg.add_query(Query::query(fqdn, record_type));
     msg.metadata.recursion_desired = recursion;
-    let id = msg.metadata.id;
     let bytes = msg
         .to_vec()
         .map_err(|e| QueryError::Malformed(server, e.to_string()))?;
@@ -65,8 +64,9 @@ pub async fn query(
             let n = socket.recv(&mut buf).await.map_err(net)?;
             let reply = Message::from_vec(&buf[..n])
                 .map_err(|e| QueryError::Malformed(server, e.to_string()))?;
-            // Ignore stray datagrams that are not the answer to this query.
-            if reply.metadata.id == id {
+            // Ignore stray datagrams that are not the answer to this
+            // query: another id, not a response, or another question.
+            if answers(&msg, &reply) {
                 return Ok(reply);
             }
         }
@@ -75,6 +75,19 @@ pub async fn query(
         .await
         .map_err(|_| QueryError::Timeout(server, timeout.as_millis()))??;
     Ok(summarise(&reply))
+}
+
+/// `reply` is the answer to `query`: the same id, a response (QR set),
+/// and the same question (`Name`s compare without case, as DNS does).
+fn answers(query: &Message, reply: &Message) -> bool {
+    reply.metadata.id == query.metadata.id
+        && reply.metadata.message_type == MessageType::Response
+        && reply.queries.len() == query.queries.len()
+        && reply.queries.iter().zip(&query.queries).all(|(r, q)| {
+            r.query_type() == q.query_type()
+                && r.query_class() == q.query_class()
+                && r.name() == q.name()
+        })
 }
 
 fn summarise(m: &Message) -> Reply {
@@ -227,6 +240,46 @@ mod tests {
             ttl: Some(300),
             ..Reply::default()
         })
+    }
+
+    #[test]
+    fn only_a_response_to_the_question_asked_is_an_answer() {
+        let name = Name::from_ascii("www.foobar.com.").unwrap();
+        let mut query = Message::query();
+        query.add_query(Query::query(name.clone(), RecordType::A));
+        let answer = |qr: MessageType, asked: &str, t: RecordType| {
+            let mut m = Message::new(query.metadata.id, qr, query.metadata.op_code);
+            m.add_query(Query::query(Name::from_ascii(asked).unwrap(), t));
+            m
+        };
+        assert!(answers(
+            &query,
+            &answer(MessageType::Response, "WWW.foobar.com.", RecordType::A)
+        ));
+        assert!(
+            !answers(
+                &query,
+                &answer(MessageType::Query, "www.foobar.com.", RecordType::A)
+            ),
+            "QR unset"
+        );
+        assert!(
+            !answers(
+                &query,
+                &answer(MessageType::Response, "evil.example.", RecordType::A)
+            ),
+            "another name"
+        );
+        assert!(
+            !answers(
+                &query,
+                &answer(MessageType::Response, "www.foobar.com.", RecordType::AAAA)
+            ),
+            "another type"
+        );
+        let mut other_id = answer(MessageType::Response, "www.foobar.com.", RecordType::A);
+        other_id.metadata.id = query.metadata.id.wrapping_add(1);
+        assert!(!answers(&query, &other_id), "another id");
     }
 
     #[test]
