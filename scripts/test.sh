@@ -10,7 +10,8 @@
 # The lab tier runs as groups side by side, one per set of lab servers
 # (each lab has its own subnet and folder; a group's binaries share its
 # servers, so they run one after another). Each group's output goes to
-# its log, printed when all are done.
+# its log, printed when all are done; a failing binary does not stop the
+# others of its group (--no-fail-fast).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
@@ -46,7 +47,7 @@ pids=()
 for i in "${!groups[@]}"; do
   args=()
   for name in ${groups[$i]}; do args+=(--test "$name"); done
-  cargo test --locked --features lab "${args[@]}" > "$logs/$i.log" 2>&1 &
+  cargo test --locked --features lab --no-fail-fast "${args[@]}" > "$logs/$i.log" 2>&1 &
   pids+=($!)
 done
 failed=0
