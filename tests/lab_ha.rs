@@ -409,7 +409,7 @@ fn the_cluster_survives_any_member_lost_and_a_power_cut() {
             .assert()
             .success();
         let killed = Instant::now();
-        // The load balancers take it out: two failed checks 0.5 s apart.
+        // The load balancers take it out: two failed checks a second apart.
         while !on_server_ok(
             HA,
             "lb1",
