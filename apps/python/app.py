@@ -38,24 +38,33 @@ def _connect():
 # load balancers move the writer); the transaction was rolled back, so it
 # is safe to run again, as Galera's documentation asks of applications.
 DEADLOCK = 1213
+ATTEMPTS = 3
+
+# The table is made once per worker, not at every request: on a Galera
+# cluster every DDL statement, even one with nothing to do, runs in total
+# order and aborts the writes in flight.
+_table_ready = False
 
 
 def count_visit():
-    try:
-        return _count_visit()
-    except pymysql.err.OperationalError as exc:
-        if exc.args and exc.args[0] == DEADLOCK:
+    for attempt in range(ATTEMPTS):
+        try:
             return _count_visit()
-        raise
+        except pymysql.err.OperationalError as exc:
+            if not (exc.args and exc.args[0] == DEADLOCK) or attempt == ATTEMPTS - 1:
+                raise
 
 
 def _count_visit():
+    global _table_ready
     conn = _connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS visits (id INT PRIMARY KEY, count BIGINT NOT NULL)"
-            )
+            if not _table_ready:
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS visits (id INT PRIMARY KEY, count BIGINT NOT NULL)"
+                )
+                _table_ready = True
             cur.execute(
                 "INSERT INTO visits (id, count) VALUES (1, 1) "
                 "ON DUPLICATE KEY UPDATE count = count + 1"
