@@ -38,8 +38,14 @@ measure() { # label, command run 3 s into 12 s of load
   sleep 2
 }
 
-state() { # HAProxy's view of a server at lb1: backend, server
-  $F -i $HA lab ssh lb1 "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '\$1 == \"$1\" && \$2 == \"$2\" {print \$18}'"
+holder() { # the load balancer that holds the floating address
+  for lb in lb1 lb2; do
+    if $F -i $HA lab ssh $lb "ip -4 -o addr show dev eth0" | grep -q "10.249.0.10/"; then echo $lb; return; fi
+  done
+}
+
+state() { # HAProxy's view of a server at the holder: backend, server
+  $F -i $HA lab ssh "$(holder)" "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '\$1 == \"$1\" && \$2 == \"$2\" {print \$18}'"
 }
 
 wait_state() { # backend, server, state -> seconds waited (0.1 s steps)
@@ -72,7 +78,7 @@ kill_and_back() {
 
 kill_writer() { # the member taking the writes killed under load
   local out=$WORK/wrk-ha.out writer down
-  writer=$($F -i $HA lab ssh lb1 "echo 'show table mysql' | socat stdio /run/haproxy/admin.sock" | sed -n 's/.*server_key=\([^ ]*\).*/\1/p')
+  writer=$($F -i $HA lab ssh "$(holder)" "echo 'show table mysql' | socat stdio /run/haproxy/admin.sock" | sed -n 's/.*server_key=\([^ ]*\).*/\1/p')
   wrk -t2 -c16 -d12s --timeout 5s -s bench/count.lua "$URL" > "$out" 2>&1 &
   local load=$!
   sleep 3
