@@ -89,7 +89,7 @@ kill_writer() { # the member taking the writes killed under load
   $F -i $HA lab up > /dev/null 2>&1
   $F -i $HA provision > /dev/null
   echo
-  echo "$writer marked down by HAProxy ${down} s after the kill (checks every 0.5 s, two failures); the next connection went to another member."
+  echo "$writer marked down by HAProxy ${down} s after the kill (at its first refused connection, or two failed checks a second apart); the next connection went to another member."
 }
 
 {
