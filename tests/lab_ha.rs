@@ -431,9 +431,12 @@ fn the_cluster_survives_any_member_lost_and_a_power_cut() {
             "writer {killed_writer} killed: marked down after {window:?}; {} of {sent} requests failed: {failed:?}",
             failed.len()
         );
+        // What fails: the requests in flight on the dead writer, and a
+        // connection begun in the moment before HAProxy takes it out (4
+        // clients: a bound of twice that).
         assert!(
-            failed.len() <= 4,
-            "at most the requests in flight on {killed_writer} fail (4 connections): {failed:?}"
+            failed.len() <= 8,
+            "at most the requests in flight on {killed_writer} and their next fail: {failed:?}"
         );
         assert!(sent > 20, "the site kept writing: {sent}");
         let (_, status, _) = status_json();
