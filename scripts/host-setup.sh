@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what this machine needs to build foobar and run its lab: Debian
-# packages only. Safe to run again. Says what it installs, one line each;
+# packages, and ssh-audit from PyPI for the tests. Safe to run again. Says what it installs, one line each;
 # apt's own output is shown only when it fails.
 set -euo pipefail
 declare -A why=(
@@ -37,6 +37,15 @@ fi
 if ! python3 -m pip --version >/dev/null 2>&1; then
   echo "host-setup: installing python3-pip (pip fetches Python apps' wheels for the servers)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pip >/dev/null
+fi
+# ssh-audit (PyPI), which auditors run, checks the lab servers' SSH
+# algorithms in the tests; kept in a virtualenv of its own.
+audit=/var/lib/foobar/tools/venv
+if ! "$audit/bin/python3" -c 'import importlib.metadata as m; assert m.version("ssh-audit") == "3.9.0"' 2>/dev/null; then
+  echo "host-setup: installing ssh-audit 3.9.0 from PyPI (audits the lab servers' SSH in the tests)"
+  rm -rf "$audit"
+  python3 -m venv "$audit"
+  "$audit/bin/pip" install -q --disable-pip-version-check 'ssh-audit==3.9.0'
 fi
 # apt-cacher-ng's own service is not needed: foobar starts one for the lab.
 command -v cargo >/dev/null || { echo "host-setup: cargo (Rust 1.88+) is needed" >&2; exit 1; }

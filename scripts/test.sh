@@ -31,10 +31,10 @@ done
 cargo test --locked --features lab "${hermetic[@]}"
 
 # Lab groups, by the lab they use: the main lab (and the small ones the
-# same tests bring up), the apps lab, the HA lab, the hardened lab.
+# same tests bring up), the HA lab with the backup lab, the apps lab.
 groups=(
   "lab_provision lab_restart lab_faults lab_interrupt lab_app_kinds lab_dns lab_lab lab_init lab_json lab_security lab_ssh"
-  "lab_ha"
+  "lab_ha lab_backup"
   "lab_apps lab_https lab_firewall"
 )
 # Every lab test is in exactly one group.

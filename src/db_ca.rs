@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -62,8 +61,7 @@ pub fn ensure(
         let path = path.to_path_buf();
         move |source| CaError::Io { path, source }
     };
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    crate::local_file::private_folder(dir).map_err(io(dir))?;
     let ca_key_path = dir.join("ca.key");
     let ca_cert_path = dir.join("ca.pem");
     let cert_err = |path: &Path| {
@@ -142,29 +140,17 @@ fn read(path: &Path) -> Result<String, CaError> {
     })
 }
 
-/// Written whole or not at all (a temporary file renamed), with its mode
-/// from the start: a key is never readable by others, even for a moment.
 fn write(path: &Path, content: &str, mode: u32) -> Result<(), CaError> {
-    let err = |source| CaError::Io {
+    crate::local_file::write_atomic(path, content.as_bytes(), mode).map_err(|source| CaError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(content.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn made_once_kept_and_remade_only_when_a_members_names_change() {

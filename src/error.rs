@@ -45,43 +45,74 @@ impl InputError {
         self
     }
 
+    /// serde's words for a YAML error, without the place it appends.
+    pub fn yaml_words(err: &serde_yaml::Error) -> String {
+        let text = err.to_string();
+        match text.rfind(" at line ") {
+            Some(i) if err.location().is_some() => text[..i].to_string(),
+            _ => text,
+        }
+    }
+
     /// Converts a YAML error: its position, and its words turned into
     /// foobar's ("unknown key", "expected a number, found text"), with a
     /// suggestion for a misspelt key or value.
     pub fn from_yaml(file: &Path, source: &str, err: &serde_yaml::Error) -> Self {
-        let text = err.to_string();
-        let text = match text.rfind(" at line ") {
-            Some(i) if err.location().is_some() => &text[..i],
-            _ => text.as_str(),
-        };
-        // A tab is what YAML's "cannot start any token" most often means.
-        let tab = err.location().is_some_and(|l| {
-            source
-                .lines()
-                .nth(l.line().saturating_sub(1))
-                .and_then(|line| line.chars().nth(l.column().saturating_sub(1)))
-                == Some('\t')
-        });
-        let explained = if tab {
-            Explained {
-                message: "a tab in the indentation".into(),
-                width: 1,
-                help: Some("indent YAML with spaces".into()),
-                note: None,
-            }
-        } else {
-            explain(text)
-        };
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
+        // A tab is what YAML's "cannot start any token" most often means.
+        let tab = line > 0
+            && source
+                .lines()
+                .nth(line - 1)
+                .and_then(|text| text.chars().nth(column.saturating_sub(1)))
+                == Some('\t');
+        let at = Self::at(file, line, column, "");
+        if tab {
+            return Self {
+                message: "a tab in the indentation".into(),
+                help: Some("indent YAML with spaces".into()),
+                ..at
+            };
+        }
+        Self::explain_at(at, &Self::yaml_words(err))
+    }
+
+    /// serde's `words` in foobar's, at the place of `at` (its message
+    /// replaced); the caret as wide as the word explained, else as `at`'s.
+    pub fn explain_at(at: Self, words: &str) -> Self {
+        let explained = explain(words);
         Self {
-            width: explained.width,
+            width: if explained.width > 1 {
+                explained.width
+            } else {
+                at.width
+            },
+            message: explained.message,
             help: explained.help,
             note: explained.note,
-            ..Self::at(file, line, column, explained.message)
+            ..at
         }
+    }
+}
+
+/// Several independent mistakes, found in one run, each with its place:
+/// all of them are shown, as cargo shows every error of a crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct InputErrors(pub Vec<InputError>);
+
+impl From<InputError> for InputErrors {
+    fn from(e: InputError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl From<Vec<InputError>> for InputErrors {
+    fn from(errors: Vec<InputError>) -> Self {
+        Self(errors)
     }
 }
 
@@ -260,11 +291,20 @@ fn explain(raw: &str) -> Explained {
                 .replace("sequence", "a list")
                 .replace("map", "a mapping (key: value)")
                 .replace("unit value", "nothing");
-            let expected = expected
-                .replace("struct ", "a mapping like ")
-                .replace("a sequence", "a list")
-                .replace("sequence", "a list");
-            return plain(at(format!("expected {expected}, found {found}")));
+            // serde names the Rust type (`struct Inventory`): say what
+            // is written instead.
+            let expected = match expected.strip_prefix("struct ") {
+                Some(_) => "a mapping (key: value)".to_string(),
+                None => expected
+                    .replace("a sequence", "a list")
+                    .replace("sequence", "a list"),
+            };
+            // YAML 1.1's yes, no, on and off are text in YAML 1.2.
+            let help = (expected == "a boolean").then(|| "write true or false".to_string());
+            return Explained {
+                help,
+                ..plain(at(format!("expected {expected}, found {found}")))
+            };
         }
     }
     let syntax = [
@@ -333,7 +373,10 @@ mod tests {
             "app.workers: expected a whole number from 1 to 64, found text \"two\""
         );
         let e = explain("invalid type: sequence, expected struct Inventory");
-        assert_eq!(e.message, "expected a mapping like Inventory, found a list");
+        assert_eq!(e.message, "expected a mapping (key: value), found a list");
+        let e =
+            explain("ssh.accept_new_host_keys: invalid type: string \"yes\", expected a boolean");
+        assert_eq!(e.help.as_deref(), Some("write true or false"));
         let e = explain("app: missing field `source`");
         assert_eq!(e.message, "`source` is missing in `app`");
         let e = explain("found character that cannot start any token while scanning");

@@ -1,11 +1,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // A reader that stops early (`foobar render | head`) ends foobar
-    // quietly, as it ends any Unix tool, instead of a panic on EPIPE.
-    // SAFETY: called before any thread starts; SIG_DFL is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a script on a server that
+    // stops reading what foobar streams to it is an error to report, not
+    // foobar's end. Standard output's reader gone ends foobar as it ends
+    // any Unix tool (cli::write_stdout).
     foobar::cli::main()
 }

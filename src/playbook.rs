@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::InputError;
+use crate::error::{InputError, InputErrors};
 use crate::inventory::Role;
+use crate::inventory::{same_place, Document};
+use crate::local_file::read_input;
 use crate::project::{PlaybookSource, Project};
 use crate::steps::StepArgs;
-
-const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -139,42 +139,47 @@ fn ok_status() -> u16 {
 pub struct Loaded {
     pub path: PathBuf,
     pub playbook: Playbook,
+    /// Its keys and values with their places, for errors found later (a
+    /// step's, a `when`'s).
+    pub document: Document,
+}
+
+impl Loaded {
+    /// The key path of step `step` of block `block`, like
+    /// `roles[3].steps[1].template`.
+    pub fn step_key(&self, block: usize, step: usize) -> String {
+        let kind = self.playbook.roles[block].steps[step].0.kind();
+        format!("roles[{block}].steps[{step}].{kind}")
+    }
 }
 
 /// The project's playbook, or the built-in one.
-pub fn of_project(project: &Project) -> Result<Loaded, InputError> {
+pub fn of_project(project: &Project) -> Result<Loaded, InputErrors> {
     match project.playbook() {
         PlaybookSource::File(path) => load(&path),
-        PlaybookSource::BuiltIn { path, text } => Ok(Loaded {
-            playbook: parse(&path, text)?,
-            path,
-        }),
+        PlaybookSource::BuiltIn { path, text } => parse(&path, text),
     }
 }
 
-pub fn load(path: &Path) -> Result<Loaded, InputError> {
-    let meta = std::fs::metadata(path)
+pub fn load(path: &Path) -> Result<Loaded, InputErrors> {
+    let bytes = read_input(path)
         .map_err(|e| InputError::new(path, format!("cannot read the playbook: {e}")))?;
-    if meta.len() > MAX_PLAYBOOK_BYTES {
-        return Err(InputError::new(path, "the playbook is over 1 MiB: refused"));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(path, format!("cannot read the playbook as UTF-8 text: {e}"))
-    })?;
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        playbook: parse(path, &text)?,
-    })
+    let text = String::from_utf8(bytes)
+        .map_err(|_| InputError::new(path, "the playbook is not UTF-8 text: save it as UTF-8"))?;
+    parse(path, &text)
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
+/// The playbook in `text`; `path` names it in errors. Every independent
+/// mistake is reported, each at its place.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, InputErrors> {
     if text.trim().is_empty() {
-        return Err(InputError::new(path, "the playbook is empty"));
+        return Err(InputError::new(path, "the playbook is empty").into());
     }
-    let playbook: Playbook =
-        serde_yaml::from_str(text).map_err(|e| InputError::from_yaml(path, text, &e))?;
-    for role in &playbook.roles {
-        for h in &role.handlers {
+    let document = Document::read(path, text)?;
+    let playbook: Playbook = document.deserialize()?;
+    let mut errors = Vec::new();
+    for (b, role) in playbook.roles.iter().enumerate() {
+        for (i, h) in role.handlers.iter().enumerate() {
             // Handler names end up in shell words and backup folder names.
             let plain = |v: &str, extra: &str| {
                 !v.is_empty()
@@ -182,40 +187,41 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
                     && v.chars()
                         .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
             };
-            for (what, value, ok) in [
-                ("handler name", &h.name, plain(&h.name, " _-")),
-                ("handler service", &h.service, plain(&h.service, "@._-")),
+            for (field, value, ok) in [
+                ("name", &h.name, plain(&h.name, " _-")),
+                ("service", &h.service, plain(&h.service, "@._-")),
             ] {
                 if !ok {
-                    let (line, column) = locate(text, value);
-                    return Err(InputError::at(
-                        path,
-                        line,
-                        column,
+                    push_once(&mut errors, document.error_at(
+                        &format!("roles[{b}].handlers[{i}].{field}"),
                         format!(
-                            "{what} `{}` may hold only letters, digits, spaces, `_` and `-`",
+                            "handler {field} `{}` may hold only letters, digits, spaces, `_` and `-`",
                             value.escape_debug()
                         ),
                     ));
                 }
             }
         }
+    }
+    // A step that notifies a handler whose name is refused would only say
+    // so again.
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    for (b, role) in playbook.roles.iter().enumerate() {
         let names: BTreeSet<&str> = playbook
             .roles
             .iter()
             .filter(|r| r.role == role.role)
             .flat_map(|r| r.handlers.iter().map(|h| h.name.as_str()))
             .collect();
-        for StepEntry(step) in &role.steps {
+        for (i, StepEntry(step)) in role.steps.iter().enumerate() {
             if let Some(n) = step.notify() {
                 if !names.contains(n) {
-                    let (line, column) = locate(text, n);
-                    return Err(InputError::at(
-                        path,
-                        line,
-                        column,
+                    push_once(&mut errors, document.error_at(
+                        &format!("roles[{b}].steps[{i}].{}.notify", step.kind()),
                         format!(
-                            "a {} step notifies `{n}`, which is not a handler of the {} role: add it under handlers",
+                            "this `{}` step notifies `{n}`, which is not a handler of the blocks of `role: {}`: add it under their handlers",
                             step.kind(),
                             role.role.name()
                         ),
@@ -224,14 +230,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Playbook, InputError> {
             }
         }
     }
-    Ok(playbook)
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        playbook,
+        document,
+    })
 }
 
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    text.lines()
-        .enumerate()
-        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
-        .unwrap_or((1, 1))
+/// A step or handler named again by an alias (`*bind_options`) is one
+/// mistake at one place: told once.
+fn push_once(errors: &mut Vec<InputError>, error: InputError) {
+    if !errors.iter().any(|e| same_place(e, &error)) {
+        errors.push(error);
+    }
 }
 
 #[cfg(test)]
@@ -239,7 +253,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> InputError {
-        parse(Path::new("p.yml"), text).unwrap_err()
+        parse(Path::new("p.yml"), text).unwrap_err().0.remove(0)
     }
 
     #[test]
@@ -258,13 +272,15 @@ mod tests {
             assert!(scopes.contains(&Scope::Role(role)), "{role:?}");
         }
         // Every server: security updates and hardening first, SSH by keys
-        // only and the firewall last; then only a cluster member, which
+        // only and the firewall last (between them, only what a backup
+        // server pulls from a server); then only a cluster member, which
         // joins once the firewall lets the members in.
         let all: Vec<usize> = (0..scopes.len())
             .filter(|&i| scopes[i] == Scope::All)
             .collect();
         let last = scopes.len() - 1;
-        assert_eq!(all, vec![0, 1, last - 4, last - 3]);
+        assert_eq!(all[..2], [0, 1]);
+        assert_eq!(all[all.len() - 2..], [last - 4, last - 3]);
         assert!(scopes[last - 2..]
             .iter()
             .all(|s| *s == Scope::Role(Role::DbCluster)));
@@ -272,21 +288,22 @@ mod tests {
         // wheels, the app's own packages, the database CA on the app
         // servers, the TLS files of a primary and of a replica, the
         // primary's replication user,
-        // HTTPS by ACME, the load balancers' floating address, and the
-        // four blocks of every server.
+        // HTTPS by ACME, the load balancers' floating address, what a
+        // backup server pulls from a server (two), and the four blocks of
+        // every server.
         let conditional = p.playbook.roles.iter().filter(|r| r.when.is_some()).count();
-        assert_eq!(conditional, 18);
+        assert_eq!(conditional, 20);
         // The app's checks come from the inventory.
         assert_eq!(p.playbook.checks.len(), 1);
-        // `foobar deploy`: the code, its configuration and the app's
-        // services, nothing else.
+        // `foobar deploy`: the code, its configuration, the app's services
+        // and its processes and jobs, nothing else.
         let deploy: Vec<_> = p
             .playbook
             .roles
             .iter()
             .filter(|r| r.tags.iter().any(|t| t == DEPLOY_TAG))
             .collect();
-        assert_eq!(deploy.len(), 5);
+        assert_eq!(deploy.len(), 6);
         assert!(deploy.iter().all(|r| r.role == Scope::Role(Role::App)));
     }
 

@@ -132,7 +132,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
     let quiet = level == Verbosity::Quiet;
     match event {
         Event::Message { text } if quiet && !text.starts_with("error") => None,
-        Event::Message { text } => Some(clean(text)),
+        Event::Message { text } => Some(terminal_safe(text)),
         Event::HostStarted { .. } if quiet => None,
         Event::HostStarted { host, steps } => Some(format!("[{host}] {steps} steps")),
         Event::StepStarted { .. } | Event::HostFinished { .. } => None,
@@ -161,7 +161,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
             );
             let mut line = format!("[{host}] {word}: {step}");
             if let Some(d) = detail {
-                line.push_str(&format!(" ({})", clean(d)));
+                line.push_str(&format!(" ({})", terminal_safe(d)));
             }
             Some(line)
         }
@@ -175,7 +175,7 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
         } if level >= Verbosity::Debug => {
             let mut text = format!("[{host}] exit {code}");
             for (name, out) in [("stdout", stdout), ("stderr", stderr)] {
-                for l in clean(out).lines() {
+                for l in terminal_safe(out).lines() {
                     text.push_str(&format!("\n[{host}] {name}| {l}"));
                 }
             }
@@ -191,19 +191,19 @@ fn line_for(event: &Event, level: Verbosity, colour: bool) -> Option<String> {
         Event::Diff { host, path, diff } => Some(format!(
             "[{host}] --- diff {path}\n{}",
             if colour {
-                colourise(&clean(diff))
+                colourise(&terminal_safe(diff))
             } else {
-                clean(diff)
+                terminal_safe(diff)
             }
         )),
     }
 }
 
-/// Text that came from a server, safe for a terminal: control characters
-/// (an escape sequence's ESC among them) shown escaped, so output cannot
-/// move the cursor, retitle the window or hide lines; new lines and tabs
-/// are kept.
-fn clean(text: &str) -> String {
+/// Text that came from a server or a command, safe for a terminal:
+/// control characters (an escape sequence's ESC among them) shown escaped,
+/// so output cannot move the cursor, retitle the window or hide lines; new
+/// lines and tabs are kept.
+pub fn terminal_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() && c != '\n' && c != '\t' {

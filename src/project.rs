@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{include_dir, Dir};
 
+use crate::error::InputError;
+use crate::local_file::read_input;
+
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 const PLAYBOOK: &str = include_str!("../playbooks/provision.yml");
 /// The file that makes the current folder a project folder.
@@ -79,26 +82,33 @@ impl Project {
         }
     }
 
-    /// Where template `name` comes from (for messages), and its text.
-    pub fn template(&self, name: &str) -> Option<(PathBuf, String)> {
+    /// Where template `name` comes from (for messages), and its text;
+    /// None when neither the project nor the binary has it.
+    pub fn template(&self, name: &str) -> Result<Option<(PathBuf, String)>, InputError> {
         let rel = format!("templates/{name}");
         if let Some(path) = self.file(&rel) {
-            let text = std::fs::read_to_string(&path).ok()?;
-            return Some((path, text));
+            let bytes = read_input(&path)
+                .map_err(|e| InputError::new(&path, format!("cannot read the template: {e}")))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                InputError::new(&path, "the template is not UTF-8 text: save it as UTF-8")
+            })?;
+            return Ok(Some((path, text)));
         }
-        let text = TEMPLATES.get_file(name)?.contents_utf8()?;
-        Some((Path::new(BUILT_IN).join(rel), text.to_string()))
+        Ok(TEMPLATES
+            .get_file(name)
+            .and_then(|f| f.contents_utf8())
+            .map(|text| (Path::new(BUILT_IN).join(rel), text.to_string())))
     }
 
-    /// The path a template is named by in messages, found or not.
+    /// The path a template is named by in messages, found or not; the
+    /// file is not read.
     pub fn template_path(&self, name: &str) -> PathBuf {
-        self.template(name).map(|(p, _)| p).unwrap_or_else(|| {
-            let rel = format!("templates/{name}");
-            match &self.dir {
-                Some(d) => d.join(rel),
-                None => Path::new(BUILT_IN).join(rel),
-            }
-        })
+        let rel = format!("templates/{name}");
+        match (self.file(&rel), &self.dir) {
+            (Some(path), _) => path,
+            (None, Some(d)) if TEMPLATES.get_file(name).is_none() => d.join(rel),
+            (None, _) => Path::new(BUILT_IN).join(rel),
+        }
     }
 }
 
@@ -112,7 +122,7 @@ mod tests {
         assert!(
             matches!(built_in.playbook(), PlaybookSource::BuiltIn { path, .. } if path.starts_with(BUILT_IN))
         );
-        let (path, text) = built_in.template("nginx/site.conf.j2").unwrap();
+        let (path, text) = built_in.template("nginx/site.conf.j2").unwrap().unwrap();
         assert!(path.starts_with(BUILT_IN));
         assert_eq!(
             text,
@@ -123,10 +133,22 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("templates/nginx")).unwrap();
         std::fs::write(dir.path().join("templates/nginx/site.conf.j2"), "mine\n").unwrap();
         let p = Project::at(dir.path());
-        assert_eq!(p.template("nginx/site.conf.j2").unwrap().1, "mine\n");
+        assert_eq!(
+            p.template("nginx/site.conf.j2").unwrap().unwrap().1,
+            "mine\n"
+        );
         // The rest still comes from the binary.
-        assert!(p.template("bind/zone.j2").unwrap().0.starts_with(BUILT_IN));
+        assert!(p
+            .template("bind/zone.j2")
+            .unwrap()
+            .unwrap()
+            .0
+            .starts_with(BUILT_IN));
         assert!(matches!(p.playbook(), PlaybookSource::BuiltIn { .. }));
-        assert!(p.template("nope.j2").is_none());
+        assert!(p.template("nope.j2").unwrap().is_none());
+        assert_eq!(
+            p.template_path("nope.j2"),
+            dir.path().join("templates/nope.j2")
+        );
     }
 }

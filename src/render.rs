@@ -8,7 +8,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::inventory::{EnvValue, Inventory, Role, Server};
+use crate::inventory::{Cache, EnvValue, Inventory, Role, Server};
 use crate::project::Project;
 use crate::secrets::{Secrets, MASK};
 
@@ -33,7 +33,15 @@ pub struct Context<'a> {
     pub web_address: String,
     /// `A` or `AAAA`, for the web address.
     pub web_record: &'static str,
+    /// The AAAA record beside an A one (`Inventory::web_address_v6`).
+    pub web_address_v6: Option<String>,
+    /// This server answers on IPv6 too: nginx and HAProxy listen on both
+    /// families.
+    pub dual_stack: bool,
     pub nameservers: Vec<Nameserver>,
+    /// The zone's records besides foobar's own (`domain.records`, a
+    /// default CAA), their data quoted and escaped for the zone file.
+    pub zone_records: Vec<ZoneLine>,
     /// The folder of the app socket under /run, for systemd's RuntimeDirectory.
     pub runtime_dir: String,
     pub soa_serial: &'static str,
@@ -45,9 +53,19 @@ pub struct Context<'a> {
     /// For a load balancer sharing the floating address: its VRRP
     /// priority and its peers.
     pub vrrp: Option<Vrrp>,
-    /// `app.env` with its secrets read: what the app's environment holds
-    /// besides the database settings.
-    pub app_env: Vec<EnvVar>,
+    /// The app's whole environment, in order: the database settings, then
+    /// `app.env` with its secrets read. app/app.env.j2 writes it, which
+    /// systemd and sh read; php-fpm's pool passes it on by name.
+    pub app_environment: Vec<EnvVar>,
+    /// The app server kind's own variables (puma's RACK_ENV).
+    pub app_kind_env: Vec<EnvVar>,
+    /// What every command of the app gets besides app.env, as its
+    /// processes' and jobs' units give it: PATH (the live release's
+    /// virtualenv first), HOME, LANG and the kind's own.
+    pub app_run_env: Vec<EnvVar>,
+    /// The app's language runs code it writes into memory (PHP): its
+    /// units go without MemoryDenyWriteExecute.
+    pub app_writes_executable_memory: bool,
     /// HTTPS, when `nginx.tls` is set: the files nginx reads.
     pub tls: Option<TlsFiles>,
     /// nftables rules (input) for this server's roles, beside SSH.
@@ -55,6 +73,127 @@ pub struct Context<'a> {
     /// The SSH port the inventory names (22 when it names none); the
     /// firewall also opens every port sshd listens on when it is applied.
     pub ssh_port: u16,
+    /// sshd forwards TCP (a jump host, or `ssh.forwarding: true`).
+    pub ssh_forwarding: bool,
+    /// With a backup server: who it pulls from, and this server's part.
+    pub backups: Option<BackupLayout>,
+    /// What nginx serves itself.
+    pub web: WebLayout,
+}
+
+/// The folders nginx serves itself, as paths on the server.
+#[derive(Serialize)]
+pub struct WebLayout {
+    /// The folder served at `/`: the live release or a folder of it.
+    /// None: every path outside the locations is the app's.
+    pub root: Option<String>,
+    /// The root is the release itself: the code base's own files
+    /// (composer's, `vendor/`) are refused too.
+    pub code_base: bool,
+    /// The URL prefixes of the shared folders under the root: uploads,
+    /// where no script runs.
+    pub uploads: Vec<String>,
+    pub locations: Vec<WebLocation>,
+}
+
+/// `nginx.locations`: a folder at a URL prefix.
+#[derive(Serialize)]
+pub struct WebLocation {
+    /// Starts and ends with `/`.
+    pub url: String,
+    /// nginx's `alias`: ends with `/`, as the URL does.
+    pub folder: String,
+    pub immutable: bool,
+}
+
+impl WebLayout {
+    fn new(inventory: &Inventory) -> Self {
+        let app_root = inventory.app.root.as_str();
+        let dir = inventory.nginx.static_dir.as_ref().map(|d| d.as_str());
+        let locations: Vec<WebLocation> = inventory
+            .nginx
+            .locations
+            .iter()
+            .map(|l| WebLocation {
+                url: l.url.to_string(),
+                folder: match (&l.folder, &l.shared) {
+                    (_, Some(shared)) => format!("{app_root}/shared/{shared}/"),
+                    (Some(folder), None) => format!("{app_root}/current/{folder}/"),
+                    (None, None) => unreachable!("load checks a location's folder"),
+                },
+                immutable: l.cache == Some(Cache::Immutable),
+            })
+            .collect();
+        // A location at the same URL serves uploads the same way already.
+        let uploads = dir
+            .map(|dir| {
+                inventory
+                    .app
+                    .shared
+                    .iter()
+                    .filter_map(|s| match dir {
+                        "." => Some(format!("/{s}/")),
+                        _ => s
+                            .as_str()
+                            .strip_prefix(&format!("{dir}/"))
+                            .map(|inside| format!("/{inside}/")),
+                    })
+                    .filter(|url| !locations.iter().any(|l| &l.url == url))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            root: dir.map(|dir| match dir {
+                "." => format!("{app_root}/current"),
+                _ => format!("{app_root}/current/{dir}"),
+            }),
+            code_base: dir == Some("."),
+            uploads,
+            locations,
+        }
+    }
+}
+
+/// The backup server and the servers it pulls from, as this server sees
+/// them.
+#[derive(Serialize)]
+pub struct BackupLayout {
+    /// The backup server's private address: the sources take its key
+    /// from there only.
+    pub server: String,
+    /// Where it copies the database and the uploads from.
+    pub db: Option<BackupSource>,
+    pub files: Option<BackupSource>,
+    /// This server is one of those sources, and which.
+    pub db_here: bool,
+    pub files_here: bool,
+}
+
+#[derive(Serialize)]
+pub struct BackupSource {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl BackupLayout {
+    fn new(inventory: &Inventory, server: &Server) -> Option<Self> {
+        let backup_server = inventory.servers_with(Role::Backup).next()?;
+        let source = |s: &Server| BackupSource {
+            name: s.name.to_string(),
+            address: private(s),
+            port: s.ssh.port.map_or(22, |p| p.0),
+        };
+        let db = inventory.backup_db_source();
+        let files = inventory.backup_files_source();
+        Some(Self {
+            server: private(backup_server),
+            db_here: db.is_some_and(|s| s.name == server.name),
+            files_here: files.is_some_and(|s| s.name == server.name),
+            db: db.map(source),
+            files: files.map(source),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -153,6 +292,17 @@ pub struct Backend {
     pub address: String,
 }
 
+/// One record of the zone file: `blog IN CNAME www.foobar.com.`
+#[derive(Serialize)]
+pub struct ZoneLine {
+    /// Relative to the zone: `@`, `blog`, `_dmarc`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The data in zone-file syntax.
+    pub data: String,
+}
+
 #[derive(Serialize)]
 pub struct Nameserver {
     /// `ns1.foobar.com`
@@ -162,6 +312,8 @@ pub struct Nameserver {
     pub address: String,
     /// `A` or `AAAA`.
     pub record: &'static str,
+    /// Its AAAA glue beside an A one.
+    pub address_v6: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -173,14 +325,27 @@ impl<'a> Context<'a> {
             fqdn: inventory.domain.fqdn(),
             web_address: inventory.web_address().to_string(),
             web_record: record(inventory.web_address()),
+            web_address_v6: inventory.web_address_v6().map(|a| a.to_string()),
+            dual_stack: server.dual_stack(),
             nameservers: inventory
                 .nameservers()
                 .into_iter()
-                .map(|(name, address)| Nameserver {
+                .zip(inventory.nameserver_hosts())
+                .map(|((name, address), host)| Nameserver {
                     label: name.split('.').next().unwrap_or_default().to_string(),
                     name,
                     address: address.to_string(),
                     record: record(address),
+                    address_v6: host.ipv6.map(|a| a.to_string()),
+                })
+                .collect(),
+            zone_records: inventory
+                .zone_records()
+                .into_iter()
+                .map(|r| ZoneLine {
+                    data: r.data.zone_text(),
+                    kind: r.kind.name(),
+                    name: r.owner,
                 })
                 .collect(),
             runtime_dir: inventory
@@ -196,22 +361,21 @@ impl<'a> Context<'a> {
             dns: DnsLayout::new(inventory, server),
             web_backends: web_backends(inventory),
             vrrp: Vrrp::new(inventory, server),
-            app_env: inventory
-                .app
-                .env
-                .iter()
-                .map(|(name, value)| EnvVar {
-                    name: name.to_string(),
-                    value: match value {
-                        EnvValue::Plain(v) => v.clone(),
-                        EnvValue::Secret(_) => secrets
-                            .app_env
-                            .get(name.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| MASK.to_string()),
-                    },
-                })
-                .collect(),
+            app_environment: app_environment(inventory, secrets),
+            app_kind_env: env_vars(
+                inventory
+                    .app
+                    .kind
+                    .server()
+                    .env()
+                    .iter()
+                    .map(|(k, v)| (*k, v.to_string())),
+            ),
+            app_run_env: env_vars(inventory.app.kind.run_env(
+                inventory.app.root.as_str(),
+                &format!("{}/current", inventory.app.root),
+            )),
+            app_writes_executable_memory: inventory.app.kind.server().writes_executable_memory(),
             tls: inventory.nginx.tls.as_ref().map(|t| {
                 let (certificate, key) = t.files(&inventory.domain.fqdn());
                 TlsFiles {
@@ -224,8 +388,20 @@ impl<'a> Context<'a> {
             }),
             firewall_rules: firewall_rules(inventory, server),
             ssh_port: server.ssh.port.map_or(22, |p| p.0),
+            ssh_forwarding: inventory.forwards(server),
+            backups: BackupLayout::new(inventory, server),
+            web: WebLayout::new(inventory),
         }
     }
+}
+
+fn env_vars(vars: impl IntoIterator<Item = (&'static str, String)>) -> Vec<EnvVar> {
+    vars.into_iter()
+        .map(|(name, value)| EnvVar {
+            name: name.to_string(),
+            value,
+        })
+        .collect()
 }
 
 impl Vrrp {
@@ -267,6 +443,18 @@ fn web_backends(inventory: &Inventory) -> Vec<Backend> {
 }
 
 impl DbLayout {
+    /// The database's address for the app when it is on the network. A
+    /// cluster is reached through HAProxy on the load balancers, which are
+    /// its clients.
+    fn host(inventory: &Inventory) -> Option<String> {
+        match crate::roles::Site::cluster_address(inventory) {
+            Some(address) => Some(address.to_string()),
+            None => inventory
+                .db_networked()
+                .then(|| private(inventory.db_primary())),
+        }
+    }
+
     fn new(inventory: &Inventory, server: &Server, secrets: &Secrets) -> Self {
         let primary = private(inventory.db_primary());
         let networked = inventory.db_networked();
@@ -279,14 +467,8 @@ impl DbLayout {
             })
             .collect();
         let load_balancers = || inventory.servers_with(Role::Lb).map(private);
-        // A cluster is reached through HAProxy on the load balancers,
-        // which are its clients.
-        let host = match crate::roles::Site::cluster_address(inventory) {
-            Some(address) => Some(address.to_string()),
-            None => networked.then(|| primary.clone()),
-        };
         Self {
-            host,
+            host: Self::host(inventory),
             bind: if networked {
                 private(server)
             } else {
@@ -322,6 +504,46 @@ impl DbLayout {
             primary,
         }
     }
+}
+
+/// The app's environment: the database settings (as `DbLayout` sees the
+/// database from an app server), then `app.env`, secrets read.
+fn app_environment(inventory: &Inventory, secrets: &Secrets) -> Vec<EnvVar> {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.to_string(),
+        value: value.to_string(),
+    };
+    let mysql = &inventory.mysql;
+    let mut env = vec![
+        var("DB_NAME", mysql.database.as_str()),
+        var("DB_USER", mysql.user.as_str()),
+        var("DB_PASSWORD", &secrets.mysql_password),
+    ];
+    match DbLayout::host(inventory) {
+        Some(host) => {
+            env.push(var("DB_HOST", &host));
+            env.push(var("DB_PORT", "3306"));
+            if inventory.db_networked() {
+                // The CA's certificate, where the playbook puts it.
+                env.push(var("DB_SSL_CA", "/etc/foobar/db-ca.pem"));
+            }
+        }
+        None => env.push(var("DB_SOCKET", "/run/mysqld/mysqld.sock")),
+    }
+    env.extend(inventory.app.env.iter().map(|(name, value)| {
+        EnvVar {
+            name: name.to_string(),
+            value: match value {
+                EnvValue::Plain(v) => v.clone(),
+                EnvValue::Secret(_) => secrets
+                    .app_env
+                    .get(name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| MASK.to_string()),
+            },
+        }
+    }));
+    env
 }
 
 /// What reaches this server through its firewall: every rule is built
@@ -404,10 +626,18 @@ impl Renderer {
     pub fn new(project: &Project) -> Self {
         let mut env = Environment::new();
         let source = project.clone();
-        env.set_loader(move |name| Ok(source.template(name).map(|(_, text)| text)));
+        env.set_loader(move |name| match source.template(name) {
+            Ok(found) => Ok(found.map(|(_, text)| text)),
+            Err(e) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                e.message,
+            )),
+        });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Config files, not HTML: never escape.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // A value of the app's environment file, as systemd and sh read it.
+        env.add_filter("env_quote", |s: String| crate::shell::env_quote(&s));
         let syntax = minijinja::syntax::SyntaxConfig::builder()
             .keep_trailing_newline(true)
             .trim_blocks(true)
@@ -415,6 +645,7 @@ impl Renderer {
             .build()
             .expect("static syntax config");
         env.set_syntax(syntax);
+        env.add_filter("systemd_arg", |s: &str| crate::shell::systemd_arg(s));
         Self {
             env,
             project: project.clone(),
@@ -423,50 +654,52 @@ impl Renderer {
 
     /// Renders `templates/<name>`.
     pub fn file(&self, name: &str, ctx: &Context) -> Result<String, InputError> {
-        let path = self.project.template_path(name);
-        let tmpl = self
-            .env
-            .get_template(name)
-            .map_err(|e| template_error(&path, &e))?;
-        tmpl.render(Serde(ctx))
-            .map_err(|e| template_error(&path, &e))
+        self.render_file(name, Serde(ctx).into())
     }
 
-    /// Renders one templated playbook field; `what` says which, for errors.
-    pub fn field(
+    /// Renders `templates/<name>` for one item of a list (a process of
+    /// the app), which the template sees as `key` beside the context.
+    pub fn file_with<T: Serialize>(
         &self,
-        playbook: &Path,
-        what: &str,
-        source: &str,
+        name: &str,
         ctx: &Context,
+        key: &str,
+        item: &T,
     ) -> Result<String, InputError> {
+        let item = Serde(std::collections::BTreeMap::from([(key, item)])).into();
+        self.render_file(
+            name,
+            minijinja::value::merge_maps([item, minijinja::Value::from(Serde(ctx))]),
+        )
+    }
+
+    fn render_file(&self, name: &str, ctx: minijinja::Value) -> Result<String, InputError> {
+        let path = self.project.template_path(name);
+        let tmpl = self.env.get_template(name).map_err(|e| match e.kind() {
+            minijinja::ErrorKind::TemplateNotFound => InputError::new(
+                &path,
+                "no such template (neither the project nor foobar has it)",
+            ),
+            _ => template_error(&path, &e),
+        })?;
+        tmpl.render(ctx).map_err(|e| template_error(&path, &e))
+    }
+
+    /// Renders one templated playbook field; an error says why, for the
+    /// caller to place.
+    pub fn field(&self, source: &str, ctx: &Context) -> Result<String, String> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
-        self.env.render_str(source, Serde(ctx)).map_err(|e| {
-            InputError::new(
-                playbook,
-                format!("{what}: cannot render `{source}`: {}", describe(&e)),
-            )
-        })
+        self.env
+            .render_str(source, Serde(ctx))
+            .map_err(|e| format!("cannot render `{source}`: {}", describe(&e)))
     }
-}
 
-impl Renderer {
-    /// Evaluates a `when` expression; an error names the playbook.
-    pub fn condition(
-        &self,
-        playbook: &Path,
-        what: &str,
-        expr: &str,
-        ctx: &Context,
-    ) -> Result<bool, InputError> {
-        let fail = |e: minijinja::Error| {
-            InputError::new(
-                playbook,
-                format!("{what}: cannot evaluate `{expr}`: {}", describe(&e)),
-            )
-        };
+    /// Evaluates a `when` expression; an error says why, for the caller
+    /// to place.
+    pub fn condition(&self, expr: &str, ctx: &Context) -> Result<bool, String> {
+        let fail = |e: minijinja::Error| format!("cannot evaluate `{expr}`: {}", describe(&e));
         let compiled = self.env.compile_expression(expr).map_err(fail)?;
         Ok(compiled.eval(Serde(ctx)).map_err(fail)?.is_true())
     }

@@ -56,10 +56,10 @@ pub fn resolve_tagged(
             let cx = ResolveCx {
                 renderer,
                 ctx: &ctx,
-                playbook: &playbook.path,
+                playbook: &playbook.document,
                 inventory: inv,
                 secrets,
-                what: format!("role {} step {} ({})", role.role.name(), i + 1, args.kind()),
+                step: playbook.step_key(block, i),
             };
             let step = args.resolve(&cx)?;
             let seen = |r: &Resolved| r.step.kind() == step.kind() && r.label == step.label();
@@ -88,10 +88,9 @@ pub fn block_applies(
     let Some(expr) = &playbook.playbook.roles[block].when else {
         return Ok(true);
     };
-    renderer.condition(
-        &playbook.path,
-        &format!("role block {} `when`", block + 1),
-        expr,
-        ctx,
-    )
+    renderer.condition(expr, ctx).map_err(|why| {
+        playbook
+            .document
+            .error_at(&format!("roles[{block}].when"), format!("when: {why}"))
+    })
 }

@@ -5,6 +5,7 @@
 //! kept in a local cache, and the resolution of a requirements file is
 //! remembered by its content, so that an unchanged file asks no index.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,10 +66,12 @@ fn cache_dir() -> PathBuf {
     base.join("foobar")
 }
 
-/// The wheels `requirements` needs on the servers, downloaded once.
-pub fn resolve(requirements: &Path) -> Result<Vec<Wheel>, InputError> {
-    let text = std::fs::read_to_string(requirements)
-        .map_err(|e| InputError::new(requirements, format!("cannot read: {e}")))?;
+/// The wheels `requirements` needs on the servers, downloaded once;
+/// `shipped` is its content as the release ships it (at `app.ref`, which
+/// the work tree may not have: pip then reads a copy of it).
+pub fn resolve(requirements: &Path, shipped: &[u8]) -> Result<Vec<Wheel>, InputError> {
+    let text = std::str::from_utf8(shipped)
+        .map_err(|_| InputError::new(requirements, "cannot read: it is not UTF-8"))?;
     let key = crate::digest::sha256_hex(format!("{TARGET}\n{text}").as_bytes());
     let cache = cache_dir();
     let index = cache.join("resolved").join(format!("{key}.txt"));
@@ -88,13 +91,20 @@ pub fn resolve(requirements: &Path) -> Result<Vec<Wheel>, InputError> {
         .prefix(".download-")
         .tempdir_in(&cache)
         .map_err(fail)?;
+    let copy = if std::fs::read(requirements).is_ok_and(|on_disk| on_disk == shipped) {
+        None
+    } else {
+        let mut copy = tempfile::NamedTempFile::new_in(&cache).map_err(fail)?;
+        copy.write_all(shipped).map_err(fail)?;
+        Some(copy)
+    };
     let out = Command::new("python3")
         .args(["-m", "pip", "download", "--disable-pip-version-check", "--no-input", "-q"])
         .args(target_args())
         .arg("-d")
         .arg(download.path())
         .arg("-r")
-        .arg(requirements)
+        .arg(copy.as_ref().map_or(requirements, |c| c.path()))
         .output()
         .map_err(|e| {
             InputError::new(
@@ -105,7 +115,7 @@ pub fn resolve(requirements: &Path) -> Result<Vec<Wheel>, InputError> {
     if !out.status.success() {
         return Err(pip_error(
             requirements,
-            &text,
+            text,
             &String::from_utf8_lossy(&out.stderr),
         ));
     }

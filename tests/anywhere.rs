@@ -9,19 +9,27 @@ use std::process::Command;
 
 use common::text;
 
-/// The binary copied out of the project once, like an installed one. Once
-/// for both tests: a test thread that forks while the other still writes
-/// its copy would make executing that copy fail ("text file busy").
-fn installed() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
-        std::sync::OnceLock::new();
-    &BIN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("foobar");
-        std::fs::copy(env!("CARGO_BIN_EXE_foobar"), &bin).unwrap();
-        (dir, bin)
+/// The binary copied out of the project, like an installed one: once per
+/// run (a test thread that forks while the other still writes its copy
+/// would make executing that copy fail, "text file busy"), to a folder
+/// named after the build it comes from and replaced in one rename, so
+/// that runs leave one copy behind, not one each (a static's temporary
+/// folder is never dropped).
+fn installed() -> &'static Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let built = env!("CARGO_BIN_EXE_foobar");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        built.hash(&mut h);
+        let dir = std::env::temp_dir().join(format!("foobar-installed-{:x}", h.finish()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let part = dir.join(format!("foobar.{}", std::process::id()));
+        std::fs::copy(built, &part).unwrap();
+        let bin = dir.join("foobar");
+        std::fs::rename(&part, &bin).unwrap();
+        bin
     })
-    .1
 }
 
 /// A folder elsewhere with an inventory whose code base is given
@@ -116,4 +124,83 @@ fn a_reader_that_stops_early_ends_foobar_quietly() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The installed binary in `dir`, without -i and without
+/// FOOBAR_INVENTORY unless `env` sets it.
+fn here(dir: &Path, args: &[&str], env: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(installed());
+    cmd.current_dir(dir)
+        .env_remove("FOOBAR_PROJECT")
+        .env_remove("FOOBAR_INVENTORY")
+        .env("FOOBAR_DB_PASSWORD", "a-long-enough-password")
+        .env("RUST_BACKTRACE", "0")
+        .args(args);
+    if let Some(inventory) = env {
+        cmd.env("FOOBAR_INVENTORY", inventory);
+    }
+    cmd.output().unwrap()
+}
+
+/// Asserts that foobar said `what` on stderr.
+fn said(out: &std::process::Output, what: &str) {
+    let err = text(&out.stderr);
+    assert!(err.contains(what), "{what} in {err}");
+}
+
+/// As Kamal finds config/deploy.yml: the inventory `foobar init` writes
+/// is found from its folder, foobar.yml too; `-v` says which file, and
+/// -i and FOOBAR_INVENTORY still come first.
+#[test]
+fn the_inventory_is_found_where_init_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path();
+    let out = here(site, &["init", "--address", "203.0.113.10"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("next: export FOOBAR_DB_PASSWORD=...; foobar provision"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = here(site, &["-v", "render"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("/etc/nginx/sites-enabled/foobar.conf"));
+    said(
+        &out,
+        "note: inventory inventory.yml (found in the current folder)",
+    );
+    // Quiet without -v.
+    let out = here(site, &["render"], None);
+    assert!(!text(&out.stderr).contains("note: inventory"));
+
+    std::fs::rename(site.join("inventory.yml"), site.join("foobar.yml")).unwrap();
+    let out = here(site, &["-v", "render"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    said(&out, "note: inventory foobar.yml");
+
+    // The environment before the folder, -i before the environment.
+    let out = here(site, &["-v", "render"], Some("elsewhere.yml"));
+    assert_eq!(out.status.code(), Some(2));
+    said(&out, "note: inventory elsewhere.yml ($FOOBAR_INVENTORY)");
+    let out = here(
+        site,
+        &["-v", "-i", "foobar.yml", "render"],
+        Some("elsewhere.yml"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    said(&out, "note: inventory foobar.yml (-i)");
+}
+
+#[test]
+fn no_inventory_here_says_where_foobar_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = here(dir.path(), &["render"], None);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no inventory here: foobar looks for inventory.yml, foobar.yml or inventory/lab.yml in the current folder"),
+        "{err}"
+    );
+    assert!(err.contains("foobar init"), "{err}");
 }

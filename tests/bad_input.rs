@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,13 +31,17 @@ fn listener() -> (u16, Arc<AtomicUsize>) {
     (port, count)
 }
 
-fn prepare(bytes: &[u8], port: u16) -> Vec<u8> {
+/// A corpus file made concrete: its port the listener's, its
+/// `identity_file` a key file that exists (so that a case fails for its
+/// own mistake, not for a missing key).
+fn prepare(bytes: &[u8], port: u16, key: &Path) -> Vec<u8> {
     // Byte-wise, so that non-UTF-8 files stay as they are.
     let text = String::from_utf8_lossy(bytes);
     if text.contains('\u{FFFD}') {
         return bytes.to_vec();
     }
     text.replace("@PORT@", &port.to_string())
+        .replace("@KEY@", key.to_str().unwrap())
         .replace("../../../apps/python", &format!("{ROOT}/apps/python"))
         .into_bytes()
 }
@@ -91,9 +96,12 @@ fn refused(args: &[&str], file: &Path, expect: &str, loc: &str, what: &str) {
 fn every_bad_input_is_refused_cleanly_without_a_connection() {
     let (port, connections) = listener();
     let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    std::fs::write(&key, "").unwrap();
     let good = prepare(
         &std::fs::read(format!("{ROOT}/tests/bad_inputs/good.yml")).unwrap(),
         port,
+        &key,
     );
     let good_path = dir.path().join("good.yml");
     std::fs::write(&good_path, &good).unwrap();
@@ -109,7 +117,7 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
         } else {
             raw
         };
-        let bytes = prepare(&raw, port);
+        let bytes = prepare(&raw, port, &key);
         let case_dir = dir.path().join(file.replace('/', "_"));
         std::fs::create_dir_all(&case_dir).unwrap();
         if file.starts_with("inventory/") {
@@ -126,11 +134,7 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
             );
         } else {
             let p = project(&case_dir, &bytes);
-            let named = if expect == "template not found" {
-                p.join("templates/bind/nope.j2")
-            } else {
-                p.join("playbooks/provision.yml")
-            };
+            let named = p.join("playbooks/provision.yml");
             problems.extend(
                 refusal_problem(
                     &[
@@ -168,6 +172,14 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
         "inventories over",
         "-",
         "huge",
+    );
+    // A device claims no size: the cap holds while reading.
+    refused(
+        &["-i", "/dev/zero", "provision"],
+        Path::new("/dev/zero"),
+        "inventories over",
+        "-",
+        "endless",
     );
 
     // Broken templates name the template and the line.
@@ -220,6 +232,17 @@ fn every_bad_input_is_refused_cleanly_without_a_connection() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // An argument that is not UTF-8 too, with or without --json.
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"\xff");
+    for json in [&[][..], &["--json"]] {
+        let out = foobar()
+            .arg("render")
+            .args(json)
+            .arg(not_utf8)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    }
     // An impossible date is refused, not rolled over into March.
     let out = foobar()
         .args([

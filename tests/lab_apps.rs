@@ -2,9 +2,10 @@
 //! from the package index as a user would, on a real lab server from
 //! pristine: a Django project (a migration, collected static files,
 //! uploads in a shared folder), a Flask app with SQLAlchemy, a PHP app
-//! with a vendored library, a Sinatra app from Debian's packages. Then the
-//! day-two commands: deploy, releases, rollback, a failing migration,
-//! logs and status.
+//! with a vendored library, a Sinatra app from Debian's packages; and a
+//! third-party one, WordPress as Debian packages it. Then the day-two
+//! commands: deploy, releases, rollback, a failing migration, logs and
+//! status.
 
 mod common;
 
@@ -15,6 +16,7 @@ use common::*;
 use serde_json::Value;
 
 const DJANGO: &str = "inventory/lab-django.yml";
+const FLASK: &str = "inventory/lab-flask.yml";
 const ADDRESS: &str = "10.247.0.10";
 const SERVER: &str = "apps1";
 const SITE: &str = "www.foobar.com";
@@ -33,26 +35,48 @@ fn on_apps(command: &str) -> String {
 
 /// One HTTP request to the apps server with the site's Host header.
 fn request(method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let (status, _, body) = exchange(method, path, &[("Content-Type", content_type)], body);
+    (status, body)
+}
+
+/// One HTTP request to the apps server with the site's Host header and
+/// `headers`: (status, head, body). A body the server refuses before
+/// reading it whole (413) still gets its answer.
+fn exchange(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect((ADDRESS, 80)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {SITE}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {SITE}\r\n");
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    head += &format!("Content-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let _ = s.read_to_end(&mut raw);
     let raw = String::from_utf8_lossy(&raw).into_owned();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no answer: {raw:?}"));
+    (status, head.to_string(), body.to_string())
+}
+
+/// A header's value in a response's head (the first, by name).
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 fn upload(name: &str, content: &str) {
@@ -69,41 +93,56 @@ fn upload(name: &str, content: &str) {
     assert_eq!(status, 200, "{reply}");
 }
 
-/// A copy of the Django project and its inventory, to change.
-struct DjangoCopy {
+/// A copy of an app of `apps/` and its inventory, to change.
+struct AppCopy {
     dir: tempfile::TempDir,
+    app: &'static str,
 }
 
-impl DjangoCopy {
-    fn new() -> Self {
+impl AppCopy {
+    fn new(inventory: &str, app: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        copy_tree(&root.join("apps/django"), &dir.path().join("django"));
-        let inventory = std::fs::read_to_string(root.join(DJANGO)).unwrap().replace(
-            "../apps/django",
-            dir.path().join("django").to_str().unwrap(),
-        );
+        copy_tree(&root.join("apps").join(app), &dir.path().join(app));
+        let inventory = std::fs::read_to_string(root.join(inventory))
+            .unwrap()
+            .replace(
+                &format!("../apps/{app}"),
+                dir.path().join(app).to_str().unwrap(),
+            );
         std::fs::write(dir.path().join("inventory.yml"), inventory).unwrap();
-        Self { dir }
+        Self { dir, app }
+    }
+
+    fn django() -> Self {
+        Self::new(DJANGO, "django")
     }
 
     fn inventory(&self) -> PathBuf {
         self.dir.path().join("inventory.yml")
     }
 
+    /// The inventory's text with `from` replaced by `to`.
+    fn edit_inventory(&self, from: &str, to: &str) {
+        let path = self.inventory();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "the inventory holds {from}");
+        std::fs::write(path, text.replace(from, to)).unwrap();
+    }
+
     fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.dir.path().join("django").join(file);
+        let path = self.dir.path().join(self.app).join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{file} holds {from}");
         std::fs::write(path, text.replace(from, to)).unwrap();
     }
 
     fn write(&self, file: &str, text: &str) {
-        std::fs::write(self.dir.path().join("django").join(file), text).unwrap();
+        std::fs::write(self.dir.path().join(self.app).join(file), text).unwrap();
     }
 
     fn remove(&self, file: &str) {
-        std::fs::remove_file(self.dir.path().join("django").join(file)).unwrap();
+        std::fs::remove_file(self.dir.path().join(self.app).join(file)).unwrap();
     }
 }
 
@@ -117,7 +156,7 @@ fn live_release() -> String {
 fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
     let _turn = lab_turn();
     pristine_apps_server();
-    let app = DjangoCopy::new();
+    let app = AppCopy::django();
     let inv = app.inventory();
 
     // A pristine server to the whole stack; every check of the inventory
@@ -182,10 +221,33 @@ fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
     assert!(request("GET", "/", "text/plain", b"")
         .1
         .contains("Notes v2"));
+    // nginx serves the upload from the shared folder (nginx.locations),
+    // as it may change, and the collected files at the names the page
+    // gives, hashed, kept a year.
+    let (status, head, body) = exchange("GET", "/media/kept.txt", &[], b"");
     assert_eq!(
-        request("GET", "/media/kept.txt", "text/plain", b"").1,
-        "an upload that outlives releases"
+        (status, body.as_str()),
+        (200, "an upload that outlives releases")
     );
+    assert_eq!(header(&head, "Cache-Control"), None, "{head}");
+    let page = request("GET", "/", "text/plain", b"").1;
+    let css = page
+        .split('"')
+        .find(|s| s.starts_with("/static/notes/notes.") && s.ends_with(".css") && s.len() > 30)
+        .unwrap_or_else(|| panic!("the page links its hashed stylesheet: {page}"))
+        .to_string();
+    let (status, head, body) = exchange("GET", &css, &[], b"");
+    assert_eq!(status, 200, "{css}: {head}");
+    assert!(body.contains("font-family"), "{body}");
+    assert_eq!(
+        header(&head, "Cache-Control"),
+        Some("public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    assert_eq!(header(&head, "X-Content-Type-Options"), Some("nosniff"));
+    // Nothing else is a file: the app answers (Django's own 404).
+    let (status, _) = request("GET", "/manage.py", "text/plain", b"");
+    assert_eq!(status, 404);
     // `releases` lists both, the new one live.
     let (code, json, _) = run_json(&inv, "releases", &[]);
     assert_eq!(code, Some(0));
@@ -266,7 +328,7 @@ fn a_requirement_without_a_wheel_is_bad_input() {
     // The inventory's secrets are the apps lab's: it must be up.
     let _turn = lab_turn();
     lab_up(DJANGO);
-    let app = DjangoCopy::new();
+    let app = AppCopy::django();
     app.write(
         "requirements.txt",
         "Django==5.1.4\nno-such-package-foobar-test==1.0\n",
@@ -285,11 +347,7 @@ fn a_requirement_without_a_wheel_is_bad_input() {
 fn flask_php_and_sinatra_from_pristine() {
     let _turn = lab_turn();
     for (inventory, table, page) in [
-        (
-            "inventory/lab-flask.yml",
-            "visits.visits",
-            "Hello from Flask",
-        ),
+        (FLASK, "visits.visits", "Hello from Flask"),
         (
             "inventory/lab-php-markdown.yml",
             "pages.page_views",
@@ -329,6 +387,83 @@ fn flask_php_and_sinatra_from_pristine() {
             (code, &json["totals"]["changed"]),
             (Some(0), &Value::from(0))
         );
+    }
+}
+
+/// Values as they come: a database password as `openssl rand -base64 24`
+/// prints one (`/`, `+`) followed by quotes, a backslash, `$` and the
+/// INI scanner's operators, and an environment value holding every
+/// printable ASCII character after a `$` (which php-fpm's pool would take
+/// for a variable's name). Each app connects to MariaDB with the password
+/// (its page writes a row) and echoes the value exactly; Flask's release
+/// command (its migration) and sh read the same file.
+#[test]
+fn values_with_any_printable_character_reach_each_app_exactly() {
+    use std::os::unix::fs::PermissionsExt;
+    let _turn = lab_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, value: &str| -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        format!("file:{}", path.display())
+    };
+    let password = "q0/+Vn3xZ8rT2kL9w+M/aB4cD5eF6gH7$'\"\\`!^~=#;${x} &|";
+    let site: String = std::iter::once('$').chain(' '..='~').collect();
+    let password_source = secret("db_password", password);
+    let site_source = secret("site_name", &site);
+    let apps = format!("{}/apps/", env!("CARGO_MANIFEST_DIR"));
+    let in_env = format!("  env:\n    SITE_NAME: {site_source}\n  checks:\n");
+    for (inventory, from, to) in [
+        ("inventory/lab-flask.yml", "  checks:\n", in_env.clone()),
+        (
+            "inventory/lab-php-markdown.yml",
+            "    SITE_NAME: Markdown pages\n",
+            format!("    SITE_NAME: {site_source}\n"),
+        ),
+        ("inventory/lab-sinatra.yml", "  checks:\n", in_env.clone()),
+    ] {
+        pristine_apps_server();
+        let inv = inventory_with(
+            inventory,
+            dir.path(),
+            &[
+                (
+                    "file:/var/lib/foobar/lab-apps/secrets/mysql_password",
+                    &password_source,
+                ),
+                (from, &to),
+                ("../apps/", &apps),
+            ],
+        );
+        let (code, json, err) = provision(&inv).json();
+        assert_eq!(code, Some(0), "{inventory}: {err}{json}");
+        assert_eq!(json["totals"]["checks_failed"], 0, "{inventory}: {json}");
+        assert!(
+            !json.to_string().contains("q0/+Vn3xZ8") && !err.contains("q0/+Vn3xZ8"),
+            "{inventory}: the password never shows"
+        );
+        // The app reads the value exactly.
+        let (status, body) = request("GET", "/healthz", "text/plain", b"");
+        assert_eq!(status, 200, "{inventory}: {body}");
+        let health: Value = serde_json::from_str(body.trim()).unwrap();
+        assert_eq!(health["site"], site.as_str(), "{inventory}: {body}");
+        // It reaches MariaDB with the password: the page writes a row.
+        let (status, body) = request("GET", "/", "text/plain", b"");
+        assert_eq!(status, 200, "{inventory}: {body}");
+        // sh, as the build and the release command source the file.
+        assert_eq!(
+            on_apps("sh -c 'set -a; . /etc/foobar/app.env; set +a; printf %s \"$SITE_NAME\"'"),
+            site,
+            "{inventory}"
+        );
+        if inventory.contains("php") {
+            let pool = on_apps("cat /etc/php/8.2/fpm/pool.d/foobar.conf");
+            assert!(
+                pool.contains("env[DB_PASSWORD] = $DB_PASSWORD") && !pool.contains("q0/+Vn3xZ8"),
+                "{pool}"
+            );
+        }
     }
 }
 
@@ -426,4 +561,452 @@ fn ssh_masters() -> usize {
         .output()
         .unwrap();
     text(&out.stdout).lines().count()
+}
+
+/// The WordPress code base of `inventory/lab-wordpress.yml`, made from
+/// Debian's packages (tests/fixtures/wordpress.sh), and the inventory
+/// pointing at it.
+struct WordPress {
+    dir: tempfile::TempDir,
+}
+
+impl WordPress {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("wordpress");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new(root.join("tests/fixtures/wordpress.sh"))
+            .arg(&code)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let inventory = std::fs::read_to_string(root.join(WORDPRESS))
+            .unwrap()
+            .replace("/var/lib/foobar/lab-apps/wordpress", code.to_str().unwrap());
+        std::fs::write(dir.path().join("inventory.yml"), inventory).unwrap();
+        Self { dir }
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.dir.path().join("inventory.yml")
+    }
+}
+
+const WORDPRESS: &str = "inventory/lab-wordpress.yml";
+
+/// The cookies a response sets, as a request's Cookie header.
+fn cookies(head: &str) -> String {
+    head.lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("Set-Cookie")
+                .then(|| value.trim().split(';').next().unwrap().to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A third-party PHP application as its distribution packages it, not one
+/// written here: WordPress from Debian's packages, the code base as the
+/// site's root. Its installer runs over HTTP; its front controller answers
+/// pretty URLs; its other scripts run where they lie; no PHP source
+/// leaves, no upload runs; an upload of a few MB goes through.
+#[test]
+fn wordpress_from_debian_packages() {
+    let _turn = lab_turn();
+    pristine_apps_server();
+    let wordpress = WordPress::new();
+    let inv = wordpress.inventory();
+    let (code, json, err) = provision(&inv).json();
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["checks_failed"], 0, "{json}");
+
+    // WordPress's own installer, as a browser posts it.
+    let password = "correct-horse-battery-staple";
+    let form = format!(
+        "weblog_title=Foobar+blog&user_name=admin&admin_password={password}&admin_password2={password}&pw_weak=1&admin_email=admin%40foobar.com&blog_public=0&Submit=Install+WordPress&language="
+    );
+    let (status, body) = request(
+        "POST",
+        "/wp-admin/install.php?step=2",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Success!"), "{body}");
+    let (status, body) = request("GET", "/", "text/plain", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello world!"), "{body}");
+
+    // Pretty permalinks: a path that is no file is the front controller's.
+    on_apps(
+        "mysql wordpress -e \"UPDATE wp_options SET option_value='/%postname%/' WHERE option_name='permalink_structure'; UPDATE wp_options SET option_value='' WHERE option_name='rewrite_rules'\"",
+    );
+    let (status, body) = request("GET", "/hello-world/", "text/plain", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello world!"), "{body}");
+    // A script run directly, and one that prints nothing: run, never sent.
+    let (status, body) = request("GET", "/wp-login.php", "text/plain", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("user_login"), "the login form: {body}");
+    for path in ["/wp-includes/version.php", "/wp-config.php"] {
+        let (status, body) = request("GET", path, "text/plain", b"");
+        assert_eq!(status, 200, "{path}: {body}");
+        for source in ["<?php", "wp_version", "getenv", "DB_PASSWORD"] {
+            assert!(!body.contains(source), "{path} shows its source: {body}");
+        }
+    }
+    // An upload named like an image that holds PHP, and a script among
+    // the uploads: served as a file at most, never run.
+    on_apps(
+        "cd /srv/foobar/shared/wp-content/uploads && for f in x.jpg evil.php; do echo \"<?php echo 'ran-', 6 * 7;\" > $f; done",
+    );
+    for path in [
+        "/wp-content/uploads/x.jpg/.php",
+        "/wp-content/uploads/x.jpg/x.php",
+        "/wp-content/uploads/evil.php",
+    ] {
+        let (status, body) = request("GET", path, "text/plain", b"");
+        assert!(matches!(status, 403 | 404), "{path}: {status} {body}");
+        assert!(!body.contains("ran-42"), "{path} ran: {body}");
+        assert!(!body.contains("<?php"), "{path} shows its source: {body}");
+    }
+    // Nor the code base's own files beside its pages: hidden ones, an
+    // editor's copy, a log, a dump (put in the live release by hand).
+    let planted = "wp-config.php~ wp-content/debug.log backup.sql";
+    on_apps(&format!(
+        "cd /srv/foobar/current && for f in {planted}; do echo DB_PASSWORD=planted-secret > $f; done"
+    ));
+    for path in [
+        "/.htaccess",
+        "/wp-config.php~",
+        "/wp-content/debug.log",
+        "/backup.sql",
+    ] {
+        let (status, body) = request("GET", path, "text/plain", b"");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("planted-secret"), "{path}: {body}");
+    }
+    on_apps(&format!("cd /srv/foobar/current && rm {planted}"));
+
+    // A request of 5 MB goes through nginx and PHP; one past
+    // app.upload_max (16M) is refused by nginx.
+    let (status, _) = request(
+        "POST",
+        "/wp-login.php",
+        "application/x-www-form-urlencoded",
+        &vec![b'a'; 5 << 20],
+    );
+    assert!(status != 413 && status < 500, "{status}");
+    let (status, _) = request(
+        "POST",
+        "/wp-login.php",
+        "application/x-www-form-urlencoded",
+        &vec![b'a'; 20 << 20],
+    );
+    assert_eq!(status, 413);
+
+    // Logged in, WordPress reads PHP's limit as the inventory set it, and
+    // takes a 5 MB file into the shared folder, which nginx then serves.
+    let login = format!("log=admin&pwd={password}&wp-submit=Log+In&testcookie=1");
+    let (status, head, body) = exchange(
+        "POST",
+        "/wp-login.php",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", "wordpress_test_cookie=WP%20Cookie%20check"),
+        ],
+        login.as_bytes(),
+    );
+    assert_eq!(status, 302, "logged in: {head}{body}");
+    let session = cookies(&head);
+    let (status, _, page) = exchange(
+        "GET",
+        "/wp-admin/media-new.php",
+        &[("Cookie", &session)],
+        b"",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Maximum upload file size: 16 MB."), "{page}");
+    let nonce = page
+        .split("\"_wpnonce\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the upload form's nonce: {page}"))
+        .to_string();
+    let boundary = "foobar-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("name", "five-mb.txt"),
+        ("post_id", "0"),
+        ("_wpnonce", &nonce),
+        ("short", "1"),
+    ] {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .into_bytes(),
+        );
+    }
+    body.extend(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"async-upload\"; filename=\"five-mb.txt\"\r\nContent-Type: text/plain\r\n\r\n")
+            .into_bytes(),
+    );
+    body.extend(vec![b'w'; 5 << 20]);
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let (status, _, reply) = exchange(
+        "POST",
+        "/wp-admin/async-upload.php",
+        &[("Content-Type", &content_type), ("Cookie", &session)],
+        &body,
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply.trim().parse::<u64>().is_ok(),
+        "the attachment's id: {reply}"
+    );
+    let stored = on_apps("cd /srv/foobar/shared && find wp-content/uploads -name 'five-mb*.txt'");
+    let stored = stored
+        .lines()
+        .next()
+        .expect("the upload is in the shared folder");
+    let (status, body) = request("GET", &format!("/{stored}"), "text/plain", b"");
+    assert_eq!((status, body.len()), (200, 5 << 20));
+
+    // Nothing new: a deploy changes nothing.
+    let (code, json, err) = run_json(&inv, "deploy", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["changed"], 0, "{json}");
+}
+
+/// Polls `ready` twice a second for up to `secs` seconds.
+fn wait_until(secs: u64, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// `doc` is what schemas/NAME.json says.
+fn assert_valid(doc: &Value, name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{name}.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{doc:#}");
+}
+
+/// `foobar -i INVENTORY ARGS`: (exit code, stdout and stderr).
+fn foobar_text(inventory: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = foobar()
+        .arg("-i")
+        .arg(inventory)
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+/// The Flask app with a worker (apps/flask/worker.py: a heartbeat a second
+/// in a shared folder, a note when SIGTERM stops it) and a job every ten
+/// seconds: both run the live release as the app's user, follow a deploy
+/// and a rollback, show in status, and go when the inventory drops them;
+/// `exec` runs a command as the app runs, `console` on a terminal.
+#[test]
+fn flask_processes_and_jobs_follow_the_release_and_exec_runs_as_the_app() {
+    let _turn = lab_turn();
+    lab_up(DJANGO);
+    let app = AppCopy::new(FLASK, "flask");
+    let plain = std::fs::read_to_string(app.inventory()).unwrap();
+    app.edit_inventory(
+        "  release_command: python migrate.py\n",
+        "  release_command: python migrate.py\n  shared: [heartbeat]\n  processes:\n    worker: python worker.py\n  schedule:\n    - name: tick\n      on_calendar: \"*:*:0/10\"\n      command: echo \"$(date +%s) $(basename \"$(pwd -P)\") $(id -un)\" >> heartbeat/ticks\n",
+    );
+    let inv = app.inventory();
+    let (code, json, err) = provision(&inv).json();
+    assert_eq!(code, Some(0), "{err}{json}");
+    let first = live_release();
+    let heartbeat = || on_apps("cat /srv/foobar/shared/heartbeat/worker 2>/dev/null || true");
+    let ticks = || on_apps("cat /srv/foobar/shared/heartbeat/ticks 2>/dev/null || true");
+
+    // The worker runs the live release, as the app's user, sandboxed as
+    // the app server is.
+    assert!(
+        wait_until(15, || heartbeat().starts_with(&first)),
+        "{}",
+        heartbeat()
+    );
+    assert_eq!(
+        on_apps("ps -o user= -p \"$(systemctl show -P MainPID foobar-app-worker)\"").trim(),
+        "foobar"
+    );
+    assert_eq!(
+        on_apps("systemctl show -P ProtectSystem foobar-app-worker").trim(),
+        "strict"
+    );
+    // Nothing new: a deploy changes nothing, processes and timer included.
+    let (code, json, err) = run_json(&inv, "deploy", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(json["totals"]["changed"], 0, "{json}");
+
+    // The job ran in the live release as the app's user; status shows
+    // the worker among the services and the job's last run.
+    let job = || run_json(&inv, "status", &[]).1["servers"][0]["jobs"][0].clone();
+    assert!(wait_until(40, || !job()["last_run"].is_null()), "{}", job());
+    let (code, json, err) = run_json(&inv, "status", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    let server = &json["servers"][0];
+    assert_eq!(server["jobs"][0]["name"], "tick", "{json}");
+    assert_eq!(server["jobs"][0]["result"], "success", "{json}");
+    assert_eq!(server["jobs"][0]["scheduled"], true, "{json}");
+    assert!(
+        server["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["unit"] == "foobar-app-worker" && s["active"] == "active"),
+        "{json}"
+    );
+    assert!(
+        ticks()
+            .lines()
+            .any(|l| l.ends_with(&format!(" {first} foobar"))),
+        "{}",
+        ticks()
+    );
+    let (code, out) = foobar_text(&inv, &["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("job tick: last run "), "{out}");
+    assert_valid(&json, "status");
+    let (code, out) = foobar_text(&inv, &["logs", "--process", "tick", "-n", "20"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("foobar-job-tick") || out.contains("scheduled job tick"),
+        "{out}"
+    );
+
+    // A deploy: the worker stops gracefully (SIGTERM, its note) and runs
+    // the new release; the job's next run too.
+    app.edit("visits.py", "Hello from Flask", "Hello from Flask v2");
+    let (code, json, err) = run_json(&inv, "deploy", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    let second = live_release();
+    assert_ne!(first, second);
+    let units = json["hosts"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "app_units")
+        .unwrap()
+        .clone();
+    assert!(
+        units["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("restart foobar-app-worker.service (a new release)"),
+        "{units}"
+    );
+    assert!(
+        wait_until(15, || heartbeat().starts_with(&second)),
+        "{}",
+        heartbeat()
+    );
+    assert!(
+        on_apps("cat /srv/foobar/shared/heartbeat/stops").contains(&format!("stopped {first}")),
+        "the worker finished on SIGTERM"
+    );
+    assert!(
+        wait_until(25, || ticks().contains(&format!(" {second} foobar"))),
+        "{}",
+        ticks()
+    );
+
+    // A rollback takes the worker back with the release.
+    let (code, json, err) = run_json(&inv, "rollback", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(live_release(), first);
+    assert!(
+        wait_until(15, || heartbeat().starts_with(&first)),
+        "{}",
+        heartbeat()
+    );
+
+    // exec: in the live release, as the app's user, with the app's
+    // environment, its secret masked in the output.
+    let (code, env) = foobar_text(&inv, &["exec", "--", "env"]);
+    assert_eq!(code, Some(0), "{env}");
+    assert!(env.contains("[apps1] DB_NAME=visits\n"), "{env}");
+    assert!(
+        env.contains("[apps1] DB_PASSWORD=********\n"),
+        "the database password is there, masked: {env}"
+    );
+    let password =
+        std::fs::read_to_string("/var/lib/foobar/lab-apps/secrets/mysql_password").unwrap();
+    assert!(!env.contains(password.trim()), "{env}");
+    assert!(
+        env.contains("[apps1] PATH=/srv/foobar/current/.venv/bin:"),
+        "{env}"
+    );
+    let (code, out) = foobar_text(
+        &inv,
+        &["exec", "--", "sh", "-c", "echo \"$(id -un) $(pwd -P)\""],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("[apps1] foobar /srv/foobar/releases/{first}\n")),
+        "{out}"
+    );
+    // The worst exit code is foobar's; --json gives each server's.
+    let (code, json, err) = run_json(&inv, "exec", &["--", "sh", "-c", "echo out; exit 3"]);
+    assert_eq!(code, Some(3), "{err}{json}");
+    assert_eq!(json["servers"][0]["exit_code"], 3, "{json}");
+    assert_eq!(json["servers"][0]["output"], "out\n", "{json}");
+    assert_valid(&json, "exec");
+
+    // console: on a terminal (script(1) gives foobar one), in the live
+    // release with the app's environment.
+    let console = format!(
+        "{} -i {} console -- python -c 'import os, sys; print(\"tty:\", sys.stdin.isatty(), os.environ[\"DB_NAME\"], 6 * 7)'",
+        env!("CARGO_BIN_EXE_foobar"),
+        inv.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &console, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("tty: True visits 42"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Dropped from the inventory: stopped gracefully, units removed.
+    std::fs::write(&inv, &plain).unwrap();
+    let (code, json, err) = run_json(&inv, "deploy", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        on_apps("ls /etc/systemd/system | grep -c '^foobar-\\(app\\|job\\)-' || true").trim(),
+        "0"
+    );
+    assert_eq!(
+        on_apps("tail -n 1 /srv/foobar/shared/heartbeat/stops").trim(),
+        format!("stopped {first}")
+    );
+    let (code, json, err) = run_json(&inv, "status", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert!(json["servers"][0].get("jobs").is_none(), "{json}");
 }

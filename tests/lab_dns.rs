@@ -31,9 +31,18 @@ fn provisioned_record_matches_and_hand_changes_are_caught() {
     converged(LAB);
     let (code, json, err) = dns_check(LAB, &[]);
     assert_eq!(code, Some(0), "{err}{json}");
-    assert_eq!(json["rows"].as_array().unwrap().len(), 2, "apex and www");
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        4,
+        "apex and www, A and AAAA"
+    );
+    assert_eq!(json["expected_v6"], LAB_ADDRESS_V6);
     for row in json["rows"].as_array().unwrap() {
-        assert_eq!(row["reply"]["addresses"][0], LAB_ADDRESS);
+        let want = match row["type"].as_str() {
+            Some("AAAA") => LAB_ADDRESS_V6,
+            _ => LAB_ADDRESS,
+        };
+        assert_eq!(row["reply"]["data"][0], want, "{row}");
         assert_eq!(row["reply"]["authoritative"], true);
         assert_eq!(row["reply"]["ttl"], 300);
     }
@@ -169,13 +178,57 @@ fn the_pair_labs_secondary_copies_zone_and_database() {
         );
     }
 
+    // Every record of domain.records, at both nameservers: the
+    // secondary's copy holds them too.
     let (code, json, err) = dns_check(PAIR, &[]);
     assert_eq!(code, Some(0), "{err}{json}");
+    let rows = json["rows"].as_array().unwrap();
     assert_eq!(
-        json["rows"].as_array().unwrap().len(),
-        4,
-        "two names at two nameservers"
+        rows.len(),
+        2 * (2 + 7),
+        "the apex, www and the 7 names and types of domain.records, at two nameservers"
     );
+    let dkim = dkim_key_of(PAIR);
+    for ns in ["ns1.foobar.test", "ns2.foobar.test"] {
+        let data = |name: &str, record_type: &str| -> Vec<String> {
+            let row = rows
+                .iter()
+                .find(|r| r["server"] == ns && r["name"] == name && r["type"] == record_type)
+                .unwrap_or_else(|| panic!("{ns}: no row for {name} {record_type}: {json}"));
+            assert_eq!(row["verdict"], "match", "{row}");
+            serde_json::from_value(row["reply"]["data"].clone()).unwrap()
+        };
+        assert_eq!(data("foobar.test", "MX"), ["10 mail.example.net."]);
+        assert_eq!(
+            data("foobar.test", "TXT"),
+            ["\"v=spf1 include:_spf.example.net -all\""]
+        );
+        assert_eq!(
+            data("_dmarc.foobar.test", "TXT"),
+            ["\"v=DMARC1; p=reject\""]
+        );
+        assert_eq!(
+            data("s1._domainkey.foobar.test", "TXT"),
+            [format!("\"{dkim}\"")],
+            "the key's strings joined"
+        );
+        assert_eq!(data("blog.foobar.test", "CNAME"), ["www.foobar.test."]);
+        assert_eq!(data("foobar.test", "CAA"), ["0 issue \"letsencrypt.org\""]);
+        assert_eq!(
+            data("_imaps._tcp.foobar.test", "SRV"),
+            ["0 1 993 mail.example.net."]
+        );
+    }
+    // On the wire the DKIM key is one record of two strings (255 bytes,
+    // then the rest), as DNS requires, at both nameservers.
+    for server in ["10.251.0.10", "10.251.0.11"] {
+        let records = txt_strings(server, "s1._domainkey.foobar.test.");
+        assert_eq!(records.len(), 1, "{server}: {records:?}");
+        let strings = &records[0];
+        assert_eq!(strings.len(), 2, "{server}: {strings:?}");
+        assert_eq!(strings[0].len(), 255, "{server}");
+        assert_eq!(strings.concat(), dkim, "{server}");
+    }
     // A resolver (here: ns2 asked with recursion desired) lists the same NS set.
     let (code, json, _) = dns_check(PAIR, &["--resolver", "10.251.0.11"]);
     assert_eq!(code, Some(0), "{json}");
@@ -201,4 +254,59 @@ fn the_pair_labs_secondary_copies_zone_and_database() {
         .args(["-i", PAIR, "lab", "down"])
         .assert()
         .success();
+}
+
+/// The DKIM key `inventory` gives `s1._domainkey` (a TXT value without
+/// escapes).
+fn dkim_key_of(inventory: &str) -> String {
+    let text = std::fs::read_to_string(inventory).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("name: s1._domainkey"))
+        .expect("a DKIM key in the inventory");
+    let (_, value) = line.split_once("value: \"").unwrap();
+    value
+        .trim_end()
+        .trim_end_matches(" }")
+        .trim_end_matches('"')
+        .to_string()
+}
+
+/// The character-strings of each TXT record of `name` at `server` (a raw
+/// query with room for long answers, EDNS), as the server sends them.
+fn txt_strings(server: &str, name: &str) -> Vec<Vec<String>> {
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut query = Message::query();
+    query.add_query(Query::query(
+        Name::from_ascii(name).unwrap(),
+        RecordType::TXT,
+    ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    query.set_edns(edns);
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    socket
+        .send_to(&query.to_vec().unwrap(), (server, 53))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).unwrap();
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(reply.metadata.id, query.metadata.id);
+    reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }

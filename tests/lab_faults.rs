@@ -129,7 +129,7 @@ fn a_killed_run_is_converged_by_the_next() {
     run.wait().unwrap();
     let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("checks: 5 passed"), "{out}");
+    assert!(out.contains("checks: 10 passed"), "{out}");
     // The killed run's lock was taken over: its process is gone.
     assert!(
         out.contains("taking over the lock left by a run that is gone"),
@@ -161,7 +161,7 @@ fn a_server_rebooted_during_provision_is_converged_by_the_next_run() {
     }
     let (code, out) = provision(LAB).text();
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("checks: 5 passed"), "{out}");
+    assert!(out.contains("checks: 10 passed"), "{out}");
 }
 
 /// Provisions a project copy whose `template` gets `line` appended, which

@@ -38,6 +38,31 @@ fn serial() -> String {
     )
 }
 
+/// The ACME accounts foobar keeps on this machine: (file, content), each
+/// checked to be the user's alone.
+fn kept_acme_accounts() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var_os("HOME").unwrap()).join(".local/share")
+        });
+    let dir = data.join("foobar/acme-accounts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+            let content = std::fs::read(&f).unwrap();
+            (f, content)
+        })
+        .collect()
+}
+
 #[test]
 fn a_pristine_server_to_https_then_renewals() {
     let _turn = lab_turn();
@@ -159,6 +184,10 @@ fn a_pristine_server_to_https_then_renewals() {
         "600"
     );
 
+    // The ACME account is kept (0600) for the next issuance.
+    let accounts = kept_acme_accounts();
+    assert!(!accounts.is_empty(), "no ACME account kept");
+
     // Nothing to do: no new certificate.
     let (code, json, _) = provision(HTTPS).json();
     assert_eq!(code, Some(0));
@@ -185,6 +214,11 @@ fn a_pristine_server_to_https_then_renewals() {
         "{json}"
     );
     assert_ne!(serial(), before, "a new certificate serves");
+    assert_eq!(
+        kept_acme_accounts(),
+        accounts,
+        "the renewal made a new ACME account"
+    );
     assert!(requests > 50, "only {requests} requests");
     assert_eq!(
         failed, 0,

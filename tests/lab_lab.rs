@@ -5,12 +5,35 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::lab::*;
 use common::*;
 
 const PAIR: &str = "tests/fixtures/lab-pair.yml";
 const PAIR_DIR: &str = "/var/lib/foobar/test-lab";
+
+/// `lab status --json`'s servers.
+fn status() -> Vec<serde_json::Value> {
+    let out = foobar()
+        .args(["-i", PAIR, "lab", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    v["servers"].as_array().unwrap().clone()
+}
+
+/// What `lab status --json` says of `name`.
+fn status_of(name: &str) -> serde_json::Value {
+    status().into_iter().find(|s| s["name"] == name).unwrap()
+}
+
+/// The leader pid `lab status --json` gives `name`.
+fn leader_pid(name: &str) -> Option<u64> {
+    status_of(name)["leader_pid"].as_u64()
+}
 
 fn nothing_left_behind() -> Vec<String> {
     let mut left = Vec::new();
@@ -95,28 +118,28 @@ fn two_servers_up_reachable_reset_and_down_without_leftovers() {
         "an unknown host key must be refused"
     );
 
-    // Status lists both as running, as JSON too.
-    let status = foobar()
-        .args(["-i", PAIR, "lab", "status", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
-    let v = &v["servers"];
-    assert_eq!(v.as_array().unwrap().len(), 2);
-    assert!(v
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["state"] == "running"));
+    // Status lists both as running, as JSON too, each with its leader:
+    // the server's own PID 1, its systemd, as this machine numbers it.
+    let servers = status();
+    assert_eq!(servers.len(), 2);
+    for s in &servers {
+        assert_eq!(s["state"], "running", "{s}");
+        let leader = s["leader_pid"].as_u64().unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{leader}/comm")).unwrap();
+        assert_eq!(comm.trim(), "systemd", "{s}");
+        let nspid = std::fs::read_to_string(format!("/proc/{leader}/status")).unwrap();
+        assert!(
+            nspid
+                .lines()
+                .any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")),
+            "{s}: {nspid}"
+        );
+    }
 
-    // Up again changes nothing: the same nspawn keeps running.
-    let pid_before =
-        std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
+    // Up again changes nothing: the same server keeps running.
+    let leader_before = leader_pid("pair2");
     foobar().args(["-i", PAIR, "lab", "up"]).assert().success();
-    let pid_after =
-        std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
-    assert_eq!(pid_before, pid_after);
+    assert_eq!(leader_pid("pair2"), leader_before);
 
     // Reset brings a server back to pristine, with new host keys on record.
     on_server_ok(
@@ -133,13 +156,42 @@ fn two_servers_up_reachable_reset_and_down_without_leftovers() {
         "clean"
     );
 
-    // A killed server (a crash) is cleaned up and booted again by `up`.
-    let pid = std::fs::read_to_string(format!("{PAIR_DIR}/servers/pair2/nspawn.pid")).unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", pid.trim()])
+    // A crash: `kill -9` of the pid status gives takes the server down,
+    // as status sees within seconds, and `up` boots it again.
+    let leader = leader_pid("pair2").expect("pair2 runs");
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &leader.to_string()])
         .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leader_pid("pair2").is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pair2 = status_of("pair2");
+    assert_eq!(pair2["state"], "stopped", "{pair2}");
+    assert!(pair2["leader_pid"].is_null(), "{pair2}");
+    assert!(!on_server(PAIR, "pair2", "true").status.success());
+    let out = foobar().args(["-i", PAIR, "lab", "up"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(on_server_ok(PAIR, "pair2", "hostname").trim(), "pair2");
+
+    // `lab kill` returns once the server is gone, and `up` right after it
+    // boots it again (it waits for nspawn's lock on the tree to be free).
+    let killed = foobar()
+        .args(["-i", PAIR, "--json", "lab", "kill", "pair2"])
+        .output()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(killed.status.success(), "{}", text(&killed.stderr));
+    let killed: serde_json::Value = serde_json::from_slice(&killed.stdout).unwrap();
+    assert!(
+        killed["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "pair2" && s["state"] == "stopped" && s["leader_pid"].is_null()),
+        "{killed}"
+    );
     let out = foobar().args(["-i", PAIR, "lab", "up"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(on_server_ok(PAIR, "pair2", "hostname").trim(), "pair2");

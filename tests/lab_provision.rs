@@ -37,7 +37,7 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     assert_eq!(code, Some(0), "{err}\n{json}");
     assert_eq!(json["totals"]["failed"], 0);
     assert_eq!(json["totals"]["checks_failed"], 0);
-    assert_eq!(json["totals"]["checks_passed"], 5, "{json}");
+    assert_eq!(json["totals"]["checks_passed"], 10, "{json}");
     assert!(json["totals"]["changed"].as_u64().unwrap() > 10);
 
     // From outside: static from nginx, dynamic from the app with a value
@@ -58,6 +58,18 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
         "mysql -N -B -e 'SELECT count FROM foobar.visits'",
     );
     assert_eq!(stored.trim().parse::<u64>().unwrap(), count(&second));
+    // Over IPv6 (the server's `ipv6`) the same site and database; and
+    // provision's checks ran there too.
+    let (_, third) = http_get(LAB_ADDRESS_V6, "www.foobar.com", "/visits");
+    assert_eq!(count(&third), count(&second) + 1, "over IPv6: {third}");
+    assert_eq!(http_get(LAB_ADDRESS_V6, "foobar.com", "/").0, 301);
+    assert!(
+        json["checks"].as_array().unwrap().iter().any(|c| c["hop"]
+            .as_str()
+            .unwrap()
+            .starts_with("IPv6 fd00:fb:afa::a -> ")),
+        "{json}"
+    );
     // The bare domain redirects to www.
     assert_eq!(http_get(LAB_ADDRESS, "foobar.com", "/").0, 301);
 
@@ -90,7 +102,7 @@ fn pristine_server_to_every_hop_then_nothing_to_change() {
     let (code, json, err) = provision(LAB).json();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(json["totals"]["changed"], 0, "{json}");
-    assert_eq!(json["totals"]["checks_passed"], 5);
+    assert_eq!(json["totals"]["checks_passed"], 10);
 
     // Check mode on a converged server: nothing pending.
     let (code, json, _) = provision(LAB).args(&["--check"]).json();

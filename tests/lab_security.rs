@@ -218,3 +218,82 @@ fn a_wrong_key_is_refused_quickly_with_exit_3() {
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("cannot reach web1"), "{all}");
 }
+
+#[test]
+fn a_release_is_readable_by_the_apps_group_only_and_nginx_still_serves_it() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let (code, out) = provision(LAB).text();
+    assert_eq!(code, Some(0), "{out}");
+    // Nothing of the code base is open to other users...
+    let releases = on_server_ok(LAB, LAB_SERVER, "stat -c '%a %U %G' /srv/foobar/releases");
+    assert_eq!(releases.trim(), "750 root foobar");
+    let as_nobody = on_server(
+        LAB,
+        LAB_SERVER,
+        "setpriv --reuid=nobody --regid=nogroup --clear-groups cat /srv/foobar/current/app.py",
+    );
+    assert!(!as_nobody.status.success(), "another user read the code");
+    // ... yet the app and nginx (through the app's group) read it.
+    let (status, body) = http_get(LAB_ADDRESS, "www.foobar.com", "/style.css");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(LAB_ADDRESS, "www.foobar.com", "/");
+    assert_eq!(status, 200, "{body}");
+}
+
+/// ssh-audit (from PyPI, installed by scripts/host-setup.sh): what each
+/// algorithm the server offers is marked with.
+fn ssh_audit(address: &str) -> serde_json::Value {
+    let out = std::process::Command::new("/var/lib/foobar/tools/venv/bin/ssh-audit")
+        .args(["-j", "-t", "20", address])
+        .output()
+        .expect("ssh-audit (scripts/host-setup.sh installs it)");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+#[test]
+fn ssh_audit_fails_no_algorithm_and_clients_still_connect() {
+    let _turn = lab_turn();
+    lab_up(LAB);
+    let (code, out) = provision(LAB).text();
+    assert_eq!(code, Some(0), "{out}");
+    let audit = ssh_audit(LAB_ADDRESS);
+    let mut failed = Vec::new();
+    for kind in ["kex", "key", "enc", "mac"] {
+        for alg in audit[kind].as_array().unwrap() {
+            if alg["notes"]["fail"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+            {
+                failed.push(format!("{kind} {}", alg["algorithm"]));
+            }
+        }
+    }
+    assert_eq!(failed, Vec::<String>::new(), "ssh-audit failures");
+    // The post-quantum exchange is offered first.
+    assert_eq!(
+        audit["kex"][0]["algorithm"],
+        "sntrup761x25519-sha512@openssh.com"
+    );
+    // An ordinary client, and one that knows no post-quantum exchange
+    // (OpenSSH before 8.5), still log in.
+    for kex in [None, Some("curve25519-sha256")] {
+        let mut ssh = std::process::Command::new("ssh");
+        ssh.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "UserKnownHostsFile=/var/lib/foobar/lab/known_hosts",
+            "-i",
+            "/var/lib/foobar/lab/id_ed25519",
+        ]);
+        if let Some(kex) = kex {
+            ssh.args(["-o", &format!("KexAlgorithms={kex}")]);
+        }
+        let out = ssh
+            .args([&format!("root@{LAB_ADDRESS}"), "true"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kex:?}: {}", text(&out.stderr));
+    }
+}

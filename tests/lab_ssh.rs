@@ -187,3 +187,95 @@ fn a_connection_is_kept_for_the_next_run_but_never_past_a_changed_host_key() {
         assert_eq!(contacts, cost(1, 1));
     }
 }
+
+/// The pair lab with pair2 reached through pair1 (`proxy_jump`), in `dir`,
+/// changes to sshd confirmed (or reverted) within 10 s.
+fn pair_behind_a_bastion(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/tests/fixtures/lab-pair.yml"))
+        .unwrap()
+        .replace("../../apps/python", &format!("{root}/apps/python"))
+        .replace(
+            "ssh:\n  known_hosts: /var/lib/foobar/test-lab/known_hosts\n",
+            "ssh:\n  known_hosts: /var/lib/foobar/test-lab/known_hosts\n  confirm_within_secs: 10\n",
+        )
+        .replace(
+            "    roles: [dns_secondary, db_replica]\n    ssh:\n",
+            "    roles: [dns_secondary, db_replica]\n    ssh:\n      proxy_jump: pair1\n",
+        );
+    assert!(text.contains("proxy_jump: pair1") && text.contains("confirm_within_secs"));
+    let p = dir.join("inventory.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// sshd's effective setting on a server of the pair lab; empty while
+/// sshd does not answer (a revert reloads it).
+fn sshd_setting(server: &str, key: &str) -> String {
+    let out = on_server(
+        "tests/fixtures/lab-pair.yml",
+        server,
+        &format!("sshd -T | grep -i '^{key} '"),
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_server_behind_a_bastion_is_reached_through_it_and_a_bastion_change_that_cuts_it_off_reverts() {
+    let _turn = lab_turn();
+    lab_up("tests/fixtures/lab-pair.yml");
+    let dir = tempfile::tempdir().unwrap();
+    let inv = pair_behind_a_bastion(dir.path());
+    let (code, out) = provision(&inv).text();
+    assert_eq!(code, Some(0), "{out}");
+    // The bastion forwards (locally only) and allows tunnels' sessions;
+    // the server behind it does neither.
+    assert_eq!(
+        sshd_setting("pair1", "allowtcpforwarding"),
+        "allowtcpforwarding local"
+    );
+    assert_eq!(sshd_setting("pair1", "maxsessions"), "maxsessions 10");
+    assert_eq!(
+        sshd_setting("pair2", "allowtcpforwarding"),
+        "allowtcpforwarding no"
+    );
+    // foobar's logins to pair2 came from pair1.
+    let logins = on_server_ok(
+        "tests/fixtures/lab-pair.yml",
+        "pair2",
+        "journalctl -u ssh --no-pager -o cat --since '-10min' | grep 'Accepted publickey' | tail -n 3",
+    );
+    assert!(logins.contains("from 10.251.0.10 "), "{logins}");
+
+    // A bastion template that turns forwarding off still lets foobar log
+    // in to the bastion, but not through it: not confirmed, it reverts.
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join("templates/ssh")).unwrap();
+    let built_in = std::fs::read_to_string(format!(
+        "{}/templates/ssh/foobar.conf.j2",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("AllowTcpForwarding local", "AllowTcpForwarding no");
+    std::fs::write(
+        project.path().join("templates/ssh/foobar.conf.j2"),
+        built_in,
+    )
+    .unwrap();
+    let (code, out) = provision(&inv).project(project.path()).text();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("not confirmed") && out.contains("pair2 through this server"),
+        "{out}"
+    );
+    let start = std::time::Instant::now();
+    while sshd_setting("pair1", "allowtcpforwarding") != "allowtcpforwarding local" {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the bastion's change did not revert"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let (code, out) = provision(&inv).text();
+    assert_eq!(code, Some(0), "reached through the bastion again: {out}");
+}

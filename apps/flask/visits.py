@@ -53,7 +53,8 @@ def index():
 def healthz():
     with Session(engine) as s:
         s.execute(select(1))
-    return jsonify(status="ok")
+    # SITE_NAME (app.env), as the app reads it.
+    return jsonify(status="ok", site=os.environ.get("SITE_NAME"))
 
 
 @app.get("/visits")

@@ -29,7 +29,10 @@ def _connect():
         password=os.environ["DB_PASSWORD"],
         database=os.environ["DB_NAME"],
         autocommit=True,
-        connect_timeout=3,
+        # PyMySQL's and Django's 10 s: the handshake includes TLS, and a
+        # connection HAProxy retries on another member while the cluster
+        # moves its writer takes a few seconds on a busy machine.
+        connect_timeout=10,
     )
 
 

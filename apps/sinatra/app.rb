@@ -19,7 +19,8 @@ class Guestbook < Sinatra::Base
 
   get '/healthz' do
     content_type :json
-    { status: 'ok' }.to_json
+    # SITE_NAME (app.env), as the app reads it.
+    { status: 'ok', site: ENV['SITE_NAME'] }.to_json
   end
 
   get '/' do

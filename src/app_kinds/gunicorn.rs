@@ -43,4 +43,7 @@ impl AppServer for Gunicorn {
     fn sample(&self) -> &'static str {
         "python"
     }
+    fn console(&self) -> &'static str {
+        "if [ -f manage.py ]; then exec python manage.py shell; else exec python; fi"
+    }
 }

@@ -39,8 +39,26 @@ pub trait AppServer: Sync {
     fn python_wheels(&self) -> bool {
         false
     }
+    /// nginx runs its scripts where they lie in the folder served at `/`
+    /// (PHP): that folder may be the release itself, and must be named.
+    fn runs_web_root_scripts(&self) -> bool {
+        false
+    }
     /// `foobar init`'s sample app: a folder of `apps/`.
     fn sample(&self) -> &'static str;
+    /// Variables of its own that every command of the app gets besides
+    /// app.env's: (name, value).
+    fn env(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// What `foobar console` runs in the live release: shell, picking the
+    /// framework's console by the files the release has.
+    fn console(&self) -> &'static str;
+    /// Its language runs code it writes into memory (PHP's PCRE JIT):
+    /// the app's units go without MemoryDenyWriteExecute.
+    fn writes_executable_memory(&self) -> bool {
+        false
+    }
 }
 
 /// Lists the kinds: `module::Type` becomes the variant `Type`.
@@ -74,6 +92,27 @@ impl AppKind {
 
     pub fn unit(self) -> &'static str {
         self.server().unit()
+    }
+
+    /// The variables every command of the app gets besides app.env's (its
+    /// processes and scheduled jobs, `exec`, `console`, the build and the
+    /// release command), as its units get them: PATH (the release's
+    /// virtualenv first, for Python), HOME (the app user's), LANG and the
+    /// kind's own. `release` is the release's folder as the command sees
+    /// it (`<root>/current`, or a shell word like `$rel`).
+    pub fn run_env(self, home: &str, release: &str) -> Vec<(&'static str, String)> {
+        let venv = if self.server().python_wheels() {
+            format!("{release}/.venv/bin:")
+        } else {
+            String::new()
+        };
+        let mut env = vec![
+            ("PATH", format!("{venv}/usr/local/bin:/usr/bin:/bin")),
+            ("HOME", home.to_string()),
+            ("LANG", "C.UTF-8".to_string()),
+        ];
+        env.extend(self.server().env().iter().map(|(k, v)| (*k, v.to_string())));
+        env
     }
 
     pub fn parse(name: &str) -> Option<AppKind> {

@@ -34,7 +34,16 @@ impl AppServer for PhpFpm {
     fn entry_files(&self, entry: &str) -> Vec<String> {
         vec![entry.to_string()]
     }
+    fn runs_web_root_scripts(&self) -> bool {
+        true
+    }
     fn sample(&self) -> &'static str {
         "php"
+    }
+    fn console(&self) -> &'static str {
+        "if [ -f artisan ]; then exec php artisan tinker; else exec php -a; fi"
+    }
+    fn writes_executable_memory(&self) -> bool {
+        true
     }
 }

@@ -36,4 +36,10 @@ impl AppServer for Puma {
     fn sample(&self) -> &'static str {
         "ruby"
     }
+    fn env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("RACK_ENV", "production")]
+    }
+    fn console(&self) -> &'static str {
+        "if [ -x bin/rails ]; then exec bundle exec rails console; else exec irb; fi"
+    }
 }

@@ -40,9 +40,11 @@ pub struct Checks {
     pub list: Vec<(Check, String, bool)>,
     /// Where the checks connect: the server's address (IP or name).
     pub address: String,
-    /// For a load balancer: the floating address too, checked after its
-    /// own (whichever load balancer holds it answers).
-    pub floating: Option<String>,
+    /// The other addresses the site answers at on this server, checked
+    /// after the first, each with what its hops' names start with: its
+    /// IPv6 address; for a load balancer, the floating addresses
+    /// (whichever load balancer holds them answers).
+    pub also: Vec<(String, String)>,
     pub port: u16,
     /// With TLS: its port and the extra roots to trust (the lab's CA).
     pub tls: Option<(u16, Option<Vec<u8>>)>,
@@ -103,15 +105,19 @@ impl Checks {
             .playbook
             .checks
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
+                let field = |name: &str, source: &str| {
+                    renderer.field(source, &ctx).map_err(|why| {
+                        pb.document
+                            .error_at(&format!("checks[{i}].{name}"), format!("{name}: {why}"))
+                    })
+                };
                 let host = match &c.host {
-                    Some(h) => {
-                        renderer.field(&pb.path, &format!("check `{}` host", c.name), h, &ctx)?
-                    }
+                    Some(h) => field("host", h)?,
                     None => inv.inventory.domain.fqdn(),
                 };
-                let hop =
-                    renderer.field(&pb.path, &format!("check `{}` hop", c.name), &c.hop, &ctx)?;
+                let hop = field("hop", &c.hop)?;
                 Ok((through(Check { hop, ..c.clone() }), host, https))
             })
             .collect::<Result<Vec<_>, InputError>>()?;
@@ -146,12 +152,7 @@ impl Checks {
         Ok(Some(Self {
             list,
             address: server.address.to_string(),
-            floating: inv
-                .inventory
-                .lb
-                .floating_address
-                .filter(|_| through_lb)
-                .map(|a| a.to_string()),
+            also: also_at(inv, server, through_lb),
             port: inv.inventory.nginx.listen.0,
             tls,
         }))
@@ -169,9 +170,21 @@ impl Checks {
         let mut results = self
             .run_at(&self.address, "", transport, out, secrets)
             .await?;
-        if let (Some(floating), true) = (&self.floating, results.iter().all(|r| r.passed)) {
-            let via = format!("floating address {floating} -> ");
-            results.extend(self.run_at(floating, &via, transport, out, secrets).await?);
+        for (address, via) in &self.also {
+            if !results.iter().all(|r| r.passed) {
+                break;
+            }
+            if !routable(address, self.port) {
+                // A machine on an IPv4-only network cannot check IPv6.
+                out.report(Event::StepFinished {
+                    host: transport.host().to_string(),
+                    step: format!("check: {via}not checked from this machine"),
+                    status: StepStatus::Ok,
+                    detail: Some(format!("this machine has no route to {address}")),
+                });
+                continue;
+            }
+            results.extend(self.run_at(address, via, transport, out, secrets).await?);
         }
         Ok(results)
     }
@@ -261,6 +274,38 @@ impl Checks {
         }
         Ok(results)
     }
+}
+
+/// Where the site answers on `server` besides its address, each with the
+/// start of its hops' names: its IPv6 address when it has one beside an
+/// IPv4 one, then a load balancer's floating addresses.
+fn also_at(inv: &Loaded, server: &Server, through_lb: bool) -> Vec<(String, String)> {
+    let lb = &inv.inventory.lb;
+    let own_v6 = server
+        .ipv6
+        .map(|a| (a.to_string(), format!("IPv6 {a} -> ")));
+    let floating = [
+        lb.floating_address.map(std::net::IpAddr::V4),
+        lb.floating_address_v6.map(std::net::IpAddr::V6),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|_| through_lb)
+    .map(|a| (a.to_string(), format!("floating address {a} -> ")));
+    own_v6.into_iter().chain(floating).collect()
+}
+
+/// This machine has a route to `address` (an IP): connecting a UDP
+/// socket asks the routing table and sends nothing.
+fn routable(address: &str, port: u16) -> bool {
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+        return true;
+    };
+    let any: std::net::IpAddr = match ip {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    std::net::UdpSocket::bind((any, 0)).is_ok_and(|s| s.connect((ip, port)).is_ok())
 }
 
 /// One check's verdict; nginx may still be finishing a reload, so a

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Input;
 use crate::checks::{CheckResult, Checks};
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::engine::certs::{self, AcmeJob, CertOutcome};
 use crate::engine::{
     self, Claim, HostError, HostOutcome, HostResult, ProvisionJob, ProvisionOptions,
@@ -22,12 +22,12 @@ use crate::transport::SshTarget;
 #[derive(Debug, Args)]
 pub struct ConvergeArgs {
     /// Change nothing; list what would change (exit 4 when changes are pending).
-    #[arg(long)]
+    #[arg(short = 'C', long)]
     pub check: bool,
     /// Show a unified diff of every file that changes (secrets masked).
-    #[arg(long)]
+    #[arg(short = 'D', long)]
     pub diff: bool,
-    /// Take the server lock even if another run holds it (a stale lock).
+    /// Take the servers' locks even where another run holds one (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
 }
@@ -174,7 +174,7 @@ fn report(
     if g.json {
         crate::cli::print_json(command, &summary)?;
     } else {
-        print_summary(&summary);
+        print_summary(&summary)?;
     }
     let t = &summary.totals;
     let cert_failed = summary.certificate.as_ref().is_some_and(|c| !c.ok);
@@ -185,9 +185,9 @@ fn report(
     ))
 }
 
-fn print_summary(s: &Summary) {
+fn print_summary(s: &Summary) -> anyhow::Result<()> {
     for h in &s.hosts {
-        println!(
+        outln!(
             "{}: ok={} changed={} failed={}{}",
             h.host,
             h.count(StepStatus::Ok),
@@ -198,32 +198,34 @@ fn print_summary(s: &Summary) {
             } else {
                 ""
             }
-        );
+        )?;
         if let Some(e) = &h.error {
-            println!("  failed: {e}");
+            outln!("  failed: {e}")?;
         }
         if let Some(r) = &h.rolled_back_to {
-            println!("  the new release failed its checks: release {r} is live again");
+            outln!("  the new release failed its checks: release {r} is live again")?;
         }
     }
     for c in s.checks.iter().filter(|c| !c.passed) {
-        println!(
+        outln!(
             "  check failed at the {} hop: {}: {}",
-            c.hop, c.check, c.detail
-        );
+            c.hop,
+            c.check,
+            c.detail
+        )?;
         if let Some(l) = &c.logs {
-            println!("  logs:\n{}", l.trim_end());
+            outln!("  logs:\n{}", l.trim_end())?;
         }
     }
     if let Some(c) = &s.certificate {
         match (&c.renewal, c.ok) {
-            (Some(why), true) => println!("certificate: renewed ({why})"),
-            (_, false) => println!("certificate: FAILED: {}", c.detail),
+            (Some(why), true) => outln!("certificate: renewed ({why})")?,
+            (_, false) => outln!("certificate: FAILED: {}", c.detail)?,
             (None, true) => {}
         }
         for server in &c.servers {
             if let Some(days) = server.days_left {
-                println!(
+                outln!(
                     "certificate on {}: {days} days left{}",
                     server.host,
                     if days < 14 {
@@ -231,18 +233,20 @@ fn print_summary(s: &Summary) {
                     } else {
                         ""
                     }
-                );
+                )?;
             }
         }
     }
     for e in &s.errors {
-        println!("error: {}", e.message);
+        outln!("error: {}", e.message)?;
     }
     if !s.checks.is_empty() {
-        println!(
+        outln!(
             "checks: {} passed, {} failed",
-            s.totals.checks_passed, s.totals.checks_failed
-        );
+            s.totals.checks_passed,
+            s.totals.checks_failed
+        )?;
     }
-    println!("done in {:.1} s", s.elapsed_ms as f64 / 1000.0);
+    outln!("done in {:.1} s", s.elapsed_ms as f64 / 1000.0)?;
+    Ok(())
 }

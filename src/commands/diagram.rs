@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::cli::{exit, Global};
 use crate::diagram;
-use crate::inventory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -25,19 +25,34 @@ pub struct DiagramArgs {
 }
 
 pub fn run(g: &Global, args: DiagramArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory(g)?;
     let text = match args.format {
         Format::Svg => diagram::svg(&inv.inventory),
         Format::Mermaid => diagram::mermaid(&inv.inventory),
     };
+    let format = format!("{:?}", args.format).to_lowercase();
     match (args.out, g.json) {
-        (Some(path), _) => std::fs::write(path, text)?,
+        (Some(path), json) => {
+            std::fs::write(&path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            // What was written, for scripts; the picture is in the file.
+            if json {
+                crate::cli::print_json(
+                    "diagram",
+                    &serde_json::json!({
+                        "format": format,
+                        "written_to": path.display().to_string(),
+                        "bytes": text.len(),
+                    }),
+                )?;
+            }
+        }
         // The picture inside a document, for scripts that want one format.
         (None, true) => crate::cli::print_json(
             "diagram",
-            &serde_json::json!({ "format": format!("{:?}", args.format).to_lowercase(), "text": text }),
+            &serde_json::json!({ "format": format, "text": text }),
         )?,
-        (None, false) => print!("{text}"),
+        (None, false) => crate::cli::write_stdout(format_args!("{text}"))?,
     }
     Ok(exit::OK)
 }

@@ -1,19 +1,19 @@
 //! `foobar dns-check`: asks every authoritative nameserver of the zone (and
-//! any resolver named on the command line) for the apex and www, and
-//! compares the answers with the inventory. Only addresses named in the
-//! inventory or on the command line are ever queried.
+//! any resolver named on the command line) for the apex and www, and for
+//! every name and type of the zone's other records, and compares the
+//! answers with the inventory. Only addresses named in the inventory or on
+//! the command line are ever queried.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use hickory_proto::rr::RecordType;
 use serde::Serialize;
 
-use crate::checks::dns::{self, Reply, ServerKind, Verdict};
-use crate::cli::{exit, Global};
-use crate::inventory;
+use crate::checks::dns::{self, Expected, Reply, ServerKind, Verdict};
+use crate::cli::{exit, outln, Global};
 use crate::progress::{self, Event};
 
 #[derive(Debug, Args)]
@@ -36,6 +36,8 @@ struct Row {
     address: SocketAddr,
     kind: ServerKind,
     name: String,
+    #[serde(rename = "type")]
+    record_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<Reply>,
     #[serde(flatten)]
@@ -46,6 +48,9 @@ struct Row {
 struct Report {
     zone: String,
     expected: IpAddr,
+    /// The AAAA beside an A record, when the site has IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_v6: Option<Ipv6Addr>,
     rows: Vec<Row>,
     serials: Vec<(String, Option<u32>)>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,12 +70,20 @@ struct Target {
 
 pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory(g)?;
     let zone = inv.inventory.domain.zone.to_string();
-    let names = vec![zone.clone(), inv.inventory.domain.fqdn()];
     let expected = inv.inventory.web_address();
+    // The apex and the web host point at the web address; then each name
+    // and type of the zone's other records.
+    let expected_v6 = inv.inventory.web_address_v6();
+    let mut checks = Vec::new();
+    for address in std::iter::once(expected).chain(expected_v6.map(IpAddr::V6)) {
+        checks.push((zone.clone(), Expected::address(address)));
+        checks.push((inv.inventory.domain.fqdn(), Expected::address(address)));
+    }
+    checks.extend(Expected::of_records(&inv.inventory.zone_records(), &zone));
     let timeout = Duration::from_millis(args.timeout_ms);
-    let selected = g.limit(&inv)?;
+    let selected = super::limit::selection(&g.limit, &inv)?;
     let mut targets: Vec<Target> = inv
         .inventory
         .nameservers()
@@ -94,7 +107,13 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
     let report = loop {
         attempts += 1;
         let report = check_once(
-            &targets, &zone, &names, expected, timeout, attempts, started,
+            &targets,
+            &zone,
+            &checks,
+            (expected, expected_v6),
+            timeout,
+            attempts,
+            started,
         )
         .await;
         if report.result == "match" || Instant::now() + Duration::from_secs(1) > deadline {
@@ -117,7 +136,7 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
     if g.json {
         crate::cli::print_json("dns-check", &report)?;
     } else {
-        print_table(&report);
+        print_table(&report)?;
     }
     Ok(match report.result {
         "match" => exit::OK,
@@ -129,8 +148,8 @@ pub async fn run(g: &Global, args: DnsCheckArgs) -> anyhow::Result<u8> {
 async fn check_once(
     targets: &[Target],
     zone: &str,
-    names: &[String],
-    expected: IpAddr,
+    checks: &[(String, Expected)],
+    (expected, expected_v6): (IpAddr, Option<Ipv6Addr>),
     timeout: Duration,
     attempts: u32,
     started: Instant,
@@ -138,9 +157,9 @@ async fn check_once(
     let per_target = targets.iter().map(|t| async move {
         let recursion = t.kind == ServerKind::Resolver;
         let answers = futures_util::future::join_all(
-            names
+            checks
                 .iter()
-                .map(|n| dns::ask(t.address, t.kind, n, expected, timeout)),
+                .map(|(n, e)| dns::ask(t.address, t.kind, n, e, timeout)),
         );
         let soa = dns::query(t.address, zone, RecordType::SOA, recursion, timeout);
         // Resolvers are also asked for the zone's NS set.
@@ -164,12 +183,13 @@ async fn check_once(
         .map(|t| t.label.clone())
         .collect();
     for (t, answers, soa, ns) in results {
-        for (name, (verdict, reply)) in names.iter().zip(answers) {
+        for ((name, e), (verdict, reply)) in checks.iter().zip(answers) {
             rows.push(Row {
                 server: t.label.clone(),
                 address: t.address,
                 kind: t.kind,
                 name: name.clone(),
+                record_type: e.record_type.to_string(),
                 verdict,
                 reply,
             });
@@ -210,6 +230,7 @@ async fn check_once(
     Report {
         zone: zone.to_string(),
         expected,
+        expected_v6,
         rows,
         serials,
         serial_problem,
@@ -220,11 +241,17 @@ async fn check_once(
     }
 }
 
-fn print_table(r: &Report) {
-    println!(
-        "{:<34} {:<20} {:<16} {:>6} {:<3} {:<11} RESULT",
-        "SERVER", "NAME", "ANSWER", "TTL", "AA", "SERIAL"
-    );
+fn print_table(r: &Report) -> anyhow::Result<()> {
+    outln!(
+        "{:<34} {:<20} {:<5} {:<16} {:>6} {:<3} {:<11} RESULT",
+        "SERVER",
+        "NAME",
+        "TYPE",
+        "ANSWER",
+        "TTL",
+        "AA",
+        "SERIAL"
+    )?;
     for row in &r.rows {
         let serial = r
             .serials
@@ -233,12 +260,8 @@ fn print_table(r: &Report) {
             .and_then(|(_, s)| *s)
             .map_or("-".to_string(), |s| s.to_string());
         let (answer, ttl, aa) = match &row.reply {
-            Some(rep) if !rep.addresses.is_empty() => (
-                rep.addresses
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+            Some(rep) if !rep.data.is_empty() => (
+                shortened(&rep.data.iter().cloned().collect::<Vec<_>>().join(", ")),
                 rep.ttl.map_or("-".into(), |t| t.to_string()),
                 if rep.authoritative { "yes" } else { "no" },
             ),
@@ -254,32 +277,48 @@ fn print_table(r: &Report) {
             Verdict::Mismatch(why) => format!("MISMATCH: {why}"),
             Verdict::Unreachable(why) => format!("UNREACHABLE: {why}"),
         };
-        println!(
-            "{:<34} {:<20} {:<16} {:>6} {:<3} {:<11} {verdict}",
+        outln!(
+            "{:<34} {:<20} {:<5} {:<16} {:>6} {:<3} {:<11} {verdict}",
             format!("{} ({})", row.server, row.address),
             row.name,
+            row.record_type,
             answer,
             ttl,
             aa,
             serial
-        );
+        )?;
     }
     if let Some(p) = &r.serial_problem {
-        println!("FLAGGED: {p}");
+        outln!("FLAGGED: {p}")?;
     }
     for n in &r.notes {
-        println!("FLAGGED: {n}");
+        outln!("FLAGGED: {n}")?;
     }
-    println!(
-        "{}: every answer {} {} ({} attempt(s), {} ms)",
+    outln!(
+        "{}: every answer {} the inventory, www at {}{} ({} attempt(s), {} ms)",
         r.zone,
         if r.result == "match" {
-            "points at"
+            "matches"
         } else {
-            "should point at"
+            "should match"
         },
         r.expected,
+        r.expected_v6
+            .map(|a| format!(" and {a}"))
+            .unwrap_or_default(),
         r.attempts,
         r.elapsed_ms
-    );
+    )?;
+    Ok(())
+}
+
+/// An answer cut to fit the table (a DKIM key runs to hundreds of
+/// characters; `--json` has it whole).
+fn shortened(answer: &str) -> String {
+    const WIDTH: usize = 48;
+    if answer.chars().count() <= WIDTH {
+        answer.to_string()
+    } else {
+        format!("{}…", answer.chars().take(WIDTH - 1).collect::<String>())
+    }
 }

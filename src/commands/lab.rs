@@ -5,9 +5,8 @@ use std::os::unix::process::CommandExt;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::error::InputError;
-use crate::inventory;
 use crate::lab::Lab;
 use crate::progress;
 
@@ -43,7 +42,7 @@ pub enum LabAction {
 }
 
 pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory(g)?;
     // An inventory without a lab section is the wrong input for `lab`.
     let lab = Lab::from_inventory(&inv).map_err(|e| InputError::new(&inv.path, e.to_string()))?;
     let out = progress::reporter(g.verbosity());
@@ -59,7 +58,7 @@ pub fn run(g: &Global, args: LabArgs) -> anyhow::Result<u8> {
         LabAction::Status => {
             if !g.json {
                 for s in lab.status() {
-                    println!("{:<12} {:<15} {}", s.name, s.address.to_string(), s.state);
+                    outln!("{:<12} {:<15} {}", s.name, s.address.to_string(), s.state)?;
                 }
             }
             "lab status"

@@ -3,9 +3,9 @@
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::engine::{self, MaintenanceSwitch};
-use crate::inventory::{self, Role};
+use crate::inventory::Role;
 use crate::progress;
 use crate::secrets::Secrets;
 
@@ -23,7 +23,7 @@ pub struct MaintenanceArgs {
 }
 
 pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory_to_connect(g)?;
     let servers = super::servers(g, &inv, Some(Role::Web))?;
     let targets: Vec<_> = servers
         .iter()
@@ -44,11 +44,11 @@ pub async fn run(g: &Global, args: MaintenanceArgs) -> anyhow::Result<u8> {
     {
         let on = result?;
         if !g.json {
-            println!(
+            outln!(
                 "{}: maintenance page {}",
                 server.name,
                 if on { "on" } else { "off" }
-            );
+            )?;
         }
         rows.push(serde_json::json!({ "server": server.name.as_str(), "on": on }));
     }

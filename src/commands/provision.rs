@@ -53,6 +53,7 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
             replica: server.has(Role::DbReplica),
             wave: inv.inventory.wave(server),
             roll_back: None,
+            behind: engine::targets_behind(inv, server),
         });
     }
     converged::converge(
@@ -69,6 +70,16 @@ pub async fn run(g: &Global, args: ProvisionArgs) -> anyhow::Result<u8> {
 }
 
 /// The ACME phase's settings, when the inventory asks for it.
+/// `$XDG_DATA_HOME/foobar/acme-accounts`, else under `~/.local/share`.
+fn acme_accounts() -> Option<std::path::PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share"))
+        })?;
+    Some(data.join("foobar/acme-accounts"))
+}
+
 fn acme_job(inv: &Loaded) -> Option<AcmeJob> {
     let tls = inv.inventory.nginx.tls.as_ref()?;
     let acme = tls.acme.as_ref()?;
@@ -82,5 +93,6 @@ fn acme_job(inv: &Loaded) -> Option<AcmeJob> {
         certificate,
         key,
         renew_days: i64::from(acme.renew_days.0),
+        accounts: acme_accounts(),
     })
 }

@@ -4,10 +4,10 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::engine::app::{self, Release};
 use crate::engine::{self, HostError};
-use crate::inventory::{self, Role};
+use crate::inventory::Role;
 use crate::progress;
 use crate::secrets::Secrets;
 
@@ -27,7 +27,7 @@ struct Report {
 }
 
 pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory_to_connect(g)?;
     let servers = super::servers(g, &inv, Some(Role::App))?;
     let targets: Vec<_> = servers
         .iter()
@@ -55,15 +55,15 @@ pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
         crate::cli::print_json("releases", &report)?;
     } else {
         for s in &report.servers {
-            println!("{}:", s.host);
+            outln!("{}:", s.host)?;
             if s.releases.is_empty() {
-                println!("  no releases yet");
+                outln!("  no releases yet")?;
             }
             for r in &s.releases {
                 let when = jiff::Timestamp::from_second(r.modified)
                     .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "  {} {}  {when}{}",
                     if r.live { "*" } else { " " },
                     r.id,
@@ -72,7 +72,7 @@ pub async fn run(g: &Global, _: ReleasesArgs) -> anyhow::Result<u8> {
                         (false, false) => "  (incomplete)",
                         _ => "",
                     }
-                );
+                )?;
             }
         }
     }

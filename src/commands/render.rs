@@ -1,12 +1,12 @@
-//! `foobar render`: every file of every server, rendered locally with no
-//! SSH. Secrets are masked, so the output can be read, diffed and shared.
+//! `foobar render`: every file of every server (or those `-l` picks),
+//! rendered locally with no SSH. Secrets are masked, so the output can be read, diffed and shared.
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
-use crate::cli::{exit, Global};
-use crate::inventory;
+use crate::cli::{exit, outln, Global};
 use crate::plan;
 use crate::render::Renderer;
 use crate::resolve;
@@ -21,19 +21,19 @@ pub struct RenderArgs {
 }
 
 pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
-    let inv = inventory::load(&g.inventory)?;
+    let inv = super::inventory(g)?;
+    let servers = super::servers(g, &inv, None)?;
     let project = super::project(g);
     let pb = crate::playbook::of_project(&project)?;
     let renderer = Renderer::new(&project);
     // Secrets are checked as provision checks them, and never shown.
     let secrets = Secrets::checked_masked(&inv)?;
+    super::warn(g, &secrets);
     let today = plan::today();
     let mut files = Vec::new();
-    for server in &inv.inventory.servers.0 {
-        for step in resolve::resolve(&renderer, &pb, &inv, server, &secrets)? {
-            let Some(file) = step.step.file() else {
-                continue;
-            };
+    for server in servers {
+        let steps = resolve::resolve(&renderer, &pb, &inv, server, &secrets)?;
+        for file in steps.iter().flat_map(|step| step.step.files()) {
             let (path, mode) = (file.path, file.mode);
             let content = if file.soa_serial {
                 zone_with_serial(file.content, None, None, today)
@@ -45,20 +45,21 @@ pub fn run(g: &Global, args: RenderArgs) -> anyhow::Result<u8> {
                     let dest = dir
                         .join(server.name.as_str())
                         .join(path.trim_start_matches('/'));
-                    std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
-                    std::fs::write(&dest, &content)?;
+                    std::fs::create_dir_all(dest.parent().expect("has a parent"))
+                        .and_then(|()| std::fs::write(&dest, &content))
+                        .with_context(|| format!("cannot write {}", dest.display()))?;
                     if !g.json {
-                        println!("{}", dest.display());
+                        outln!("{}", dest.display())?;
                     }
                     Some(dest.display().to_string())
                 }
                 None => {
                     if !g.json {
-                        println!(
+                        outln!(
                             "{} {path} ({} bytes, mode {mode:04o})",
                             server.name,
                             content.len()
-                        );
+                        )?;
                     }
                     None
                 }

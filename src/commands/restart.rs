@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::Input;
 use crate::checks::Checks;
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::engine::{self, Claim, HostError, RestartJob, Rolling};
 use crate::error::InputError;
 use crate::inventory::Role;
@@ -38,7 +38,7 @@ pub struct RestartArgs {
     /// with an offset (for tests and dry thinking); default now.
     #[arg(long, value_name = "TIME", env = "FOOBAR_NOW", value_parser = windows::parse_moment)]
     pub now: Option<Timestamp>,
-    /// Take the server lock even if another run holds it (a stale lock).
+    /// Take the servers' locks even where another run holds one (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
     /// Behind load balancers: how many web servers leave the pool at once.
@@ -173,7 +173,7 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
         crate::cli::print_json("restart", &report)?;
     } else {
         for s in &report.services {
-            println!(
+            outln!(
                 "{}: {} ({}) by {}: {}{}",
                 s.host,
                 s.role,
@@ -185,15 +185,15 @@ pub async fn run(g: &Global, args: RestartArgs) -> anyhow::Result<u8> {
                 } else {
                     format!(" - {}", s.detail)
                 }
-            );
+            )?;
         }
         for e in &report.errors {
-            println!("error: {}", e.message);
+            outln!("error: {}", e.message)?;
         }
         if forced {
-            println!("forced outside the maintenance windows");
+            outln!("forced outside the maintenance windows")?;
         }
-        println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
+        outln!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0)?;
     }
     let failures: Vec<_> = failures.iter().collect();
     Ok(exit::of(

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Input;
 use crate::checks::Checks;
-use crate::cli::{exit, Global};
+use crate::cli::{exit, outln, Global};
 use crate::engine::app::{self, AppLayout, AppServer, RollbackResult};
 use crate::engine::{self, Claim, HostError};
 use crate::error::InputError;
@@ -22,7 +22,7 @@ pub struct RollbackArgs {
     /// the newest release before the live one.
     #[arg(value_name = "RELEASE")]
     pub release: Option<String>,
-    /// Take the server lock even if another run holds it (a stale lock).
+    /// Take the servers' locks even where another run holds one (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
 }
@@ -85,14 +85,14 @@ pub async fn run(g: &Global, args: RollbackArgs) -> anyhow::Result<u8> {
     } else {
         for s in &report.servers {
             match (&s.from, &s.to, s.ok) {
-                (Some(from), Some(to), true) => println!(
+                (Some(from), Some(to), true) => outln!(
                     "{}: release {to} is live again (was {from}); checks passed",
                     s.host
-                ),
-                _ => println!("{}: rollback failed: {}", s.host, s.detail),
+                )?,
+                _ => outln!("{}: rollback failed: {}", s.host, s.detail)?,
             }
         }
-        println!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0);
+        outln!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0)?;
     }
     Ok(exit::of(
         report.servers.iter().any(|s| !s.ok),

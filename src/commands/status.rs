@@ -1,7 +1,9 @@
 //! `foobar status`: one screen for the whole inventory, read live: the
 //! DNS answer at every nameserver, every check, each service (active,
-//! since when, memory), the live release, disk free, pending handlers,
-//! the lock, the maintenance page. Exit 0 only when all is healthy.
+//! since when, memory; the app's processes among them), the app's
+//! scheduled jobs (their last run and its result), the live release, disk
+//! free, pending handlers, the lock, the maintenance page. Exit 0 only
+//! when all is healthy.
 
 use clap::Args;
 use serde::Serialize;
@@ -9,11 +11,12 @@ use serde::Serialize;
 use super::Input;
 use crate::checks::dns::{self, ServerKind, Verdict};
 use crate::checks::Checks;
-use crate::cli::{exit, Global};
-use crate::engine::app::{self, ServerStatus, StatusJob};
+use crate::cli::{exit, outln, Global};
+use crate::engine::app::{self, BackupDue, ServerStatus, StatusJob};
 use crate::engine::{self, HostError};
 use crate::inventory::Role;
 use crate::progress;
+use crate::roles::process_unit;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
@@ -51,6 +54,12 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
                 .units(server.roles.iter().copied())
                 .into_iter()
                 .map(str::to_string)
+                .chain(
+                    inv.inventory
+                        .processes_on(server)
+                        .into_iter()
+                        .map(|(name, _)| process_unit(name.as_str())),
+                )
                 .collect(),
             app_root: server
                 .has(Role::App)
@@ -65,6 +74,23 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
                 .map(|t| t.files(&inv.inventory.domain.fqdn()).0),
             cluster_member: server.has(Role::DbCluster),
             cluster_writer: server.has(Role::Lb) && inv.inventory.db_cluster(),
+            backup: inv
+                .inventory
+                .backup
+                .as_ref()
+                .filter(|_| server.has(Role::Backup))
+                .map(|b| BackupDue {
+                    kinds: std::iter::once("db")
+                        .chain(inv.inventory.backup_files_source().map(|_| "files"))
+                        .collect(),
+                    within_secs: 2 * 60 * i64::from(b.every_minutes.0),
+                }),
+            jobs: inv
+                .inventory
+                .jobs_on(server)
+                .into_iter()
+                .map(|j| j.name.to_string())
+                .collect(),
         });
     }
     let out = progress::reporter(g.verbosity());
@@ -79,7 +105,7 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
                     (ip, 53).into(),
                     ServerKind::Authoritative,
                     &fqdn,
-                    expected,
+                    &dns::Expected::address(expected),
                     dns::NAMESERVER_TIMEOUT,
                 )
                 .await;
@@ -105,7 +131,7 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
     if g.json {
         crate::cli::print_json("status", &report)?;
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     // Unhealthy on a server that answered, or at a nameserver, is a
     // failure; a server that could not be asked is one of `failures`.
@@ -114,17 +140,17 @@ pub async fn run(g: &Global, _: StatusArgs) -> anyhow::Result<u8> {
     Ok(exit::of(failed, &failures, false))
 }
 
-fn print_report(r: &Report) {
+fn print_report(r: &Report) -> anyhow::Result<()> {
     let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
     for d in &r.dns {
         let (ok, why) = match &d.verdict {
             Verdict::Match => (true, String::new()),
             Verdict::Mismatch(w) | Verdict::Unreachable(w) => (false, format!(": {w}")),
         };
-        println!("{} dns {} answers {}{why}", mark(ok), d.nameserver, d.name);
+        outln!("{} dns {} answers {}{why}", mark(ok), d.nameserver, d.name)?;
     }
     for s in &r.servers {
-        println!(
+        outln!(
             "{} {}{}  disk {} free ({}% used){}{}",
             mark(s.healthy),
             s.host,
@@ -143,9 +169,9 @@ fn print_report(r: &Report) {
                 .as_ref()
                 .map(|l| format!("  locked by {l}"))
                 .unwrap_or_default(),
-        );
+        )?;
         for svc in &s.services {
-            println!(
+            outln!(
                 "     {} {:<12} {:<8} since {}{}",
                 mark(svc.active == "active"),
                 svc.unit,
@@ -158,11 +184,11 @@ fn print_report(r: &Report) {
                 svc.memory_bytes
                     .map(|m| format!(", {} memory", human_bytes(m)))
                     .unwrap_or_default()
-            );
+            )?;
         }
         if let Some(c) = &s.certificate {
             match c.days_left {
-                Some(days) => println!(
+                Some(days) => outln!(
                     "     {} certificate: {days} days left ({}){}",
                     mark(days >= 0),
                     c.issuer,
@@ -171,12 +197,12 @@ fn print_report(r: &Report) {
                     } else {
                         ""
                     }
-                ),
-                None => println!("     {} certificate: none", mark(false)),
+                )?,
+                None => outln!("     {} certificate: none", mark(false))?,
             }
         }
         if let Some(c) = &s.cluster {
-            println!(
+            outln!(
                 "     {} cluster: {}, {} component of {}{}",
                 mark(c.healthy()),
                 if c.state.is_empty() { "down" } else { &c.state },
@@ -187,31 +213,80 @@ fn print_report(r: &Report) {
                 },
                 c.size,
                 if c.ready { "" } else { ", not ready" }
-            );
+            )?;
         }
         if let Some(w) = &s.cluster_writer {
-            println!("     ok   writes go to {w}");
+            outln!("     ok   writes go to {w}")?;
+        }
+        if let Some(b) = &s.backups {
+            for t in &b.last {
+                let age = b.age_secs.get(&t.kind).copied().unwrap_or_default();
+                outln!(
+                    "     {} last {} backup {:#} ago: snapshot {} ({} bytes from {})",
+                    mark(b.fresh),
+                    t.kind,
+                    jiff::SignedDuration::from_secs(age),
+                    t.snapshot,
+                    t.bytes,
+                    t.server
+                )?;
+            }
+            for f in &b.failed {
+                outln!(
+                    "     {} last {} backup FAILED: {}",
+                    mark(false),
+                    f.kind,
+                    f.why
+                )?;
+            }
+            if b.last.is_empty() && b.failed.is_empty() {
+                outln!("     {} no backup yet", mark(false))?;
+            }
+        }
+        for j in &s.jobs {
+            let last = match (&j.last_run, &j.result) {
+                (Some(when), Some(result)) => format!(
+                    "last run {when}: {result}{}",
+                    j.exit_status
+                        .filter(|c| *c != 0)
+                        .map(|c| format!(" (exit {c})"))
+                        .unwrap_or_default()
+                ),
+                _ => "not run yet".to_string(),
+            };
+            outln!(
+                "     {} job {}: {last}{}{}",
+                mark(j.ok()),
+                j.name,
+                if j.running { ", running now" } else { "" },
+                match (&j.next_run, j.scheduled) {
+                    (_, false) => ", NOT SCHEDULED".to_string(),
+                    (Some(next), true) => format!(", next {next}"),
+                    (None, true) => String::new(),
+                }
+            )?;
         }
         for c in &s.checks {
-            println!(
+            outln!(
                 "     {} check {} ({}): {}",
                 mark(c.passed),
                 c.check,
                 c.hop,
                 c.detail
-            );
+            )?;
         }
         if !s.pending_handlers.is_empty() {
-            println!(
+            outln!(
                 "     FAIL pending handlers: {}",
                 s.pending_handlers.join(", ")
-            );
+            )?;
         }
     }
     for e in &r.errors {
-        println!("FAIL {}", e.message);
+        outln!("FAIL {}", e.message)?;
     }
-    println!("{}", if r.healthy { "healthy" } else { "NOT healthy" });
+    outln!("{}", if r.healthy { "healthy" } else { "NOT healthy" })?;
+    Ok(())
 }
 
 fn human_bytes(b: u64) -> String {

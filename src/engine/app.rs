@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::backup::{self, Failed, Taken};
 use super::certs::{self, CertState};
 use super::host::HostRun;
 use super::lock::{self, Claim};
@@ -16,7 +17,9 @@ use crate::steps::release::{LIVE, READY};
 use crate::steps::{PlanCx, PENDING_HANDLERS};
 use crate::transport::{Connector, SshTarget, Transport, Unreachable};
 
-use crate::roles::MAINTENANCE_FLAG;
+use crate::app_kinds::AppKind;
+use crate::roles::{job_units, MAINTENANCE_FLAG, RESTART_PROCESSES};
+use crate::steps::release::with_app_env;
 
 /// Points `<root>/current` at release `to`, or at the newest other
 /// ready release, then runs `then` (the app's reload); prints
@@ -87,10 +90,12 @@ pub struct AppServer {
     pub checks: Option<Checks>,
 }
 
-/// Where the app lives and how it reloads.
+/// Where the app lives, how it reloads and whom it runs as.
 pub struct AppLayout {
     pub root: String,
     pub unit: String,
+    pub user: String,
+    pub kind: AppKind,
 }
 
 impl AppLayout {
@@ -98,8 +103,38 @@ impl AppLayout {
         Self {
             root: inv.app.root.to_string(),
             unit: inv.app.kind.unit().to_string(),
+            user: inv.app.user.to_string(),
+            kind: inv.app.kind,
         }
     }
+
+    /// A script that runs `command` (shell words) in the live release
+    /// with the app's environment, as the app's user, as its processes
+    /// run: `exec` and `console`. `env` adds variables (`TERM`).
+    pub fn in_live_release(&self, command: &str, env: &[(&'static str, String)]) -> String {
+        let current = format!("{}/current", self.root);
+        let mut vars = self.kind.run_env(&self.root, &current);
+        vars.extend(env.iter().cloned());
+        format!(
+            "cd {} || {{ echo 'no live release here: deploy first' >&2; exit 1; }}\numask 007\nexec {}\n",
+            quote(&current),
+            with_app_env(&vars, Some(&self.user), command)
+        )
+    }
+
+    /// What `console` runs without a command: the app kind's console.
+    pub fn console(&self) -> String {
+        format!("sh -c {}", quote(self.kind.server().console()))
+    }
+}
+
+/// After `current` moved: the app server told with `verb` (reload,
+/// restart), then its processes restarted onto the release.
+fn after_switch(verb: &str, unit: &str) -> String {
+    format!(
+        "{{ systemctl {verb} {} && {RESTART_PROCESSES}; }}",
+        quote(unit)
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +163,7 @@ pub async fn rollback<C: Connector>(
             let start = Instant::now();
             let transport = engine.connector.connect(&s.target).await?;
             let run = host_run(engine, &transport);
-            let reload = format!("systemctl reload {}", quote(&layout.unit));
+            let reload = after_switch("reload", &layout.unit);
             let outcome = run
                 .lock_then(claim, break_lock, &switch_script(&layout.root, to, &reload))
                 .await;
@@ -185,7 +220,7 @@ async fn finish_switch<T: Transport>(
     Ok(result)
 }
 
-fn host_run<'a, C: Connector>(
+pub(super) fn host_run<'a, C: Connector>(
     engine: &'a Engine<'_, C>,
     transport: &'a C::Transport,
 ) -> HostRun<'a, C::Transport> {
@@ -246,8 +281,8 @@ pub async fn releases<C: Connector>(
 }
 
 /// Runs `command` on every server at once, each line of its output handed
-/// to `line` with the server's name as it comes (for `logs -f`, which
-/// runs until interrupted). When `stop` completes first (Ctrl-C), every
+/// to `line` with the server's name as it comes (`logs -f`, which runs
+/// until interrupted; `exec`). When `stop` completes first (Ctrl-C), every
 /// connection is closed cleanly. Returns each command's exit code (None
 /// when stopped).
 pub async fn follow<C: Connector>(
@@ -275,6 +310,19 @@ pub async fn follow<C: Connector>(
     .await
 }
 
+/// Runs `script` on `target` with this process's terminal (a console):
+/// what it prints goes straight there. Returns its exit code.
+pub async fn interactive<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+    script: &str,
+) -> Result<i32, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let code = transport.interactive(script).await;
+    transport.close().await;
+    Ok(code?)
+}
+
 /// What `status` asks of one server.
 pub struct StatusJob {
     pub target: SshTarget,
@@ -289,6 +337,73 @@ pub struct StatusJob {
     /// A load balancer in front of a Galera cluster: the member it sends
     /// the writes to.
     pub cluster_writer: bool,
+    /// The backup server: what it must have backed up, and how recently.
+    pub backup: Option<BackupDue>,
+    /// The app's scheduled jobs it runs, by name.
+    pub jobs: Vec<String>,
+}
+
+/// A scheduled job's timer and last run, as systemd tells them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    /// Its timer waits for the next time.
+    pub scheduled: bool,
+    /// When it last started, as systemd says it; None: never.
+    pub last_run: Option<String>,
+    pub next_run: Option<String>,
+    /// How its last run ended: `success`, `exit-code`, `signal`,
+    /// `timeout`, ...; None before the first.
+    pub result: Option<String>,
+    /// The last run's exit status.
+    pub exit_status: Option<i32>,
+    /// It runs now.
+    pub running: bool,
+}
+
+impl JobStatus {
+    /// Scheduled, and its last run (if any) succeeded.
+    pub fn ok(&self) -> bool {
+        self.scheduled && self.result.as_deref().is_none_or(|r| r == "success")
+    }
+}
+
+/// Prints `J\t<name>`, then `JT\t<property>=<value>` lines of its timer
+/// and `JS\t...` of its service, for each job.
+fn jobs_script(jobs: &[String]) -> String {
+    jobs.iter()
+        .map(|name| {
+            let units = job_units(name);
+            format!(
+                "printf 'J\\t%s\\n' {n}\n\
+                 systemctl show -p ActiveState -p LastTriggerUSec -p NextElapseUSecRealtime {t} 2>/dev/null | sed 's/^/JT\\t/'\n\
+                 systemctl show -p ActiveState -p Result -p ExecMainStatus {s} 2>/dev/null | sed 's/^/JS\\t/'\n",
+                n = quote(name),
+                t = quote(&format!("{units}.timer")),
+                s = quote(&format!("{units}.service")),
+            )
+        })
+        .collect()
+}
+
+/// What the backup server must hold: a good backup of each kind no older
+/// than `within_secs` (two of its intervals: one missed run is late, two
+/// are a problem).
+#[derive(Debug, Clone)]
+pub struct BackupDue {
+    pub kinds: Vec<&'static str>,
+    pub within_secs: i64,
+}
+
+/// The backup server's last good backups, with their age.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupStatus {
+    pub last: Vec<Taken>,
+    pub failed: Vec<Failed>,
+    /// Seconds since the last good backup of each kind, by kind.
+    pub age_secs: std::collections::BTreeMap<String, i64>,
+    /// Every kind backed up recently enough, the last try of none failed.
+    pub fresh: bool,
 }
 
 /// A Galera member's state, as MariaDB reports it.
@@ -348,9 +463,16 @@ pub struct ServerStatus {
     /// A load balancer of a Galera cluster: the member taking the writes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_writer: Option<String>,
+    /// The backup server: its last good backup of each kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<BackupStatus>,
+    /// The app's scheduled jobs this server runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobStatus>,
     /// Every service active, every check passed, nothing pending, no
     /// lock, no maintenance page, disk under 90 %, a certificate that has
-    /// not expired, a Galera member Synced in the primary component.
+    /// not expired, a Galera member Synced in the primary component, every
+    /// scheduled job waiting for its time and its last run a success.
     pub healthy: bool,
 }
 
@@ -380,7 +502,7 @@ async fn server_status<T: Transport>(
          df -P -B1 / | awk 'NR==2 {{ printf \"D\\t%s\\t%s\\n\", $4, $5 }}'\n\
          {release}\
          [ -s {pending} ] && sed 's/^/P\\t/' {pending}\n\
-         {lock}[ -e {flag} ] && echo M\n{cert}{cluster}{writer}true\n",
+         {lock}[ -e {flag} ] && echo M\n{cert}{cluster}{writer}{backups}{jobs}true\n",
         units = units.join(" "),
         release = job
             .app_root
@@ -400,6 +522,12 @@ async fn server_status<T: Transport>(
             .unwrap_or_default(),
         cluster = if job.cluster_member { CLUSTER_STATE_SCRIPT } else { "" },
         writer = if job.cluster_writer { WRITER_SCRIPT } else { "" },
+        backups = if job.backup.is_some() {
+            backup::state_script()
+        } else {
+            String::new()
+        },
+        jobs = jobs_script(&job.jobs),
     );
     let out = run.run(&script, None).await?.stdout_text();
     let mut status = parse_status(run.host(), &out);
@@ -410,6 +538,20 @@ async fn server_status<T: Transport>(
         .certificate
         .as_ref()
         .map(|_| certs::parse_state(run.host(), &out, jiff::Timestamp::now()));
+    status.backups = job.backup.as_ref().map(|due| {
+        let state = backup::parse_state(&out);
+        let now = jiff::Timestamp::now().as_second();
+        BackupStatus {
+            fresh: state.fresh(&due.kinds, now, due.within_secs),
+            age_secs: state
+                .last
+                .iter()
+                .map(|t| (t.kind.clone(), now - t.time))
+                .collect(),
+            last: state.last,
+            failed: state.failed,
+        }
+    });
     if let Some(checks) = &job.checks {
         status.checks = checks.run(run.transport, run.out, run.secrets).await?;
     }
@@ -423,7 +565,9 @@ async fn server_status<T: Transport>(
             .certificate
             .as_ref()
             .is_none_or(|c| c.days_left.is_some_and(|d| d >= 0))
-        && status.cluster.as_ref().is_none_or(ClusterState::healthy);
+        && status.cluster.as_ref().is_none_or(ClusterState::healthy)
+        && status.backups.as_ref().is_none_or(|b| b.fresh)
+        && status.jobs.iter().all(JobStatus::ok);
     Ok(status)
 }
 
@@ -441,6 +585,8 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
         certificate: None,
         cluster: Some(ClusterState::default()),
         cluster_writer: None,
+        backups: None,
+        jobs: Vec::new(),
         healthy: false,
     };
     for l in out.lines() {
@@ -490,7 +636,34 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
                 }
             }
             "P" => status.pending_handlers.push(rest.to_string()),
+            "J" => status.jobs.push(JobStatus {
+                name: rest.to_string(),
+                ..JobStatus::default()
+            }),
+            "JT" | "JS" => {
+                let Some(j) = status.jobs.last_mut() else {
+                    continue;
+                };
+                // systemd's words for a time that is not: empty, or n/a.
+                let time = |v: &str| (!v.is_empty() && v != "n/a").then(|| v.to_string());
+                match (tag, rest.split_once('=').unwrap_or((rest, ""))) {
+                    ("JT", ("ActiveState", v)) => j.scheduled = v == "active",
+                    ("JT", ("LastTriggerUSec", v)) => j.last_run = time(v),
+                    ("JT", ("NextElapseUSecRealtime", v)) => j.next_run = time(v),
+                    ("JS", ("ActiveState", v)) => j.running = v == "activating",
+                    ("JS", ("Result", v)) => j.result = Some(v.to_string()),
+                    ("JS", ("ExecMainStatus", v)) => j.exit_status = v.parse().ok(),
+                    _ => {}
+                }
+            }
             _ => {}
+        }
+    }
+    // Never run: systemd says `success` of a service that has not run.
+    for j in &mut status.jobs {
+        if j.last_run.is_none() {
+            j.result = None;
+            j.exit_status = None;
         }
     }
     status
@@ -503,7 +676,7 @@ pub(super) async fn roll_back_release<T: Transport>(
     root: &str,
     service: &str,
 ) -> Result<Option<String>, Unreachable> {
-    let restart = format!("systemctl restart {}", quote(service));
+    let restart = after_switch("restart", service);
     let out = run.run(&switch_script(root, None, &restart), None).await?;
     Ok(match parse_switch(&out.stdout_text()) {
         Switch::Switched { to, .. } => Some(to),
@@ -559,5 +732,32 @@ mod tests {
         assert_eq!(s.pending_handlers, ["restart app"]);
         assert!(s.maintenance_page);
         assert!(s.lock.is_none());
+    }
+
+    #[test]
+    fn a_jobs_last_run_is_read() {
+        let out = "J\ttick\nJT\tActiveState=active\nJT\tLastTriggerUSec=Sun 2026-12-06 03:00:01 UTC\n\
+                   JT\tNextElapseUSecRealtime=Mon 2026-12-07 03:00:00 UTC\nJS\tActiveState=inactive\n\
+                   JS\tResult=exit-code\nJS\tExecMainStatus=2\n\
+                   J\tnever\nJT\tActiveState=active\nJT\tLastTriggerUSec=n/a\nJT\tNextElapseUSecRealtime=\n\
+                   JS\tActiveState=inactive\nJS\tResult=success\nJS\tExecMainStatus=0\n";
+        let s = parse_status("web1", out);
+        let [tick, never] = &s.jobs[..] else {
+            panic!("{:?}", s.jobs)
+        };
+        assert_eq!(
+            tick.last_run.as_deref(),
+            Some("Sun 2026-12-06 03:00:01 UTC")
+        );
+        assert_eq!(
+            (tick.result.as_deref(), tick.exit_status),
+            (Some("exit-code"), Some(2))
+        );
+        assert!(tick.scheduled && !tick.ok(), "its last run failed");
+        assert_eq!(
+            (never.last_run.as_deref(), never.result.as_deref()),
+            (None, None)
+        );
+        assert!(never.ok(), "scheduled, not run yet");
     }
 }

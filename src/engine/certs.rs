@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
-    RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType, HttpClient,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -37,6 +37,10 @@ pub struct AcmeJob {
     pub certificate: String,
     pub key: String,
     pub renew_days: i64,
+    /// Where ACME accounts are kept between runs (one per CA and email:
+    /// CAs limit how many accounts an address makes); None: a new one
+    /// each time.
+    pub accounts: Option<std::path::PathBuf>,
 }
 
 /// A web server's certificate, as read from it.
@@ -108,34 +112,108 @@ pub fn parse_state(host: &str, output: &str, now: Timestamp) -> CertState {
     state
 }
 
-/// Whether a chain (PEM) is trusted for `name` by the CA in use: the
-/// system's roots plus the job's CA file, as the checks trust them.
-pub fn verify_chain(job: &AcmeJob, chain_pem: &str, name: &str) -> Result<(), String> {
-    use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    let certs = |pem: &[u8]| -> Result<Vec<CertificateDer<'static>>, String> {
-        CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("not a PEM certificate chain: {e}"))
-    };
+/// Whom foobar trusts for the CA in use: the system's roots plus the job's
+/// CA file (the lab's, a company's), never that file alone.
+fn verifier(job: &AcmeJob) -> Result<rustls_platform_verifier::Verifier, String> {
     let extra = match &job.ca {
-        Some(path) => certs(
+        Some(path) => pem_certs(
             &std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         )?,
         None => Vec::new(),
     };
-    let chain = certs(chain_pem.as_bytes())?;
-    let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
-        .map_err(|e| e.to_string())?;
+    rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+        .map_err(|e| e.to_string())
+}
+
+fn pem_certs(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate chain: {e}"))
+}
+
+/// Whether a chain (PEM) is trusted for `name` by the CA in use: the
+/// system's roots plus the job's CA file, as the checks trust them.
+pub fn verify_chain(job: &AcmeJob, chain_pem: &str, name: &str) -> Result<(), String> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    let chain = pem_certs(chain_pem.as_bytes())?;
+    let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
     let name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
-    verifier
+    verifier(job)?
         .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The HTTP client that talks to the CA, trusting what `verifier` trusts.
+fn acme_http(job: &AcmeJob) -> Result<Box<dyn HttpClient>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier(job)?))
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, BodyWrapper<bytes::Bytes>>(https);
+    Ok(Box::new(client))
+}
+
+/// The file keeping the account for the job's CA and email.
+fn account_file(job: &AcmeJob) -> Option<std::path::PathBuf> {
+    let key = format!(
+        "{}\0{}",
+        job.directory,
+        job.email.as_deref().unwrap_or_default()
+    );
+    let name = crate::steps::sha256_hex(key.as_bytes())[..16].to_string();
+    Some(job.accounts.as_ref()?.join(format!("{name}.json")))
+}
+
+/// The account kept for the job's CA and email, if one is.
+async fn kept_account(job: &AcmeJob) -> Option<Account> {
+    let text = std::fs::read(account_file(job)?).ok()?;
+    let credentials: AccountCredentials = serde_json::from_slice(&text).ok()?;
+    Account::builder_with_http(acme_http(job).ok()?)
+        .from_credentials(credentials)
+        .await
+        .ok()
+}
+
+/// A new account at the CA, kept (0600, in a 0700 folder) for later runs.
+async fn new_account(job: &AcmeJob) -> Result<Account, String> {
+    let contact: Vec<String> = job.email.iter().map(|e| format!("mailto:{e}")).collect();
+    let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let (account, credentials) = Account::builder_with_http(acme_http(job)?)
+        .create(
+            &NewAccount {
+                contact: &contact,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            job.directory.clone(),
+            None,
+        )
+        .await
+        .map_err(|e| format!("account at {}: {e}", job.directory))?;
+    if let Some(file) = account_file(job) {
+        let text = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
+        let kept = file
+            .parent()
+            .map_or(Ok(()), crate::local_file::private_folder)
+            .and_then(|()| crate::local_file::write_atomic(&file, &text, 0o600));
+        kept.map_err(|e| format!("cannot keep the ACME account in {}: {e}", file.display()))?;
+    }
+    Ok(account)
 }
 
 /// Why the site needs a new certificate, if it does. `trust` checks a
@@ -279,34 +357,25 @@ async fn ensure_on<C: Connector>(
 /// One order at the CA: every challenge on every web server first.
 /// Returns (key PEM, certificate chain PEM).
 async fn obtain<T: Transport>(transports: &[T], job: &AcmeJob) -> Result<(String, String), String> {
-    let builder = match &job.ca {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
-    }
-    .map_err(|e| format!("cannot set up the ACME client: {e}"))?;
-    let contact: Vec<String> = job.email.iter().map(|e| format!("mailto:{e}")).collect();
-    let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
-    let (account, _) = builder
-        .create(
-            &NewAccount {
-                contact: &contact,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            job.directory.clone(),
-            None,
-        )
-        .await
-        .map_err(|e| format!("account at {}: {e}", job.directory))?;
     let identifiers: Vec<Identifier> = job
         .names
         .iter()
         .map(|n| Identifier::Dns(n.clone()))
         .collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(|e| format!("new order: {e}"))?;
+    // The kept account, unless the CA no longer knows it (a CA's test
+    // instance forgets its accounts when it restarts).
+    let kept = match kept_account(job).await {
+        Some(account) => account.new_order(&NewOrder::new(&identifiers)).await.ok(),
+        None => None,
+    };
+    let mut order = match kept {
+        Some(order) => order,
+        None => new_account(job)
+            .await?
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(|e| format!("new order: {e}"))?,
+    };
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz.map_err(|e| format!("authorization: {e}"))?;
@@ -436,6 +505,7 @@ mod tests {
             certificate: "/etc/foobar/tls/www.foobar.com.crt".into(),
             key: "/etc/foobar/tls/www.foobar.com.key".into(),
             renew_days: 30,
+            accounts: None,
         }
     }
 
@@ -500,6 +570,55 @@ mod tests {
             Ok(())
         );
         assert!(verify_chain(&lab, &state.chain_pem, "www.other.com").is_err());
+    }
+
+    #[test]
+    fn the_ca_file_is_trusted_beside_the_system_roots_not_instead() {
+        let self_signed = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            rcgen::CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap()
+                .pem()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // The system's roots, as rustls-native-certs reads them.
+        let system = self_signed("public.example");
+        std::fs::write(dir.path().join("system.pem"), &system).unwrap();
+        std::env::set_var("SSL_CERT_FILE", dir.path().join("system.pem"));
+        let lab = self_signed("www.foobar.com");
+        std::fs::write(dir.path().join("lab.pem"), &lab).unwrap();
+        let job = AcmeJob {
+            ca: Some(dir.path().join("lab.pem")),
+            ..job()
+        };
+        assert_eq!(verify_chain(&job, &lab, "www.foobar.com"), Ok(()));
+        assert_eq!(verify_chain(&job, &system, "public.example"), Ok(()));
+        assert!(acme_http(&job).is_ok());
+    }
+
+    #[test]
+    fn an_account_is_kept_per_ca_and_email() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |directory: &str, email: Option<&str>| {
+            account_file(&AcmeJob {
+                directory: directory.into(),
+                email: email.map(str::to_string),
+                accounts: Some(dir.path().to_path_buf()),
+                ..job()
+            })
+            .unwrap()
+        };
+        let ca = "https://acme.example/dir";
+        assert_eq!(at(ca, Some("a@x.com")), at(ca, Some("a@x.com")));
+        assert_ne!(at(ca, Some("a@x.com")), at(ca, Some("b@x.com")));
+        assert_ne!(
+            at(ca, Some("a@x.com")),
+            at("https://other.example/dir", Some("a@x.com"))
+        );
+        assert!(at(ca, None).starts_with(dir.path()));
+        assert_eq!(account_file(&job()), None);
     }
 
     #[test]

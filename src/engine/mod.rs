@@ -14,6 +14,7 @@ use crate::secrets::Secrets;
 use crate::transport::{Connector, SshTarget, Unreachable};
 
 pub mod app;
+pub mod backup;
 pub mod certs;
 mod host;
 pub mod lock;
@@ -107,6 +108,14 @@ impl<C: Connector> Engine<'_, C> {
     }
 }
 
+/// How to reach the servers that jump through `server`.
+pub fn targets_behind(inv: &Loaded, server: &Server) -> Vec<SshTarget> {
+    inv.inventory
+        .jumped_through(server)
+        .map(|s| ssh_target(inv, s))
+        .collect()
+}
+
 /// How to reach `server`, from the inventory.
 pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
     let ssh = &inv.inventory.ssh;
@@ -126,6 +135,12 @@ pub fn ssh_target(inv: &Loaded, server: &Server) -> SshTarget {
         connect_timeout: Duration::from_secs(ssh.connect_timeout_secs.into()),
         keep: (ssh.control_persist_secs > 0)
             .then(|| Duration::from_secs(ssh.control_persist_secs.into())),
+        jump: server
+            .ssh
+            .proxy_jump
+            .as_ref()
+            .and_then(|name| inv.server(name.as_str()))
+            .map(|jump| Box::new(ssh_target(inv, jump))),
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ProvisionJob {
     /// `deploy`: when a new release fails its checks, the previous one
     /// goes back live.
     pub roll_back: Option<AppLayout>,
+    /// The servers reached through this one: a change that reverts by
+    /// itself is confirmed through it to each of them too.
+    pub behind: Vec<SshTarget>,
 }
 
 pub struct ProvisionOptions {
@@ -370,6 +373,22 @@ pub async fn run_checks<C: Connector>(
     Ok(found?)
 }
 
+/// Fresh connections through the job's server to each server behind it.
+async fn reach_behind<C: Connector>(
+    engine: &Engine<'_, C>,
+    job: &ProvisionJob,
+) -> Result<(), String> {
+    for target in &job.behind {
+        let fresh = engine
+            .connector
+            .connect(&target.fresh())
+            .await
+            .map_err(|e| format!("{} through this server: {}", target.name, e.message))?;
+        fresh.close().await;
+    }
+    Ok(())
+}
+
 /// Confirms the changes that revert by themselves (a firewall) over a
 /// fresh SSH connection: one that the new rules let through. When none
 /// can be made, the change is not confirmed and reverts on its own.
@@ -388,18 +407,32 @@ async fn confirm_changes<C: Connector>(
         });
         let confirmed = match engine.connector.connect(&job.target.fresh()).await {
             Ok(fresh) => {
-                let out = fresh.run(&script, None).await;
+                // A jump host's change is confirmed only once every server
+                // behind it is reached through it as well.
+                let out = match reach_behind(engine, job).await {
+                    Ok(()) => fresh.run(&script, None).await.map_err(|e| e.message),
+                    Err(why) => Err(why),
+                };
                 fresh.close().await;
                 match out {
                     Ok(o) if o.success() => Ok(()),
                     Ok(o) => Err(o.stderr_text()),
-                    Err(e) => Err(e.message),
+                    Err(why) => Err(why),
                 }
             }
             Err(e) => Err(e.message),
         };
+        let how = if job.behind.is_empty() {
+            "confirmed over a fresh SSH connection".to_string()
+        } else {
+            let names: Vec<&str> = job.behind.iter().map(|t| t.name.as_str()).collect();
+            format!(
+                "confirmed over a fresh SSH connection, and through it to {}",
+                names.join(", ")
+            )
+        };
         let (status, detail) = match confirmed {
-            Ok(()) => (StepStatus::Changed, Some("confirmed over a fresh SSH connection".to_string())),
+            Ok(()) => (StepStatus::Changed, Some(how)),
             Err(why) => (
                 StepStatus::Failed,
                 Some(format!(

@@ -181,7 +181,7 @@ async fn verify<T: Transport>(
             (ip, 53).into(),
             dns::ServerKind::Authoritative,
             &fqdn,
-            expected,
+            &dns::Expected::address(expected),
             dns::NAMESERVER_TIMEOUT,
         )
         .await;

@@ -108,7 +108,12 @@ pub async fn restart<C: Connector>(
         results[i] = Some(r);
     }
     for i in primary {
-        results[i] = Some(behind_maintenance_pages(engine, remote_web, one(&jobs[i])).await);
+        results[i] = Some(
+            behind_maintenance_pages(engine, remote_web, one(&jobs[i]), |s| {
+                s.iter().all(|s| s.ok)
+            })
+            .await,
+        );
     }
     results
         .into_iter()
@@ -121,14 +126,15 @@ fn all_ok(result: &HostRestart) -> bool {
     matches!(result, Ok(services) if services.iter().all(|s| s.ok))
 }
 
-/// Runs a primary's restart while `web` serve the maintenance page for
-/// dynamic requests; the page goes away once it passed, and stays when it
-/// failed (the database does not answer).
-async fn behind_maintenance_pages<C: Connector>(
+/// Runs `work` on a database primary (its restart, a restore) while `web`
+/// serve the maintenance page for dynamic requests; the page goes away once
+/// it `passed`, and stays when it failed (the database does not answer).
+pub(super) async fn behind_maintenance_pages<C: Connector, T>(
     engine: &Engine<'_, C>,
     web: &[SshTarget],
-    restart: impl std::future::Future<Output = HostRestart>,
-) -> HostRestart {
+    work: impl std::future::Future<Output = Result<T, HostFailure>>,
+    passed: impl FnOnce(&T) -> bool,
+) -> Result<T, HostFailure> {
     let flag = quote(RESTART_FLAG);
     if let Err(why) = on_servers(engine, web, &maintenance_up()).await {
         let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
@@ -138,8 +144,8 @@ async fn behind_maintenance_pages<C: Connector>(
             transient: false,
         }));
     }
-    let result = restart.await;
-    if all_ok(&result) {
+    let result = work.await;
+    if result.as_ref().is_ok_and(passed) {
         let _ = on_servers(engine, web, &format!("rm -f {flag}\n")).await;
     }
     result

@@ -163,10 +163,7 @@ fn world() -> World {
     let s = state.clone();
     let server = FakeServer::new("web1", move |script, _| respond(&s, script));
     let inv = inventory::load(Path::new("inventory/lab.yml")).unwrap();
-    let pb = playbook::Loaded {
-        path: "test.yml".into(),
-        playbook: playbook::parse(Path::new("test.yml"), PLAYBOOK).unwrap(),
-    };
+    let pb = playbook::parse(Path::new("test.yml"), PLAYBOOK).unwrap();
     World {
         state,
         server,
@@ -190,6 +187,7 @@ impl World {
             replica: false,
             wave: 0,
             roll_back: None,
+            behind: Vec::new(),
         }];
         let out = Collect::default();
         let connector = FakeConnector(vec![self.server.clone()]);
@@ -429,6 +427,7 @@ fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
             replica: false,
             wave: 0,
             roll_back: None,
+            behind: Vec::new(),
         });
     }
     let connector = FakeConnector(vec![w.server.clone()]);

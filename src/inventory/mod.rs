@@ -2,17 +2,26 @@
 //! value that later reaches a shell, a config file or a DNS zone is
 //! validated while it is parsed, so that errors carry file, line and column.
 
+mod calendar;
 mod load;
+mod overrides;
+mod records;
 mod schema;
+mod stages;
+mod tree;
 mod values;
 
-pub use load::{load, parse, Loaded};
+pub use load::{load, Loaded};
+pub use overrides::{apply as with_overrides, Override};
+pub use records::{Record, RecordData, RecordKind, ZoneRecord};
 pub use schema::*;
+pub use tree::{same_place, Document};
 pub use values::{
-    AcmeDirectory, Address, AppCommand, ClockTime, ConfirmSecs, DomainName, Email, EnvName,
-    KeepReleases, Label, LocalPath, PackageName, Port, PortSpec, PrefixLen, RelativeName,
-    ReleasePath, RenewDays, RouterId, RunSocket, ServerPath, SqlName, TimeZone, Ttl, UnixName,
-    UrlPath, Workers, WsgiEntry,
+    AcmeDirectory, Address, AppCommand, BackupEvery, ByteSize, Calendar, ClockTime, ConfirmSecs,
+    DomainName, Email, EnvName, GitRef, KeepCount, KeepReleases, Label, LocalPath, PackageName,
+    Port, PortSpec, PrefixLen, ProcessName, RelativeName, ReleasePath, RenewDays, RouterId,
+    RunSocket, SecretCommand, ServerPath, SqlName, StopSecs, TimeZone, Ttl, UnixName, UrlPath,
+    UrlPrefix, WebRoot, Workers, WsgiEntry,
 };
 
 #[cfg(test)]
@@ -21,7 +30,8 @@ mod tests {
     fn keys_are_located_in_the_text() {
         let text = std::fs::read_to_string("inventory/lab.yml").unwrap();
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-        let at = |key: &str| load::locate(&text, key).map(|(l, _)| l);
+        let inv = load(Path::new("inventory/lab.yml")).unwrap();
+        let at = |key: &str| inv.document.origin(key).map(|o| o.line);
         assert_eq!(at("app.source"), Some(line_of("source: ../apps/python")));
         assert_eq!(at("mysql.password"), Some(line_of("password: file:")));
         assert_eq!(
@@ -32,9 +42,8 @@ mod tests {
             at("servers[0].address"),
             Some(line_of("address: 10.250.0.10"))
         );
-        assert_eq!(at("app.nope"), None);
-        let (_, column) = load::locate(&text, "app.source").unwrap();
-        assert_eq!(column, 11, "the value's column");
+        let source = inv.document.origin("app.source").unwrap();
+        assert_eq!((source.column, source.width), (11, 14), "the value's place");
     }
 
     use std::net::Ipv4Addr;
@@ -58,6 +67,11 @@ mysql:
   user: foobar
   password: env:FOOBAR_DB_PASSWORD
 "#;
+
+    fn parse(path: &Path, text: &str) -> Result<Inventory, InputError> {
+        let document = Document::read(path, text).map_err(|e| e[0].clone())?;
+        load::typed(&document).map_err(|e| e[0].clone())
+    }
 
     fn err(text: &str) -> InputError {
         parse(Path::new("inv.yml"), text).unwrap_err()
@@ -87,6 +101,16 @@ mysql:
             let key = kind.server().entry_key();
             assert!(!inv.app.setting(key).is_empty(), "app.{key}");
         }
+    }
+
+    #[test]
+    fn the_zone_is_kept_in_lower_case() {
+        let inv = parse(
+            Path::new("inv.yml"),
+            &GOOD.replace("foobar.com", "FooBar.COM"),
+        )
+        .unwrap();
+        assert_eq!(inv.domain.fqdn(), "www.foobar.com");
     }
 
     #[test]
@@ -163,12 +187,189 @@ mysql:
     }
 
     #[test]
+    fn the_files_ssh_is_given_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "").unwrap();
+        let check = |ssh: &str, key: &str| {
+            let text = format!("ssh:\n{ssh}{GOOD}").replace(
+                "    roles: [web, app, db, dns]\n",
+                &format!("    roles: [web, app, db, dns]\n    ssh:\n      identity_file: {key}\n"),
+            );
+            let path = dir.path().join("inv.yml");
+            std::fs::write(&path, text).unwrap();
+            load(&path).unwrap().check_ssh_files()
+        };
+        // Relative to the inventory's folder, as ssh is given them.
+        assert_eq!(check("  config: key\n", "key"), Ok(()));
+        let e = check("", "missing").unwrap_err();
+        assert!(e.message.contains("identity_file: no such file"), "{e}");
+        assert!(e.help.unwrap().contains("leave identity_file out"));
+        let e = check("  known_hosts: known_hosts\n", "key").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 16), "{e}");
+        // ssh makes the file at its first new key, not the folder.
+        let new_keys = "  accept_new_host_keys: true\n";
+        assert_eq!(
+            check(&format!("  known_hosts: known_hosts\n{new_keys}"), "key"),
+            Ok(())
+        );
+        let e = check(&format!("  known_hosts: no/known_hosts\n{new_keys}"), "key").unwrap_err();
+        assert!(e.message.contains("no such folder"), "{e}");
+        let e = check("  config: .\n", "key").unwrap_err();
+        assert!(e.message.contains("is a folder"), "{e}");
+    }
+
+    /// `GOOD` with `nginx` and more of `app` (its kind first).
+    fn web(kind: &str, nginx: &str, app: &str) -> String {
+        GOOD.replace("kind: gunicorn", &format!("kind: {kind}\n{app}"))
+            .replace("app:\n", &format!("nginx:\n{nginx}app:\n"))
+    }
+
+    #[test]
+    fn web_layouts_are_read_with_their_defaults() {
+        let inv = parse(Path::new("inv.yml"), GOOD).unwrap();
+        assert_eq!(inv.nginx.static_dir.unwrap().as_str(), "static");
+        assert_eq!(inv.app.upload_max.as_str(), "16M");
+        assert_eq!(inv.app.php.memory_limit.as_str(), "256M");
+        let django = web(
+            "gunicorn",
+            "  static_dir: null\n  locations:\n    - { url: /static/, folder: static, cache: immutable }\n    - { url: /media/, shared: media }\n",
+            "  shared: [media]\n  upload_max: 64m\n",
+        );
+        let inv = parse(Path::new("inv.yml"), &django).unwrap();
+        assert!(inv.nginx.static_dir.is_none());
+        assert_eq!(inv.nginx.locations.len(), 2);
+        assert_eq!(inv.nginx.locations[0].cache, Some(Cache::Immutable));
+        assert_eq!(inv.app.upload_max.as_str(), "64M", "as PHP reads it");
+        let wordpress = web(
+            "php-fpm",
+            "  static_dir: .\n",
+            "  shared: [wp-content/uploads]\n  php: { memory_limit: 512M }\n",
+        );
+        let inv = parse(Path::new("inv.yml"), &wordpress).unwrap();
+        assert_eq!(inv.nginx.static_dir.unwrap().as_str(), ".");
+    }
+
+    #[test]
+    fn web_layout_mistakes_are_located() {
+        // (kind, nginx, app, line, what the message says)
+        let cases = [
+            (
+                "php-fpm",
+                "  static_dir: null\n",
+                "",
+                9,
+                "php-fpm runs the scripts",
+            ),
+            ("gunicorn", "  static_dir: .\n", "", 9, "whole code base"),
+            ("puma", "  static_dir: ../etc\n", "", 9, "must be `.`"),
+            (
+                "php-fpm",
+                "  static_dir: public\n",
+                "  shared: [public]\n",
+                12,
+                "site's root would be uploads",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /static, folder: static }\n",
+                "",
+                10,
+                "not a URL prefix",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /a/../b/, folder: static }\n",
+                "",
+                10,
+                "not a URL prefix",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /.git/, folder: static }\n",
+                "",
+                10,
+                "not a URL prefix",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /s/, folder: ../static }\n",
+                "",
+                10,
+                "inside the release",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /s/, folder: .venv/lib }\n",
+                "",
+                10,
+                "hidden",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /static/, folder: static }\n",
+                "",
+                10,
+                "served at / already",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /m/, shared: media }\n",
+                "",
+                10,
+                "not one of app.shared (none)",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /m/, folder: m, shared: media }\n",
+                "  shared: [media]\n",
+                10,
+                "one of `folder`",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /m/ }\n",
+                "",
+                10,
+                "one of `folder`",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /a/, folder: a }\n    - { url: /a/b/, folder: b }\n",
+                "",
+                11,
+                "/a/b/ overlaps /a/",
+            ),
+            (
+                "gunicorn",
+                "  locations:\n    - { url: /a/, folder: a, cache: forever }\n",
+                "",
+                10,
+                "forever",
+            ),
+            ("gunicorn", "", "  upload_max: 16MB\n", 11, "not a size"),
+            (
+                "php-fpm",
+                "",
+                "  php: { memory_limit: -1 }\n",
+                11,
+                "not a size",
+            ),
+        ];
+        for (kind, nginx, app, line, says) in cases {
+            let e = err(&web(kind, nginx, app));
+            assert_eq!(e.line, line, "{kind} {nginx} {app}: {e}");
+            assert!(e.message.contains(says), "{kind} {nginx} {app}: {e}");
+        }
+    }
+
+    #[test]
     fn empty_and_non_utf8_files_are_refused() {
-        assert!(err("  \n").message.contains("empty"));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.yml");
+        std::fs::write(&p, "  \n").unwrap();
+        assert!(load(&p).unwrap_err().0[0].message.contains("empty"));
         std::fs::write(&p, b"servers:\n  - name: \xff\n").unwrap();
-        let e = load(&p).unwrap_err();
+        let e = &load(&p).unwrap_err().0[0];
         assert_eq!((e.line, e.column), (2, 11), "{e}");
     }
 }

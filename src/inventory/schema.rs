@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::records::Record;
 use super::values::*;
 pub use crate::app_kinds::AppKind;
 pub use crate::roles::Role;
@@ -37,6 +37,70 @@ pub struct Inventory {
     pub firewall: Firewall,
     #[serde(default)]
     pub os: Os,
+    /// The backup server's settings, for a server with the `backup` role.
+    #[serde(default)]
+    pub backup: Option<Backup>,
+}
+
+/// Backups kept on the `backup` server: restic's encrypted repository,
+/// filled by pulls over SSH from the servers backed up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// The restic repository's password: `env:NAME`, `file:PATH` or
+    /// `cmd:COMMAND`.
+    pub password: SecretRef,
+    /// A folder on this machine for the key the backup server logs in to
+    /// the servers it backs up with (made on first use; 0600 in 0700).
+    pub keys: LocalPath,
+    /// Minutes between two backups of the database and the uploads.
+    #[serde(default = "default_backup_every")]
+    pub every_minutes: BackupEvery,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+fn default_backup_every() -> BackupEvery {
+    BackupEvery(60)
+}
+
+/// What restic keeps (`forget --keep-*`): the newest backup of each of
+/// the last N hours, days, weeks and months.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default = "default_keep_hourly")]
+    pub hourly: KeepCount,
+    #[serde(default = "default_keep_daily")]
+    pub daily: KeepCount,
+    #[serde(default = "default_keep_weekly")]
+    pub weekly: KeepCount,
+    #[serde(default = "default_keep_monthly")]
+    pub monthly: KeepCount,
+}
+
+fn default_keep_hourly() -> KeepCount {
+    KeepCount(24)
+}
+fn default_keep_daily() -> KeepCount {
+    KeepCount(7)
+}
+fn default_keep_weekly() -> KeepCount {
+    KeepCount(4)
+}
+fn default_keep_monthly() -> KeepCount {
+    KeepCount(12)
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            hourly: default_keep_hourly(),
+            daily: default_keep_daily(),
+            weekly: default_keep_weekly(),
+            monthly: default_keep_monthly(),
+        }
+    }
 }
 
 /// The base system of every server.
@@ -108,6 +172,11 @@ pub struct LoadBalancer {
     /// floating address must be in.
     #[serde(default = "default_prefix_len")]
     pub prefix_len: PrefixLen,
+    /// An IPv6 address the load balancers share with `floating_address`
+    /// (the zone's AAAA record), on the same interface; in the /64 of
+    /// their `ipv6` addresses.
+    #[serde(default)]
+    pub floating_address_v6: Option<Ipv6Addr>,
     /// The network interface the floating address goes on.
     #[serde(default = "default_interface")]
     pub interface: RelativeName,
@@ -123,6 +192,11 @@ pub struct LoadBalancer {
     pub private_prefix_len: PrefixLen,
     #[serde(default = "default_interface")]
     pub private_interface: RelativeName,
+    /// The password the load balancers' VRRP adverts carry (keepalived
+    /// takes 8 characters), `env:`, `file:` or `cmd:`: an advert without
+    /// it never moves the floating address. Needed with a floating address.
+    #[serde(default)]
+    pub vrrp_password: Option<SecretRef>,
 }
 
 fn default_prefix_len() -> PrefixLen {
@@ -142,11 +216,13 @@ impl Default for LoadBalancer {
         Self {
             floating_address: None,
             prefix_len: default_prefix_len(),
+            floating_address_v6: None,
             interface: default_interface(),
             router_id: default_router_id(),
             private_floating_address: None,
             private_prefix_len: default_prefix_len(),
             private_interface: default_interface(),
+            vrrp_password: None,
         }
     }
 }
@@ -179,6 +255,31 @@ impl Lab {
         let [a, b, c, d] = addr.octets();
         let [ba, bb, bc, bd] = self.bridge_address.octets();
         (a, b, c) == (ba, bb, bc) && d != bd && d != 0 && d != 255
+    }
+
+    /// The lab's IPv6 subnet, a /64 of unique local addresses made from
+    /// the bridge's /24 (10.250.0.1: fd00:fb:afa::/64); the bridge holds
+    /// the address ending as its IPv4 one does (fd00:fb:afa::1).
+    pub fn bridge_address_v6(&self) -> Ipv6Addr {
+        let [a, b, c, d] = self.bridge_address.octets();
+        Ipv6Addr::new(
+            0xfd00,
+            0xfb,
+            u16::from_be_bytes([a, b]),
+            c.into(),
+            0,
+            0,
+            0,
+            d.into(),
+        )
+    }
+
+    /// True when `addr` is in the lab's IPv6 /64, not the bridge's and
+    /// not the subnet's first address.
+    pub fn contains_v6(&self, addr: Ipv6Addr) -> bool {
+        let bridge = self.bridge_address_v6().segments();
+        let a = addr.segments();
+        a[..4] == bridge[..4] && a != bridge && a[4..] != [0; 4]
     }
 }
 
@@ -241,21 +342,10 @@ impl Default for Ssh {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The servers, at least one (`load` checks).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Servers(pub Vec<Server>);
-
-impl<'de> Deserialize<'de> for Servers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let servers = Vec::<Server>::deserialize(d)?;
-        if servers.is_empty() {
-            return Err(D::Error::custom(
-                "servers is empty: list at least one server",
-            ));
-        }
-        Ok(Servers(servers))
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +362,11 @@ pub struct Server {
     /// left out.
     #[serde(default)]
     pub private_ip: Option<std::net::IpAddr>,
+    /// The server's IPv6 address beside its IPv4 one: the zone's AAAA
+    /// record when it answers for the site, and nginx (or HAProxy)
+    /// listens on IPv6 too.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     pub roles: BTreeSet<Role>,
     #[serde(default)]
     pub ssh: ServerSsh,
@@ -281,6 +376,20 @@ impl Server {
     /// What the zone's A or AAAA record for this server holds.
     pub fn record_ip(&self) -> Option<std::net::IpAddr> {
         self.ip.or(self.address.ip())
+    }
+
+    /// The server's IPv6 address, if it has one: `ipv6`, or its record
+    /// address when that is IPv6.
+    pub fn v6(&self) -> Option<Ipv6Addr> {
+        self.ipv6.or(match self.record_ip() {
+            Some(std::net::IpAddr::V6(a)) => Some(a),
+            _ => None,
+        })
+    }
+
+    /// It answers on IPv6: its services listen on both families.
+    pub fn dual_stack(&self) -> bool {
+        self.v6().is_some() || self.private_address().is_some_and(|a| a.is_ipv6())
     }
 
     /// Where the other servers reach this one.
@@ -306,6 +415,15 @@ pub struct ServerSsh {
     pub port: Option<Port>,
     #[serde(default)]
     pub identity_file: Option<LocalPath>,
+    /// Reach this server through another of the inventory's (a bastion),
+    /// as `ssh -J` does, with that server's own user, port and key.
+    #[serde(default)]
+    pub proxy_jump: Option<Label>,
+    /// TCP forwarding (local: `ssh -L` tunnels, jumps through this
+    /// server) and OpenSSH's 10 sessions a connection. Off by default, on
+    /// for a server another one jumps through.
+    #[serde(default)]
+    pub forwarding: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -319,10 +437,15 @@ pub struct Domain {
     #[serde(default = "default_ttl")]
     pub ttl: Ttl,
     /// The TSIG key the zone's secondaries transfer it with, base64 (as
-    /// `openssl rand -base64 32` makes one): `env:NAME` or `file:PATH`.
+    /// `openssl rand -base64 32` makes one): `env:`, `file:` or `cmd:`.
     /// Needed when a server has the `dns_secondary` role.
     #[serde(default)]
     pub transfer_key: Option<SecretRef>,
+    /// The zone's other records (mail, SPF, DKIM, verification, CAA,
+    /// services): any name, beside foobar's own apex, web host and
+    /// nameservers.
+    #[serde(default)]
+    pub records: Vec<Record>,
 }
 
 fn default_host() -> Label {
@@ -345,9 +468,14 @@ impl Domain {
 pub struct Nginx {
     #[serde(default = "default_http_port")]
     pub listen: Port,
-    /// Folder inside each release that nginx serves directly.
+    /// The folder of each release nginx serves at `/`, what is not a file
+    /// there going to the app: `.` is the release itself (a PHP code base);
+    /// null, none (every path outside `locations` is the app's).
     #[serde(default = "default_static_dir")]
-    pub static_dir: RelativeName,
+    pub static_dir: Option<WebRoot>,
+    /// Folders served at URL prefixes besides (`/static/`, `/media/`).
+    #[serde(default)]
+    pub locations: Vec<Location>,
     #[serde(default)]
     pub tls: Option<Tls>,
 }
@@ -356,8 +484,8 @@ fn default_http_port() -> Port {
     Port(80)
 }
 
-fn default_static_dir() -> RelativeName {
-    RelativeName("static".into())
+fn default_static_dir() -> Option<WebRoot> {
+    Some(WebRoot("static".into()))
 }
 
 impl Default for Nginx {
@@ -365,9 +493,35 @@ impl Default for Nginx {
         Self {
             listen: default_http_port(),
             static_dir: default_static_dir(),
+            locations: Vec::new(),
             tls: None,
         }
     }
+}
+
+/// A folder nginx serves itself at a URL prefix: one of the release's, or
+/// one of the shared folders (`app.shared`). A file that is not there is
+/// 404, never the app's; no script runs there.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub url: UrlPrefix,
+    /// A folder of the release (`static`, `public/build`).
+    #[serde(default)]
+    pub folder: Option<ReleasePath>,
+    /// One of `app.shared` (`media`).
+    #[serde(default)]
+    pub shared: Option<ReleasePath>,
+    /// `immutable`: every file's name carries a hash of its content, so
+    /// browsers keep it a year without asking again.
+    #[serde(default)]
+    pub cache: Option<Cache>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cache {
+    Immutable,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,6 +597,11 @@ pub struct App {
     pub kind: AppKind,
     /// The code base on this machine, relative to the inventory file.
     pub source: LocalPath,
+    /// A code base in a git work tree: the commit whose tracked files are
+    /// deployed (a branch, tag or commit); HEAD when unset, which must
+    /// then have no uncommitted changes.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<GitRef>,
     #[serde(default = "default_workers")]
     pub workers: Workers,
     /// Unix socket between nginx and gunicorn or puma; under /run/.
@@ -471,8 +630,8 @@ pub struct App {
     /// puma's Rack file, in the release.
     #[serde(default = "default_rack")]
     pub rack: ReleasePath,
-    /// The app's environment: plain values, or secrets as `env:NAME` /
-    /// `file:PATH` (read on this machine, never shown).
+    /// The app's environment: plain values, or secrets as `env:NAME`,
+    /// `file:PATH` or `cmd:COMMAND` (read on this machine, never shown).
     #[serde(default)]
     pub env: BTreeMap<EnvName, EnvValue>,
     /// Extra Debian packages the app needs (php8.2-mbstring, ruby-sinatra).
@@ -490,10 +649,120 @@ pub struct App {
     /// release (uploads, storage): kept across releases and rollbacks.
     #[serde(default)]
     pub shared: Vec<ReleasePath>,
+    /// The largest request body nginx takes (an upload with its form),
+    /// and PHP's `upload_max_filesize` and `post_max_size`.
+    #[serde(default = "default_upload_max")]
+    pub upload_max: ByteSize,
+    /// php-fpm's settings.
+    #[serde(default)]
+    pub php: Php,
     /// What proves the app works, asked through nginx (and the load
     /// balancers) after provision, deploy, restart and rollback.
     #[serde(default = "default_app_checks")]
     pub checks: Vec<AppCheck>,
+    /// Long-running processes beside the app server, named as a Procfile
+    /// names them (`worker: celery -A proj worker`): each a systemd unit
+    /// of its own running the live release with the app's environment.
+    #[serde(default)]
+    pub processes: BTreeMap<ProcessName, Process>,
+    /// Commands run on a calendar (systemd timers) in the live release.
+    #[serde(default)]
+    pub schedule: Vec<ScheduledJob>,
+}
+
+/// One of `app.processes`: a command, or the command with its settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    /// One line of shell, run with `sh -c` in the live release.
+    pub command: AppCommand,
+    pub on: RunsOn,
+    /// Seconds it has to stop after SIGTERM (a worker finishing its job)
+    /// before it is killed.
+    pub stop_timeout_secs: StopSecs,
+}
+
+/// The long form of a process, `{ command, on, stop_timeout_secs }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessFields {
+    command: AppCommand,
+    #[serde(default = "every_app_server")]
+    on: RunsOn,
+    #[serde(default = "default_stop_timeout")]
+    stop_timeout_secs: StopSecs,
+}
+
+fn every_app_server() -> RunsOn {
+    RunsOn::All
+}
+
+fn default_stop_timeout() -> StopSecs {
+    StopSecs(30)
+}
+
+/// A Procfile's line (`worker: celery -A proj worker`), or a map with
+/// `command` and the settings; read inside the visitor, so that a mistake
+/// keeps its place.
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a command, or a map with `command` (and `on`, `stop_timeout_secs`)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Process, E> {
+                AppCommand::parse(s)
+                    .map(|command| Process {
+                        command,
+                        on: every_app_server(),
+                        stop_timeout_secs: default_stop_timeout(),
+                    })
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Process, A::Error> {
+                let f =
+                    ProcessFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Process {
+                    command: f.command,
+                    on: f.on,
+                    stop_timeout_secs: f.stop_timeout_secs,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Which app servers run a process or a scheduled job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunsOn {
+    /// Every app server (workers that share a queue).
+    All,
+    /// The first app server only, the one that runs the release command
+    /// (a scheduler such as Celery beat, which must run once).
+    First,
+}
+
+/// One of `app.schedule`: a command run on a calendar.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledJob {
+    pub name: ProcessName,
+    /// When, as systemd's `OnCalendar=` takes it: `*-*-* 03:00:00`,
+    /// `Mon..Fri 09:00`, `*:0/15`, `daily`.
+    pub on_calendar: Calendar,
+    /// One line of shell, run with `sh -c` in the live release.
+    pub command: AppCommand,
+    /// The first app server by default: a job runs once, not once per
+    /// server.
+    #[serde(default = "first_app_server")]
+    pub on: RunsOn,
+}
+
+fn first_app_server() -> RunsOn {
+    RunsOn::First
 }
 
 impl App {
@@ -554,6 +823,32 @@ fn default_app_checks() -> Vec<AppCheck> {
     ]
 }
 
+fn default_upload_max() -> ByteSize {
+    ByteSize("16M".into())
+}
+
+/// PHP's own limits, for the php-fpm kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Php {
+    /// What one request may use (`memory_limit`); the app may raise it.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ByteSize,
+}
+
+fn default_memory_limit() -> ByteSize {
+    // WordPress's own admin limit: room to resize a photo of a few MB.
+    ByteSize("256M".into())
+}
+
+impl Default for Php {
+    fn default() -> Self {
+        Self {
+            memory_limit: default_memory_limit(),
+        }
+    }
+}
+
 fn default_wsgi() -> WsgiEntry {
     WsgiEntry("app:application".into())
 }
@@ -577,7 +872,7 @@ pub enum EnvValue {
 impl<'de> Deserialize<'de> for EnvValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "a string", |s| {
-            if s.starts_with("env:") || s.starts_with("file:") {
+            if SecretRef::names_a_source(s) {
                 return SecretRef::parse(s).map(EnvValue::Secret);
             }
             check_env_text(s).map(|()| EnvValue::Plain(s.to_string()))
@@ -585,13 +880,14 @@ impl<'de> Deserialize<'de> for EnvValue {
     }
 }
 
-/// Environment values reach a systemd EnvironmentFile and php-fpm's pool
-/// inside double quotes: these characters would need quoting rules of
-/// their own there, so they are refused.
+/// Environment values reach the app's environment file, which systemd
+/// and sh both read, quoted so that each reads them exactly
+/// (`shell::env_quote`): any printable character goes, a control
+/// character (a newline, a tab) cannot be carried.
 pub fn check_env_text(s: &str) -> Result<(), String> {
-    if s.len() > 4096 || s.chars().any(|c| c.is_control() || "\"\\$`".contains(c)) {
+    if s.len() > 4096 || !s.chars().all(crate::shell::can_carry) {
         return Err(
-            "an environment value must be one line without \" \\ $ or ` (at most 4096 bytes)"
+            "an environment value must be one line of printable characters, at most 4096 bytes (no newline, tab or other control character)"
                 .into(),
         );
     }
@@ -639,10 +935,11 @@ impl<'de> Deserialize<'de> for AppKind {
 pub struct Mysql {
     pub database: SqlName,
     pub user: SqlName,
-    /// `env:NAME` or `file:PATH`: the password itself never sits in the inventory.
+    /// `env:NAME`, `file:PATH` or `cmd:COMMAND`: the password itself never
+    /// sits in the inventory.
     pub password: SecretRef,
     /// The replication user's password, needed when a server has the
-    /// `db_replica` role; `env:NAME` or `file:PATH`.
+    /// `db_replica` role; `env:`, `file:` or `cmd:`.
     #[serde(default)]
     pub replication_password: Option<SecretRef>,
     /// A folder on this machine where foobar keeps the database servers'
@@ -700,15 +997,23 @@ pub enum Weekday {
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+    /// What the command prints (a password manager, a vault, sops).
+    Command(SecretCommand),
 }
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "env:NAME or file:PATH", SecretRef::parse)
+        checked_str(d, "env:NAME, file:PATH or cmd:COMMAND", SecretRef::parse)
     }
 }
 
 impl SecretRef {
+    /// Whether `s` names where a secret comes from, rather than being
+    /// plain text.
+    pub fn names_a_source(s: &str) -> bool {
+        ["env:", "file:", "cmd:"].iter().any(|p| s.starts_with(p))
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(name) = s.strip_prefix("env:") {
             let ok = !name.is_empty()
@@ -726,8 +1031,11 @@ impl SecretRef {
             check_local_path(path)?;
             return Ok(SecretRef::File(PathBuf::from(path)));
         }
+        if let Some(line) = s.strip_prefix("cmd:") {
+            return SecretCommand::parse(line).map(SecretRef::Command);
+        }
         // Never echo the value: it may be the password itself.
-        Err("a secret must be written as `env:NAME` or `file:PATH`; secrets never go in the inventory text".into())
+        Err("a secret must be written as `env:NAME`, `file:PATH` or `cmd:COMMAND`; secrets never go in the inventory text".into())
     }
 }
 
@@ -736,6 +1044,7 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(n) => write!(f, "env:{n}"),
             SecretRef::File(p) => write!(f, "file:{}", p.display()),
+            SecretRef::Command(c) => write!(f, "cmd:{}", c.line()),
         }
     }
 }

@@ -33,9 +33,12 @@ where
     d.deserialize_str(V { expecting, check })
 }
 
-/// Defines a string newtype whose value is checked while it is parsed.
+/// Defines a string newtype whose value is checked while it is parsed,
+/// and kept as written or in the form `$normal` gives it.
 macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+    (@normal $s:ident) => { $s.to_string() };
+    (@normal $s:ident, $normal:expr) => { ($normal)($s) };
+    ($(#[$doc:meta])* $name:ident, $check:expr $(, $normal:expr)?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
@@ -44,7 +47,7 @@ macro_rules! checked_string {
         impl $name {
             pub fn parse(s: &str) -> Result<Self, String> {
                 let check: fn(&str) -> Result<(), String> = $check;
-                check(s).map(|()| Self(s.to_string()))
+                check(s).map(|()| Self(checked_string!(@normal s $(, $normal)?)))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -74,6 +77,12 @@ checked_string!(
     /// A fully qualified domain name without the trailing dot.
     DomainName,
     |s| {
+        if s.len() > 1 && s.ends_with('.') {
+            return Err(format!(
+                "`{}` ends with a dot: drop the trailing dot (foobar writes the zone's names fully qualified itself)",
+                printable(s)
+            ));
+        }
         if s.len() > 253 || !s.contains('.') {
             return Err(format!(
                 "`{}` is not a domain name: write it like `foobar.com`",
@@ -81,6 +90,40 @@ checked_string!(
             ));
         }
         s.split('.').try_for_each(check_label)
+    },
+    // DNS names are case-insensitive: kept as a zone file and a
+    // certificate write them.
+    str::to_ascii_lowercase
+);
+checked_string!(
+    /// The name of a record of `domain.records`: `@` (the zone itself), a
+    /// name relative to the zone (`blog`, `_dmarc`, `mail._domainkey`), or
+    /// a full name with a trailing dot. Whether it is inside the zone is
+    /// checked with the zone (`records`).
+    RecordName,
+    |s| {
+        if s == "@" {
+            return Ok(());
+        }
+        check_record_target(s).map_err(|_| {
+            format!(
+                "`{}` is not a record name: write `@` for the zone itself, a name in the zone like `blog` or `_dmarc`, or a full name with a trailing dot like `blog.foobar.com.` (letters, digits, `-` and `_`)",
+                printable(s)
+            )
+        })
+    }
+);
+checked_string!(
+    /// The value of a record of `domain.records`, parsed by its type
+    /// (`records`): one line.
+    RecordValue,
+    |s| {
+        if s.trim().is_empty() || s.len() > 4096 || s.chars().any(|c| c.is_control()) {
+            return Err(
+                "a record's value must be one line of text (at most 4096 bytes), like `10 mail.example.net.` for an MX record".into(),
+            );
+        }
+        Ok(())
     }
 );
 checked_string!(
@@ -190,6 +233,66 @@ checked_string!(
     }
 );
 checked_string!(
+    /// The folder of the release nginx serves at `/`: `.` (the release
+    /// itself, a PHP code base) or a path inside it (`public`).
+    WebRoot,
+    |s| {
+        if s == "." || ReleasePath::parse(s).is_ok() {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` must be `.` (the release itself) or a folder inside the release, like `public` (no leading /, no `..`)",
+            printable(s)
+        ))
+    }
+);
+checked_string!(
+    /// Where a folder is served on the site, like `/static/`: a clean URL
+    /// path that ends with `/`, so that nginx's `alias` never reaches past
+    /// the folder (`/static../`).
+    UrlPrefix,
+    |s| {
+        let inner = s.strip_prefix('/').and_then(|s| s.strip_suffix('/'));
+        let clean = inner.is_some_and(|inner| {
+            inner.split('/').all(|seg| {
+                !seg.is_empty()
+                    && !seg.starts_with('.')
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+            })
+        });
+        if clean && s.len() <= 200 {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` is not a URL prefix: write it like /static/ or /media/uploads/ (starting and ending with /; letters, digits, . _ ~ -; no empty, `.` or `..` part, none hidden)",
+            printable(s)
+        ))
+    }
+);
+checked_string!(
+    /// A size as nginx and PHP write it: a whole number and K, M or G.
+    ByteSize,
+    |s| {
+        let (number, unit) = s.split_at(if s.is_ascii() { s.len().saturating_sub(1) } else { 0 });
+        let ok = matches!(unit, "K" | "M" | "G" | "k" | "m" | "g")
+            && (1..=6).contains(&number.len())
+            && number.chars().all(|c| c.is_ascii_digit())
+            && number.parse::<u32>().is_ok_and(|n| n > 0);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a size: write a whole number and K, M or G, like 16M",
+                printable(s)
+            ))
+        }
+    },
+    // PHP reads only upper-case units; nginx reads both.
+    str::to_ascii_uppercase
+);
+checked_string!(
     /// gunicorn's WSGI entry point: `module.path:callable`.
     WsgiEntry,
     |s| {
@@ -204,6 +307,33 @@ checked_string!(
                 "`{}` is not a WSGI entry point: write `module:callable`, like `mysite.wsgi:application`",
                 printable(s)
             )),
+        }
+    }
+);
+checked_string!(
+    /// What of a git code base to deploy: a branch, a tag or a commit, as
+    /// `git rev-parse` takes it (never an option, never a revision range).
+    GitRef,
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 255
+            && !s.starts_with(['-', '/', '.'])
+            && !s.ends_with(['/', '.'])
+            && !s.ends_with(".lock")
+            && !s.contains("..")
+            && !s.contains("@{")
+            && !s.contains("//")
+            && s != "@"
+            && !s
+                .chars()
+                .any(|c| c.is_ascii_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a git branch, tag or commit: write one like `main`, `v1.4` or a commit's hash",
+                printable(s)
+            ))
         }
     }
 );
@@ -261,6 +391,35 @@ checked_string!(
         }
         Ok(())
     }
+);
+
+checked_string!(
+    /// The name of one of the app's processes or scheduled jobs (a
+    /// Procfile's names: `worker`, `clock`): its units are named by it.
+    ProcessName,
+    |s| {
+        let ok = (1..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !ok {
+            return Err(format!(
+                "`{}` is not a process name: lowercase letters, digits, `_` and `-`, starting with a letter, at most 40",
+                printable(s)
+            ));
+        }
+        match s {
+            "web" => Err("`web` is the app server itself (app.kind runs it): name a process by what it does, like `worker` or `clock`".into()),
+            "release" => Err("a Procfile's `release` command is app.release_command here (run once per release, before it goes live)".into()),
+            _ => Ok(()),
+        }
+    }
+);
+checked_string!(
+    /// When a scheduled job runs, as systemd's `OnCalendar=` takes it:
+    /// `*-*-* 03:00:00`, `Mon..Fri 09:00`, `*:0/15`, `daily`.
+    Calendar,
+    super::calendar::check
 );
 
 checked_string!(
@@ -406,6 +565,15 @@ ranged_int!(PrefixLen, u8, 8, 30, "prefix_len");
 ranged_int!(RouterId, u8, 1, 255, "router_id");
 ranged_int!(RenewDays, u16, 1, 3650, "renew_days");
 ranged_int!(ConfirmSecs, u16, 3, 600, "confirm_within_secs");
+ranged_int!(BackupEvery, u16, 5, 1440, "every_minutes");
+ranged_int!(StopSecs, u16, 1, 3600, "stop_timeout_secs");
+ranged_int!(
+    KeepCount,
+    u16,
+    1,
+    1000,
+    "a retention count (0 would keep nothing of that period)"
+);
 
 /// A path on the machine running foobar; relative paths are relative to
 /// the inventory file's folder.
@@ -419,6 +587,67 @@ impl<'de> Deserialize<'de> for LocalPath {
             check_local_path(s).map(|()| LocalPath(PathBuf::from(s)))
         })
     }
+}
+
+/// A secret's command line (`cmd:`), run on this machine. Its words are
+/// split as a POSIX shell splits them, but no shell runs it: no
+/// variables, globs, pipes or redirections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretCommand {
+    line: String,
+    words: Vec<String>,
+}
+
+impl SecretCommand {
+    pub fn parse(line: &str) -> Result<Self, String> {
+        // The line is not echoed: the error shows it where it is written.
+        if line.len() > 1000 || line.chars().any(|c| c.is_control()) {
+            return Err(
+                "a secret's command must be one line of at most 1000 characters, like `cmd:pass show foobar/db`".into(),
+            );
+        }
+        // YAML ends a plain value at `: ` or ` #`, which often is why.
+        let words = shlex::split(line).ok_or(
+            "the command line has a quote left open, or ends with `\\`: a value holding `: ` or ` #` must be in quotes whole in YAML",
+        )?;
+        if words.is_empty() {
+            return Err("`cmd:` needs a command line, like `cmd:pass show foobar/db`".into());
+        }
+        // Without a shell, `|` or `>` would reach the program as an
+        // argument and fail in the program's own words.
+        if let Some(operator) = words.iter().find(|w| is_shell_operator(w)) {
+            return Err(format!(
+                "`{}` needs a shell, and none runs the command: write `cmd:sh -c '...'`",
+                printable(operator)
+            ));
+        }
+        Ok(Self {
+            line: line.to_string(),
+            words,
+        })
+    }
+
+    /// The command line as written.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    pub fn program(&self) -> &str {
+        &self.words[0]
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.words[1..]
+    }
+}
+
+/// `|`, `&&`, `;`, `>`, `2>&1` and their like.
+fn is_shell_operator(word: &str) -> bool {
+    let operator = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    !operator.is_empty()
+        && operator
+            .chars()
+            .all(|c| "|&;<>".contains(c) || c.is_ascii_digit())
 }
 
 pub(super) fn check_local_path(s: &str) -> Result<(), String> {
@@ -441,6 +670,26 @@ pub(super) fn check_label(s: &str) -> Result<(), String> {
             printable(s)
         ))
     }
+}
+
+/// A name in a record, relative or absolute (a trailing dot): labels of
+/// letters, digits, `-` and `_` (`_dmarc`, `s1._domainkey`, `_sip._tcp`).
+pub(super) fn check_record_target(s: &str) -> Result<(), String> {
+    let body = s.strip_suffix('.').unwrap_or(s);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if body.is_empty() || s.len() > 253 || !body.split('.').all(label_ok) {
+        return Err(format!(
+            "`{}` is not a domain name: labels of letters, digits, `-` and `_` joined by dots, like `mail.example.net.`",
+            printable(s)
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn check_server_path(s: &str) -> Result<(), String> {

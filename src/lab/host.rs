@@ -185,6 +185,84 @@ pub(super) fn process_named(pid: u32, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A process of this machine, as /proc tells it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub args: Vec<String>,
+    /// It is PID 1 of a PID namespace of its own: a container's init.
+    pub leads_namespace: bool,
+}
+
+impl Process {
+    /// From its `/proc/PID/cmdline` and `/proc/PID/status`.
+    fn parse(pid: u32, cmdline: &[u8], status: &str) -> Option<Self> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::split_whitespace)
+        };
+        let nspid: Vec<&str> = field("NSpid")?.collect();
+        Some(Self {
+            pid,
+            ppid: field("PPid")?.next()?.parse().ok()?,
+            args: cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+            leads_namespace: nspid.len() > 1 && nspid.last() == Some(&"1"),
+        })
+    }
+
+    /// Runs `program` (by its base name) with `args` among its arguments,
+    /// one after the other.
+    pub(super) fn runs(&self, program: &str, args: &[&str]) -> bool {
+        self.args
+            .first()
+            .is_some_and(|a0| Path::new(a0).file_name() == Some(program.as_ref()))
+            && self.args.windows(args.len()).any(|w| w == args)
+    }
+}
+
+/// Every process of this machine (those that end while read are left out).
+pub(super) fn processes() -> Vec<Process> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            Process::parse(pid, &cmdline, &status)
+        })
+        .collect()
+}
+
+/// Some process holds a lock on `path` (systemd's lock files are OFD
+/// locks; /proc/locks names a lock's file by device and inode).
+pub(super) fn locked(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks_name(&locks, meta.dev(), meta.ino())
+}
+
+/// `/proc/locks` (its `locks` text) holds a lock on the file with inode
+/// `ino` of device `dev`.
+fn locks_name(locks: &str, dev: u64, ino: u64) -> bool {
+    let file = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    locks
+        .lines()
+        .any(|l| l.split_whitespace().any(|w| w == file))
+}
+
 pub(super) fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < timeout {
@@ -203,4 +281,79 @@ pub(super) fn ssh_banner(addr: SocketAddr) -> bool {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 4];
     stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_s_init_leads_its_pid_namespace() {
+        let status = "Name:\tsystemd\nPid:\t4242\nPPid:\t4240\nNSpid:\t4242\t1\n";
+        let init = Process::parse(4242, b"/sbin/init\0", status).unwrap();
+        assert_eq!(
+            init,
+            Process {
+                pid: 4242,
+                ppid: 4240,
+                args: vec!["/sbin/init".into()],
+                leads_namespace: true,
+            }
+        );
+        // A process of the host, and one deeper in the container.
+        let host = "PPid:\t1\nNSpid:\t4240\n";
+        assert!(!Process::parse(4240, b"x\0", host).unwrap().leads_namespace);
+        let inside = "PPid:\t4242\nNSpid:\t4250\t7\n";
+        assert!(
+            !Process::parse(4250, b"x\0", inside)
+                .unwrap()
+                .leads_namespace
+        );
+        // Kernels without NSpid (before 4.1) tell nothing: left out.
+        assert_eq!(Process::parse(1, b"x\0", "PPid:\t0\n"), None);
+    }
+
+    #[test]
+    fn nspawn_is_told_from_the_shell_that_supervises_it() {
+        let cmdline = |args: &[&str]| args.join("\0").into_bytes();
+        let status = "PPid:\t1\nNSpid:\t10\n";
+        let merged = "/var/lib/foobar/lab/servers/web1/merged";
+        let nspawn = Process::parse(
+            10,
+            &cmdline(&["systemd-nspawn", "-b", "-D", merged, "-M", "web1"]),
+            status,
+        )
+        .unwrap();
+        assert!(nspawn.runs("systemd-nspawn", &["-D", merged]));
+        assert!(!nspawn.runs(
+            "systemd-nspawn",
+            &["-D", "/var/lib/foobar/lab/servers/web2/merged"]
+        ));
+        let shell = Process::parse(
+            9,
+            &cmdline(&[
+                "sh",
+                "-c",
+                "...",
+                "foobar-lab-server",
+                "systemd-nspawn",
+                "-D",
+                merged,
+            ]),
+            status,
+        )
+        .unwrap();
+        assert!(!shell.runs("systemd-nspawn", &["-D", merged]));
+    }
+
+    #[test]
+    fn a_lock_is_found_by_its_file_s_device_and_inode() {
+        let locks = "1: OFDLCK ADVISORY  WRITE -1 fe:00:787097 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 812 00:19:1024 0 EOF\n";
+        let dev = libc::makedev(0xfe, 0);
+        assert!(locks_name(locks, dev, 787097));
+        assert!(!locks_name(locks, dev, 78709));
+        assert!(!locks_name(locks, libc::makedev(0xfe, 1), 787097));
+        assert!(locks_name(locks, libc::makedev(0, 0x19), 1024));
+    }
 }

@@ -92,12 +92,14 @@ impl Lab {
         fs::set_permissions(self.dir.join("secrets"), fs::Permissions::from_mode(0o700))
             .map_err(io_err("securing secrets"))?;
         // 24 characters each; the zone's TSIG key 44, which BIND reads as
-        // base64 (33 bytes).
+        // base64 (33 bytes); VRRP's 8, all keepalived reads.
         for (name, len) in [
             ("mysql_password", 24),
             ("replication_password", 24),
             ("app_secret_key", 24),
             ("transfer_key", 44),
+            ("vrrp_password", 8),
+            ("backup_password", 32),
         ] {
             let secret = self.dir.join("secrets").join(name);
             if !secret.exists() {

@@ -31,6 +31,10 @@ use host::*;
 pub(super) const PROXY_PORT: u16 = 3142;
 pub(super) const IMAGE_PACKAGES: &str = "openssh-server,systemd,systemd-sysv,dbus,iproute2,ca-certificates,python3,sudo,procps,libpam-systemd";
 pub(super) const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopped or killed server may take to be gone.
+pub(super) const GONE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The name the shell that supervises a server's nspawn runs as (`$0`).
+pub(super) const SUPERVISOR: &str = "foobar-lab-server";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -54,6 +58,19 @@ pub enum LabError {
         secs: u64,
         log: String,
     },
+    #[error("lab server {name} stopped while booting, after {secs:.1} s; its console log ({log}) ends: {tail}")]
+    BootFailed {
+        name: String,
+        secs: f64,
+        log: String,
+        tail: String,
+    },
+    #[error("lab server {name} is not gone {secs} s after it was stopped: {what}")]
+    NotGone {
+        name: String,
+        secs: u64,
+        what: String,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -72,6 +89,8 @@ pub(super) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> 
 pub struct LabServer {
     pub name: String,
     pub address: Ipv4Addr,
+    /// Its IPv6 address beside the IPv4 one (`ipv6:` in the inventory).
+    pub ipv6: Option<std::net::Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,13 +98,17 @@ pub struct ServerStatus {
     pub name: String,
     pub address: Ipv4Addr,
     pub state: &'static str,
-    pub pid: Option<u32>,
+    /// The server's PID 1 (its systemd) as this machine sees it: killing
+    /// it kills the server.
+    pub leader_pid: Option<u32>,
 }
 
 pub struct Lab {
     dir: PathBuf,
     image: PathBuf,
     bridge_address: Ipv4Addr,
+    /// The host's IPv6 address on the bridge (`schema::Lab::bridge_address_v6`).
+    bridge_address_v6: std::net::Ipv6Addr,
     servers: Vec<LabServer>,
     /// The lab's first nameserver: the ACME CA resolves through it.
     nameserver: Option<Ipv4Addr>,
@@ -102,6 +125,7 @@ impl Lab {
             dir: inv.local_path(&lab.dir.0),
             image: inv.local_path(&lab.image.0),
             bridge_address: lab.bridge_address,
+            bridge_address_v6: lab.bridge_address_v6(),
             servers: inv
                 .inventory
                 .servers
@@ -110,6 +134,7 @@ impl Lab {
                 .map(|s| LabServer {
                     name: s.name.to_string(),
                     address: s.address.v4().expect("load checks lab servers' addresses"),
+                    ipv6: s.ipv6,
                 })
                 .collect(),
             nameserver: inv
@@ -180,7 +205,7 @@ impl Lab {
         ensure_inotify_limits(out)?;
         let mut started = Vec::new();
         for s in &self.servers {
-            if self.running_pid(&s.name).is_some()
+            if self.supervisor_pid(&s.name).is_some()
                 && self.recorded_address(&s.name) == Some(s.address)
             {
                 continue;
@@ -256,12 +281,16 @@ impl Lab {
         self.servers
             .iter()
             .map(|s| {
-                let pid = self.running_pid(&s.name);
+                let leader_pid = self.leader_pid(&s.name);
                 ServerStatus {
                     name: s.name.clone(),
                     address: s.address,
-                    state: if pid.is_some() { "running" } else { "stopped" },
-                    pid,
+                    state: if leader_pid.is_some() {
+                        "running"
+                    } else {
+                        "stopped"
+                    },
+                    leader_pid,
                 }
             })
             .collect()

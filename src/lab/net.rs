@@ -38,6 +38,20 @@ impl Lab {
                 ],
             )?;
         }
+        // Also on a bridge made before the lab had IPv6; nodad: usable at
+        // once, and no other host on the bridge claims it.
+        run(
+            "ip",
+            &[
+                "-6",
+                "addr",
+                "replace",
+                &format!("{}/64", self.bridge_address_v6),
+                "dev",
+                &bridge,
+                "nodad",
+            ],
+        )?;
         run("ip", &["link", "set", &bridge, "up"])?;
         Ok(())
     }
@@ -75,9 +89,23 @@ impl Lab {
         in_ns(&["link", "set", &peer, "name", "eth0"])?;
         in_ns(&["link", "set", "eth0", "address", &mac])?;
         in_ns(&["addr", "add", &format!("{}/24", s.address), "dev", "eth0"])?;
+        if let Some(v6) = s.ipv6 {
+            in_ns(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+        }
         in_ns(&["link", "set", "eth0", "up"])?;
         in_ns(&["link", "set", "lo", "up"])?;
         let _ = run("ip", &["neigh", "flush", "to", &s.address.to_string()]);
+        if let Some(v6) = s.ipv6 {
+            let _ = run("ip", &["-6", "neigh", "flush", "to", &v6.to_string()]);
+        }
         Ok(())
     }
 }

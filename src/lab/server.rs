@@ -16,17 +16,87 @@ impl Lab {
         names
     }
 
-    pub(super) fn running_pid(&self, name: &str) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(self.server_dir(name).join("nspawn.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    /// The shell that runs the server's systemd-nspawn and boots it again
+    /// when it reboots: `nspawn.pid` holds its pid.
+    pub(super) fn supervisor_pid(&self, name: &str) -> Option<u32> {
+        let pid = read_pid(&self.server_dir(name).join("nspawn.pid"))?;
         // The pid may have been reused by an unrelated process.
-        String::from_utf8_lossy(&cmdline)
-            .contains("systemd-nspawn")
-            .then_some(pid)
+        process_named(pid, SUPERVISOR).then_some(pid)
+    }
+
+    /// The server's systemd-nspawn, found by the tree it boots: also when
+    /// its supervisor is gone.
+    pub(super) fn nspawn_pid(&self, name: &str) -> Option<u32> {
+        let merged = self.server_dir(name).join("merged");
+        processes()
+            .into_iter()
+            .find(|p| p.runs("systemd-nspawn", &["-D", path_str(&merged)]))
+            .map(|p| p.pid)
+    }
+
+    /// The server's own leader: its PID 1 (its systemd) as this machine
+    /// sees it, the child of its systemd-nspawn that leads the server's
+    /// PID namespace. Killing it kills every process of the server.
+    pub(super) fn leader_pid(&self, name: &str) -> Option<u32> {
+        let nspawn = self.nspawn_pid(name)?;
+        processes()
+            .into_iter()
+            .find(|p| p.ppid == nspawn && p.leads_namespace)
+            .map(|p| p.pid)
+    }
+
+    /// The processes in the server's network namespace: all of its own,
+    /// including those that outlived its nspawn after a crash.
+    fn netns_pids(&self, name: &str) -> Vec<String> {
+        self.netns_of(name)
+            .and_then(|ns| run("ip", &["netns", "pids", &ns]).ok())
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// What is left of a server that should be gone, in words; None when
+    /// nothing is.
+    fn left_of(&self, name: &str) -> Option<String> {
+        if let Some(pid) = self.supervisor_pid(name) {
+            return Some(format!("its supervisor (pid {pid}) is still running"));
+        }
+        if let Some(pid) = self.nspawn_pid(name) {
+            return Some(format!("its systemd-nspawn (pid {pid}) is still running"));
+        }
+        let pids = self.netns_pids(name);
+        if !pids.is_empty() {
+            return Some(format!(
+                "processes {} are still running in its network namespace",
+                pids.join(", ")
+            ));
+        }
+        // nspawn locks the tree it boots (a file beside it): another
+        // nspawn refuses it while the lock is held ("Directory tree ...
+        // is currently busy").
+        let lock = self.server_dir(name).join(".#merged.lck");
+        locked(&lock).then(|| format!("{} is still locked", lock.display()))
+    }
+
+    /// Waits for a stopped or killed server to be gone: its supervisor,
+    /// its systemd-nspawn and its processes ended, the lock on its tree
+    /// released. Only then may it boot again.
+    pub(super) fn wait_gone(&self, name: &str) -> Result<(), LabError> {
+        let deadline = Instant::now() + GONE_TIMEOUT;
+        loop {
+            match self.left_of(name) {
+                None => return Ok(()),
+                Some(what) if Instant::now() >= deadline => {
+                    return Err(LabError::NotGone {
+                        name: name.to_string(),
+                        secs: GONE_TIMEOUT.as_secs(),
+                        what,
+                    })
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     pub(super) fn recorded_address(&self, name: &str) -> Option<Ipv4Addr> {
@@ -41,7 +111,7 @@ impl Lab {
     /// have mounts and namespaces; take them down so `up` starts clean.
     pub(super) fn clean_leftovers(&self, out: &dyn Reporter) -> Result<(), LabError> {
         for name in self.servers_on_disk() {
-            if self.running_pid(&name).is_none() {
+            if self.supervisor_pid(&name).is_none() {
                 let merged = self.server_dir(&name).join("merged");
                 if is_mounted(&merged) || self.netns_of(&name).is_some() {
                     out.report(Event::Message {
@@ -146,7 +216,7 @@ impl Lab {
             "-c",
             "trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; exit 0' TERM INT\n\
              while :; do \"$@\" & child=$!; wait \"$child\"; rc=$?; [ \"$rc\" = 133 ] || exit \"$rc\"; done",
-            "foobar-lab-server",
+            SUPERVISOR,
             "systemd-nspawn",
         ]);
         cmd.args([
@@ -193,45 +263,44 @@ impl Lab {
 
     /// Pulls the plug: every process of the server is killed at once, with
     /// no shutdown, and its disk stays as it was; `up` boots it again.
+    /// Returns once it is gone.
     pub(super) fn kill_server(&self, name: &str) -> Result<(), LabError> {
-        if let Some(ns) = self.netns_of(name) {
-            for pid in run("ip", &["netns", "pids", &ns])
-                .unwrap_or_default()
-                .split_whitespace()
-            {
-                let _ = run("kill", &["-KILL", pid]);
-            }
-        }
-        if let Some(pid) = self.running_pid(name) {
-            // The supervisor leads its own process group, nspawn with it.
-            let _ = run("kill", &["-KILL", "--", &format!("-{pid}")]);
-        }
-        Ok(())
+        self.kill_processes(name);
+        self.wait_gone(name)
     }
 
-    /// Stops a server if it runs and removes its mount and namespace.
+    /// SIGKILL to the server's processes, its supervisor and its nspawn.
+    fn kill_processes(&self, name: &str) {
+        let pids = self.netns_pids(name).into_iter().chain(
+            [self.supervisor_pid(name), self.nspawn_pid(name)]
+                .into_iter()
+                .flatten()
+                .map(|pid| pid.to_string()),
+        );
+        for pid in pids {
+            let _ = run("kill", &["-KILL", &pid]);
+        }
+    }
+
+    /// Stops a server if it runs, waits for it to be gone and removes its
+    /// mount and namespace.
     pub(super) fn stop_server(&self, name: &str) -> Result<(), LabError> {
-        if let Some(pid) = self.running_pid(name) {
-            // SIGTERM makes nspawn halt the server cleanly (about 1 s).
+        // SIGTERM makes nspawn halt the server cleanly (about 1 s); the
+        // supervisor passes it on, and one that was killed left nspawn to
+        // be told itself.
+        if let Some(pid) = self.supervisor_pid(name).or_else(|| self.nspawn_pid(name)) {
             let _ = run("kill", &["-TERM", &pid.to_string()]);
             let deadline = Instant::now() + Duration::from_secs(15);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            while self.nspawn_pid(name).is_some() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = run("kill", &["-KILL", &pid.to_string()]);
-                std::thread::sleep(Duration::from_millis(200));
-            }
         }
+        // What did not halt in time, and after a crash the server's
+        // processes that outlived nspawn (keeping its namespace and veth
+        // alive), are ended.
+        self.kill_processes(name);
+        self.wait_gone(name)?;
         if let Some(ns) = self.netns_of(name) {
-            // After a crash the server's processes outlive nspawn and keep
-            // its namespace and veth alive: end them first.
-            for pid in run("ip", &["netns", "pids", &ns])
-                .unwrap_or_default()
-                .split_whitespace()
-            {
-                let _ = run("kill", &["-KILL", pid]);
-            }
             run("ip", &["netns", "del", &ns])?;
         }
         if let Some(address) = self.recorded_address(name) {
@@ -271,6 +340,20 @@ impl Lab {
         write(&path, &text, 0o644)
     }
 
+    /// A server whose nspawn exited while it booted: after how long, and
+    /// the end of its console log, which says why.
+    fn boot_failed(&self, s: &LabServer, after: Duration) -> LabError {
+        let log = self.server_dir(&s.name).join("console.log");
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        LabError::BootFailed {
+            name: s.name.clone(),
+            secs: after.as_secs_f64(),
+            log: path_str(&log).to_string(),
+            tail: lines[lines.len().saturating_sub(3)..].join(" / "),
+        }
+    }
+
     /// Waits for sshd's banner, then for systemd to finish booting.
     pub(super) fn wait_ready(&self, s: &LabServer, out: &dyn Reporter) -> Result<(), LabError> {
         let start = Instant::now();
@@ -283,7 +366,10 @@ impl Lab {
             if ssh_banner(SocketAddr::from((s.address, 22))) {
                 break;
             }
-            if start.elapsed() > BOOT_TIMEOUT || self.running_pid(&s.name).is_none() {
+            if self.supervisor_pid(&s.name).is_none() {
+                return Err(self.boot_failed(s, start.elapsed()));
+            }
+            if start.elapsed() > BOOT_TIMEOUT {
                 return Err(timeout());
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -3,7 +3,7 @@
 //! reaches one writer at a time through HAProxy on the load balancers,
 //! which asks each member's clustercheck whether it is Synced.
 
-use super::{AfterRestart, Opening, Part, Recipe, RestartMethod, Role, ServerRole, Site};
+use super::{AfterRestart, Call, Opening, Part, Recipe, RestartMethod, Role, ServerRole, Site};
 use crate::shell::quote;
 
 pub const NAME: &str = "db_cluster";
@@ -23,11 +23,17 @@ pub fn rejoin_script(unit: &str) -> String {
     format!(
         "alone=$(mariadb -N -B -e \"SELECT COUNT(*) FROM information_schema.GLOBAL_STATUS WHERE (VARIABLE_NAME = 'WSREP_CLUSTER_SIZE' AND VARIABLE_VALUE = '1') OR (VARIABLE_NAME = 'WSREP_CLUSTER_STATUS' AND VARIABLE_VALUE = 'Primary')\" 2>/dev/null || true)\n\
          if [ \"$alone\" = 2 ]; then galera_new_cluster {unit} >&2; else systemctl restart {unit} >&2; fi || {{ journalctl -u {unit} -n 20 --no-pager >&2; exit 1; }}\n\
-         i=0; until [ \"$(mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE 'wsrep_local_state_comment'\" 2>/dev/null | cut -f2)\" = Synced ]; do\n\
-         \x20 i=$((i + 1)); [ $i -lt 240 ] || {{ echo 'the member is not Synced after 120 s' >&2; exit 1; }}; sleep 0.5\n\
-         done\n"
+         {}",
+        SYNCED_WAIT
     )
 }
+
+/// Waits until this member is Synced and ready for clients: its unit
+/// reports started while a joiner may still apply the writes it missed
+/// (clients get "WSREP has not yet prepared node", error 1047).
+pub const SYNCED_WAIT: &str = "i=0; until [ \"$(mariadb -N -B -e \"SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME SEPARATOR ' ') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_LOCAL_STATE_COMMENT', 'WSREP_READY')\" 2>/dev/null)\" = 'Synced ON' ]; do\n\
+     \x20 i=$((i + 1)); [ $i -lt 600 ] || { echo 'the member is not Synced and ready after 300 s' >&2; exit 1; }; sleep 0.5\n\
+     done\n";
 
 impl ServerRole for DbCluster {
     fn name(&self) -> &'static str {
@@ -86,15 +92,22 @@ impl ServerRole for DbCluster {
         }));
         open
     }
+    /// Every member replicates to every other (Galera).
     fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
+        let others = site.names_of(Role::DbCluster, server);
         vec![Part::new(
             super::db::PART,
             format!(
                 "Galera member with {} (database `{}`), :3306 from the load balancers only",
-                site.names_of(Role::DbCluster, server).join(", "),
+                others.join(", "),
                 site.database()
             ),
-        )]
+        )
+        .calling(vec![Call::to(
+            super::db::PART,
+            others,
+            "Galera replication",
+        )])]
     }
     fn excludes(&self) -> &'static [(Role, &'static str)] {
         &[

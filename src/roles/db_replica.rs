@@ -1,7 +1,7 @@
 //! `db_replica`: a MariaDB replica of the primary (GTID replication, read
 //! only), for reports and as a copy; the app does not use it.
 
-use super::{restart_mariadb, AfterRestart, Part, Recipe, RestartMethod, ServerRole, Site};
+use super::{restart_mariadb, AfterRestart, Call, Part, Recipe, RestartMethod, ServerRole, Site};
 
 pub const NAME: &str = "db_replica";
 
@@ -29,14 +29,18 @@ impl ServerRole for DbReplica {
     fn restart_order(&self) -> u8 {
         3
     }
+    /// It connects to the primary and reads its binary log.
     fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+        let primary = site.db_primary();
         vec![Part::new(
             "MariaDB replica",
-            format!(
-                "read-only copy of {} (GTID replication)",
-                site.db_primary()
-            ),
-        )]
+            format!("read-only copy of {primary} (GTID replication)"),
+        )
+        .calling(vec![Call::to(
+            super::db::PART,
+            vec![primary],
+            "replication: reads the binary log",
+        )])]
     }
     /// It copies the primary.
     fn wave(&self, _: &dyn Site, _: &str) -> u8 {

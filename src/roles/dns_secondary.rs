@@ -7,6 +7,8 @@
 use super::{checked_reload, AfterRestart, Opening, Part, Recipe, Role, ServerRole, Site};
 
 pub const NAME: &str = "dns_secondary";
+/// Its part in the diagram, which the primary's transfers reach.
+pub const PART: &str = "BIND secondary";
 
 pub struct DnsSecondary;
 
@@ -38,7 +40,7 @@ impl ServerRole for DnsSecondary {
     }
     fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
         vec![Part::new(
-            "BIND secondary",
+            PART,
             format!(
                 "authoritative DNS :53 for {}, copied from {} (TSIG transfers, NOTIFY)",
                 site.zone(),

@@ -1,9 +1,12 @@
 //! `lb`: HAProxy in front of the web servers, and keepalived sharing the
 //! floating address between the load balancers when there is one.
 
-use super::{checked_reload, Opening, Part, Recipe, Role, ServerRole, Site};
+use super::{checked_reload, Call, Opening, Part, Recipe, Role, ServerRole, Site};
 
 pub const NAME: &str = "lb";
+/// Its part in the diagram that the app servers reach a Galera cluster by.
+pub const DB_PART: &str = "HAProxy (MariaDB)";
+const KEEPALIVED: &str = "keepalived";
 
 pub struct Lb;
 
@@ -48,33 +51,48 @@ impl ServerRole for Lb {
         open
     }
     fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
+        let webs = site.names_of(Role::Web, "");
+        let ports: Vec<String> = ["HTTP", "HTTPS"]
+            .iter()
+            .zip(site.site_ports())
+            .map(|(protocol, port)| format!("{protocol} :{port}"))
+            .collect();
         let mut parts = vec![Part::new(
             "HAProxy",
             format!(
                 "load balancer :{} to {} (health check {})",
                 site.site_ports()[0],
-                site.names_of(Role::Web, "").join(", "),
+                webs.join(", "),
                 site.health_path()
             ),
-        )];
+        )
+        .calling(vec![Call::to(super::web::PART, webs, ports.join(", "))])];
         let members = site.names_of(Role::DbCluster, server);
         if !members.is_empty() {
-            parts.push(Part::new(
-                "HAProxy (MariaDB)",
-                format!(
-                    ":3306 from the app servers to one writer of {} (Galera-aware check)",
-                    members.join(", ")
-                ),
-            ));
+            parts.push(
+                Part::new(
+                    DB_PART,
+                    format!(
+                        ":3306 from the app servers to one writer of {} (Galera-aware check)",
+                        members.join(", ")
+                    ),
+                )
+                .calling(vec![Call::to(
+                    super::db::PART,
+                    members,
+                    "TCP :3306 (one writer)",
+                )]),
+            );
         }
         if let Some(floating) = site.floating_address() {
-            parts.push(Part::new(
-                "keepalived",
-                format!(
-                    "VRRP: shares {floating} with {}",
-                    site.names_of(Role::Lb, server).join(", ")
-                ),
-            ));
+            let peers = site.names_of(Role::Lb, server);
+            parts.push(
+                Part::new(
+                    KEEPALIVED,
+                    format!("VRRP: shares {floating} with {}", peers.join(", ")),
+                )
+                .calling(vec![Call::to(KEEPALIVED, peers, "VRRP adverts")]),
+            );
         }
         parts
     }

@@ -31,6 +31,10 @@ pub trait Site {
     fn names_of(&self, role: Role, except: &str) -> Vec<String>;
     /// The name of the server holding the database primary.
     fn db_primary(&self) -> String;
+    /// The servers the backup server copies the database and the uploads
+    /// from, when the site has backups.
+    fn backup_db_source(&self) -> Option<String>;
+    fn backup_files_source(&self) -> Option<String>;
     /// Where the app servers reach a Galera cluster (HAProxy :3306 on
     /// the load balancers); None without a cluster.
     fn cluster_address(&self) -> Option<IpAddr>;
@@ -45,13 +49,12 @@ pub trait Site {
 }
 
 /// What a role draws on its server in `foobar diagram`: one thing running
-/// there, what it does, and the part of the same server it sends requests
-/// to (by name), with how.
+/// there, what it does, and what it sends requests to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub name: String,
     pub detail: String,
-    pub calls: Option<(String, &'static str)>,
+    pub calls: Vec<Call>,
 }
 
 impl Part {
@@ -59,7 +62,33 @@ impl Part {
         Self {
             name: name.to_string(),
             detail,
-            calls: None,
+            calls: Vec::new(),
+        }
+    }
+
+    fn calling(self, calls: Vec<Call>) -> Self {
+        Self { calls, ..self }
+    }
+}
+
+/// A part's requests to the part named `part` on each of the servers `on`
+/// (the caller's own server among them, or others), or, `via` a floating
+/// address, to the one of them holding it; `how` says with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub part: String,
+    pub on: Vec<String>,
+    pub via: Option<IpAddr>,
+    pub how: String,
+}
+
+impl Call {
+    fn to(part: &str, on: Vec<String>, how: impl Into<String>) -> Self {
+        Self {
+            part: part.to_string(),
+            on,
+            via: None,
+            how: how.into(),
         }
     }
 }
@@ -281,7 +310,8 @@ pub fn maintenance_up() -> String {
     format!("{}sleep 1\n", raise_flag(RESTART_FLAG))
 }
 
-pub use db_cluster::{rejoin_script, CHECK_PORT};
+pub use app::{job_units, process_unit, JOB_UNITS, PROCESS_UNITS, RESTART_PROCESSES};
+pub use db_cluster::{rejoin_script, CHECK_PORT, SYNCED_WAIT};
 
 registry! {
     web::Web,
@@ -292,6 +322,7 @@ registry! {
     dns::Dns,
     dns_secondary::DnsSecondary,
     lb::Lb,
+    backup::Backup,
     // A role that exists only in unit tests: proof that a new role is one
     // file plus this line.
     #[cfg(test)]

@@ -39,6 +39,12 @@ impl Site for FakeSite {
     fn db_primary(&self) -> String {
         "db".into()
     }
+    fn backup_db_source(&self) -> Option<String> {
+        Some("db".into())
+    }
+    fn backup_files_source(&self) -> Option<String> {
+        Some("app".into())
+    }
     fn cluster_address(&self) -> Option<IpAddr> {
         self.cluster.then(|| IpAddr::from([10, 0, 0, 100]))
     }
@@ -79,7 +85,10 @@ fn names_parse_back_and_the_test_role_is_registered() {
         assert_eq!(yaml, *role);
     }
     // What restart and logs offer comes from the registry alone.
-    assert_eq!(Role::groups(), ["web", "app", "db", "dns", "lb", "fixture"]);
+    assert_eq!(
+        Role::groups(),
+        ["web", "app", "db", "dns", "lb", "backup", "fixture"]
+    );
     assert_eq!(Role::of_group("fixture"), [Role::Fixture]);
     assert_eq!(Role::of_group("dns"), [Role::Dns, Role::DnsSecondary]);
     let err = serde_yaml::from_str::<Role>("dsn").unwrap_err().to_string();
@@ -119,7 +128,7 @@ fn restart_recipes_and_their_checks() {
         "{}",
         member.script
     );
-    assert!(member.script.contains("= Synced ]"), "{}", member.script);
+    assert!(member.script.ends_with(SYNCED_WAIT), "{}", member.script);
     // Every role has an order of its own in `restart all`.
     let mut orders: Vec<u8> = Role::ALL
         .iter()
@@ -206,15 +215,39 @@ fn waves_and_combinations() {
 #[test]
 fn diagram_parts_name_what_they_call() {
     let nginx = &Role::Web.module().diagram(&SITE, "web")[0];
-    assert_eq!(nginx.calls, Some(("Puma".to_string(), "unix socket")));
-    let beside_db = Role::App.module().diagram(&SITE, "db");
     assert_eq!(
-        beside_db[0].calls,
-        Some((super::db::PART.to_string(), "TCP :3306"))
+        nginx.calls,
+        [Call::to("Puma", vec!["web".into()], "unix socket")]
     );
-    let elsewhere = Role::App.module().diagram(&SITE, "app");
-    assert_eq!(elsewhere.last().unwrap().name, "to MySQL");
-    assert!(Role::Lb.module().diagram(&SITE, "lb")[1]
-        .detail
-        .starts_with("VRRP: shares 10.0.0.100"));
+    let app = &Role::App.module().diagram(&SITE, "app")[0];
+    assert_eq!(
+        app.calls,
+        [Call::to(super::db::PART, vec!["db".into()], "TCP :3306")]
+    );
+    // A cluster is reached through HAProxy at the floating address.
+    let app = &Role::App.module().diagram(&CLUSTER, "app")[0];
+    assert_eq!(
+        app.calls,
+        [Call {
+            via: Some(IpAddr::from([10, 0, 0, 100])),
+            ..Call::to(super::lb::DB_PART, vec!["lb".into()], "TCP :3306")
+        }]
+    );
+    let lb = Role::Lb.module().diagram(&CLUSTER, "lb");
+    assert_eq!(lb[0].calls[0].on, ["web"]);
+    assert_eq!(lb[1].calls[0].on, ["db_cluster"]);
+    assert!(lb[2].detail.starts_with("VRRP: shares 10.0.0.100"));
+    // A Galera member calls the others, not itself.
+    let member = &Role::DbCluster.module().diagram(&CLUSTER, "db_cluster")[0];
+    assert!(member.calls[0].on.is_empty());
+    let backup = &Role::Backup.module().diagram(&SITE, "backup")[0];
+    let pulled: Vec<_> = backup
+        .calls
+        .iter()
+        .map(|c| (c.part.as_str(), c.on[0].as_str()))
+        .collect();
+    assert_eq!(
+        pulled,
+        [(super::db::PART, "db"), (super::app::CODE_BASE, "app")]
+    );
 }

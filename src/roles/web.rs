@@ -1,9 +1,11 @@
 //! `web`: nginx, serving the release's static files and passing the rest
 //! to the app server on the same server.
 
-use super::{checked_reload, Opening, Part, Recipe, Role, ServerRole, Site};
+use super::{checked_reload, Call, Opening, Part, Recipe, Role, ServerRole, Site};
 
 pub const NAME: &str = "web";
+/// Its part in the diagram, which the load balancers call.
+pub const PART: &str = "nginx";
 
 pub struct Web;
 
@@ -27,19 +29,21 @@ impl ServerRole for Web {
             .map(|p| Opening::anyone(p, "tcp"))
             .collect()
     }
-    fn diagram(&self, site: &dyn Site, _: &str) -> Vec<Part> {
+    fn diagram(&self, site: &dyn Site, server: &str) -> Vec<Part> {
         let ports: Vec<String> = site.site_ports().iter().map(|p| format!(":{p}")).collect();
         let kind = site.app_kind().server();
-        vec![Part {
-            calls: Some((kind.label().to_string(), kind.hop())),
-            ..Part::new(
-                "nginx",
-                format!(
-                    "web server {}: static files itself, the rest to the app",
-                    ports.join(" and ")
-                ),
-            )
-        }]
+        vec![Part::new(
+            PART,
+            format!(
+                "web server {}: static files itself, the rest to the app",
+                ports.join(" and ")
+            ),
+        )
+        .calling(vec![Call::to(
+            kind.label(),
+            vec![server.to_string()],
+            kind.hop(),
+        )])]
     }
     fn requires(&self) -> &'static [(Role, &'static str)] {
         &[(

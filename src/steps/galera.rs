@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::parts::{deferred_fact_script, PEER_LINE, PEER_UNREACHABLE};
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::error::InputError;
+use crate::roles::SYNCED_WAIT;
 use crate::shell::quote;
 
 pub struct Galera;
@@ -318,7 +319,8 @@ impl Kind for Galera {
             Change::Bootstrap { .. } => format!(
                 "systemctl stop mariadb\n\
                  if [ -f {g} ]; then sed -i 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/' {g}; fi\n\
-                 galera_new_cluster || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}\n",
+                 galera_new_cluster || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}\n\
+                 {SYNCED_WAIT}",
                 g = GRASTATE
             ),
             Change::Join { unless } => {
@@ -341,7 +343,8 @@ impl Kind for Galera {
                      # mid-way would hold the port of the next ([w]: not\n\
                      # this script's own command line).\n\
                      if ! systemctl is-active --quiet mariadb; then pkill -f '[w]srep_sst_mariabackup --role.*joiner' || true; pkill -f '[T]CP-LISTEN:4444' || true; fi\n\
-                     systemctl restart mariadb || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}\n",
+                     systemctl restart mariadb || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}\n\
+                     {SYNCED_WAIT}",
                     peers = peers.join(" "),
                     give_up = quote(&give_up),
                 )

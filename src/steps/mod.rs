@@ -72,6 +72,10 @@ pub trait Kind: 'static {
     fn file(_desired: &Self::Desired) -> Option<RenderedFile<'_>> {
         None
     }
+    /// Every file the step writes, as rendered: `file`'s, or several.
+    fn files(desired: &Self::Desired) -> Vec<RenderedFile<'_>> {
+        Self::file(desired).into_iter().collect()
+    }
     /// The service this step keeps running, for restarts.
     fn service(_desired: &Self::Desired) -> Option<&str> {
         None
@@ -126,7 +130,7 @@ pub trait Step: Debug + Send + Sync {
     fn fact_script(&self) -> String;
     /// Parses this step's fact output and plans it.
     fn plan(&self, fact_output: &str, cx: &PlanCx) -> Option<Box<dyn Change + '_>>;
-    fn file(&self) -> Option<RenderedFile<'_>>;
+    fn files(&self) -> Vec<RenderedFile<'_>>;
     fn service(&self) -> Option<&str>;
     fn once_per_server(&self) -> bool;
     fn peer_group(&self) -> Option<&'static str>;
@@ -182,8 +186,8 @@ impl<K: Kind> Step for Resolved<K> {
         K::plan(&self.desired, &fact, cx)
             .map(|change| Box::new(Planned { step: self, change }) as Box<dyn Change>)
     }
-    fn file(&self) -> Option<RenderedFile<'_>> {
-        K::file(&self.desired)
+    fn files(&self) -> Vec<RenderedFile<'_>> {
+        K::files(&self.desired)
     }
     fn service(&self) -> Option<&str> {
         K::service(&self.desired)
@@ -332,6 +336,7 @@ registry! {
     release::Release,
     service::Service,
     stopped::Stopped,
+    app_units::AppUnits,
     mysql::Mysql,
     mariadb_datadir::MariadbDatadir,
     replica::Replica,

@@ -420,4 +420,28 @@ mod tests {
         )));
         assert!(sql.contains("GRANT SELECT ON `foobar`.* TO 'app'@'localhost';"));
     }
+
+    #[test]
+    fn any_printable_password_reaches_sql_only_as_its_hash() {
+        for password in [
+            r#"it's "a" \ pass; -- x"#,
+            "$x^!(=#-_)*&%@+j9",
+            "q0/+Vn3xZ8rT2kL9w+M/aB4cD5eF6gH7",
+        ] {
+            let d = Desired {
+                database: Some("foobar".into()),
+                user: "app".into(),
+                privileges: vec!["SELECT".into()],
+                hosts: vec!["localhost".into()],
+                password: password.into(),
+            };
+            let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125 }).unwrap();
+            let sql = String::from_utf8(Mysql::script(&d, &change, None).stdin.unwrap()).unwrap();
+            let hash = mysql_native_hash(password);
+            // `*` and 40 hex digits: nothing to escape in a SQL string.
+            assert!(hash.starts_with('*') && hash[1..].chars().all(|c| c.is_ascii_hexdigit()));
+            assert!(sql.contains(&format!("IDENTIFIED BY PASSWORD '{hash}';")), "{sql}");
+            assert!(!sql.contains(password) && !Mysql::fact_script(&d).contains(password));
+        }
+    }
 }

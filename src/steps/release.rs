@@ -5,15 +5,14 @@
 //! is complete once it holds `.foobar-ready`: one cut off before that is
 //! made again.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::parts::{backup, deferred_fact_script, remember, verify_upload};
 use super::wheels;
 use super::{Kind, PlanCx, ResolveCx, Script};
+use crate::code_base::CodeBase;
 use crate::error::InputError;
 use crate::shell::quote;
 
@@ -47,6 +46,9 @@ pub struct Desired {
     pub build: Option<String>,
     /// Set on one app server only.
     pub release_command: Option<String>,
+    /// What the build and the release command get besides app.env, in
+    /// the release being made (`AppKind::run_env`).
+    pub run_env: Vec<(&'static str, String)>,
 }
 
 /// Marks a release whose every preparation finished.
@@ -55,8 +57,9 @@ pub const READY: &str = ".foobar-ready";
 /// live most recently before the current one, never to one that was
 /// built but never served (its release command failed).
 pub const LIVE: &str = ".foobar-live";
-/// The app's environment, for the build and the release command.
-const APP_ENV: &str = "/etc/foobar/app.env";
+/// The app's environment: its units read it, and so do the build, the
+/// release command and `exec` (`with_app_env`).
+pub const APP_ENV: &str = "/etc/foobar/app.env";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +70,9 @@ pub struct Fact {
     /// The live release finished its preparation.
     #[serde(default)]
     pub ready: bool,
+    /// The releases folder is the app group's alone.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 /// Unpack the release and switch `current` to it.
@@ -84,17 +90,18 @@ impl Kind for Release {
     }
 
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
-        let src = cx.local_path(&cx.field("src", &args.src)?);
-        let (code_id, archive) =
-            release_archive(&src).map_err(|m| cx.field_error("src", &args.src, m))?;
+        let (src, code) = cx.code_base("src", &args.src)?;
+        let (code_id, archive) = code
+            .pack()
+            .map_err(|e| cx.field_error("src", &args.src, e))?;
         let inv = &cx.inventory.inventory;
         let app = &inv.app;
-        check_entry_point(cx, &src)?;
+        check_entry_point(cx, &src, &code)?;
         let venv = app
             .kind
             .server()
             .python_wheels()
-            .then(|| wheels::for_code_base(&src))
+            .then(|| wheels::for_code_base(&src, &code))
             .transpose()?
             .map(|ws| {
                 ws.iter()
@@ -123,6 +130,7 @@ impl Kind for Release {
                 .as_ref()
                 .filter(|_| release_server == Some(&cx.ctx.server.name))
                 .map(|c| c.to_string()),
+            run_env: app.kind.run_env("$root", "$rel"),
         })
     }
 
@@ -132,8 +140,11 @@ impl Kind for Release {
 
     fn fact_script(d: &Desired) -> String {
         let current = quote(&format!("{}/current", d.root));
+        let releases = quote(&format!("{}/releases", d.root));
         deferred_fact_script(&format!(
-            "printf 'L\\t%s\\n' \"$(readlink {current})\"; [ -e {current}/{READY} ] && echo R"
+            "printf 'L\\t%s\\n' \"$(readlink {current})\"; [ -e {current}/{READY} ] && echo R; \
+             [ \"$(stat -c '%a %G' {releases} 2>/dev/null)\" = {closed} ] && echo C",
+            closed = quote(&format!("750 {}", d.app_user))
         ))
     }
 
@@ -145,6 +156,7 @@ impl Kind for Release {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string),
             ready: output.lines().any(|l| l == "R"),
+            closed: output.lines().any(|l| l == "C"),
         }
     }
 
@@ -153,7 +165,7 @@ impl Kind for Release {
             t.trim_end_matches('/')
                 .ends_with(&format!("releases/{}", d.id))
         });
-        (!live || !fact.ready).then_some(Deploy)
+        (!live || !fact.ready || !fact.closed).then_some(Deploy)
     }
 
     fn describe(_: &Deploy) -> String {
@@ -166,6 +178,10 @@ impl Kind for Release {
 rel="$root/releases/{id}"
 dest="$root/current"
 mkdir -p "$root/releases"
+# Only the app's group (nginx's user is in it) reaches the releases: code
+# bases hold secrets (.env, keys).
+chown {o}:{g} "$root/releases"
+chmod 750 "$root/releases"
 # Leftovers of a run that was cut off.
 rm -rf "$root"/releases/.incoming.*
 tmp=$(mktemp -d "$root/releases/.incoming.XXXXXX")
@@ -179,10 +195,11 @@ else
   rm -rf "$rel"
   mkdir "$tmp/tree"
   tar -x -C "$tmp/tree" --no-same-owner -f "$tmp/.archive"
-  chown -R {o}: "$tmp/tree"
-  chmod 755 "$tmp/tree"
   mv "$tmp/tree" "$rel"
-{prepare}  touch "$rel/{READY}"
+{prepare}  chown -R {o}:{g} "$rel"
+  chmod -R o= "$rel"
+  chmod 750 "$rel"
+  touch "$rel/{READY}"
 fi
 {release_command}previous=$(readlink "$dest" || true)
 {backup}{remember}touch "$rel/{LIVE}"
@@ -196,6 +213,7 @@ done
             r = quote(&d.root),
             id = d.id,
             o = quote(&d.owner),
+            g = quote(&d.app_user),
             verify = verify_upload("\"$tmp/.archive\"", "the release", &d.archive),
             backup = backup(notify),
             remember = remember(notify),
@@ -214,7 +232,14 @@ done
         Fact {
             current: Some(format!("releases/{}", d.id)),
             ready: true,
+            closed: true,
         }
+    }
+
+    /// What comes after runs on the new release: the app's processes
+    /// plan their restart from where `current` leads now.
+    fn refreshes_facts(_: &Deploy) -> bool {
+        true
     }
 }
 
@@ -224,7 +249,7 @@ fn prepare(d: &Desired) -> String {
     let mut s = String::new();
     for p in &d.shared {
         s += &format!(
-            "  mkdir -p \"$root/shared/\"{p}\n  chown {u}: \"$root/shared/\"{p}\n  rm -rf \"$rel/\"{p}\n  mkdir -p \"$(dirname \"$rel/\"{p})\"\n  ln -s \"$root/shared/\"{p} \"$rel/\"{p}\n",
+            "  mkdir -p \"$root/shared/\"{p}\n  chown {u}: \"$root/shared/\"{p}\n  chmod 750 \"$root/shared/\"{p}\n  rm -rf \"$rel/\"{p}\n  mkdir -p \"$(dirname \"$rel/\"{p})\"\n  ln -s \"$root/shared/\"{p} \"$rel/\"{p}\n",
             p = quote(p),
             u = quote(&d.app_user),
         );
@@ -260,32 +285,39 @@ fn indent(text: &str) -> String {
 /// (root when None); its output is the script's error output, so that a
 /// failure shows it, and a failure stops the script before the switch.
 fn in_app_env(d: &Desired, what: &str, command: &str, user: Option<&str>) -> String {
-    let path = if d.venv.is_some() {
-        "$rel/.venv/bin:/usr/local/bin:/usr/bin:/bin"
-    } else {
-        "/usr/local/bin:/usr/bin:/bin"
-    };
-    let drop = user
-        .map(|u| format!("setpriv --reuid={u} --regid={u} --init-groups ", u = quote(u)))
-        .unwrap_or_default();
-    // app.env holds only values without quotes, `$` or backquotes inside
-    // double quotes: sourcing it gives what systemd gives the app.
     format!(
-        "(cd \"$rel\" && env -i PATH=\"{path}\" HOME=\"$root\" LANG=C.UTF-8 sh -c 'set -a; . {env}; set +a; exec \"$@\"' sh {drop}sh -c {cmd}) >&2 || {{ echo {failed} >&2; exit 1; }}\n",
-        env = APP_ENV,
-        cmd = quote(command),
+        "(cd \"$rel\" && {}) >&2 || {{ echo {failed} >&2; exit 1; }}\n",
+        with_app_env(&d.run_env, user, &format!("sh -c {}", quote(command))),
         failed = quote(&format!("{what} failed: the live release is unchanged")),
     )
 }
 
+/// The words that run `command` (shell words) with the app's environment
+/// as its units get it, as `user` (root when None): app.env read into an
+/// empty environment holding `env` (`AppKind::run_env`), whose values go
+/// in double quotes, so that shell variables in them (`$rel`) expand.
+pub fn with_app_env(env: &[(&str, String)], user: Option<&str>, command: &str) -> String {
+    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let drop = user
+        .map(|u| format!("setpriv --reuid={u} --regid={u} --init-groups ", u = quote(u)))
+        .unwrap_or_default();
+    // app.env's values are double-quoted with `"`, `\`, `$` and backquotes
+    // escaped (`shell::env_quote`): sourcing it gives exactly what systemd
+    // gives the app, whatever printable characters they hold.
+    format!(
+        "env -i {} sh -c 'set -a; . {APP_ENV}; set +a; exec \"$@\"' sh {drop}{command}",
+        vars.join(" ")
+    )
+}
+
 /// The app server's entry point must be in the code base.
-fn check_entry_point(cx: &ResolveCx, src: &Path) -> Result<(), InputError> {
+fn check_entry_point(cx: &ResolveCx, src: &Path, code: &CodeBase) -> Result<(), InputError> {
     let app = &cx.inventory.inventory.app;
     let kind = app.kind.server();
     let key = kind.entry_key();
     let entry = app.setting(key);
     let candidates = kind.entry_files(&entry);
-    if candidates.iter().any(|c| src.join(c).is_file()) {
+    if candidates.iter().any(|c| code.has(c)) {
         return Ok(());
     }
     Err(cx.inventory.error_at(
@@ -298,81 +330,10 @@ fn check_entry_point(cx: &ResolveCx, src: &Path) -> Result<(), InputError> {
     ))
 }
 
-/// Every file of a release carries this modification time, so that the
-/// same tree always packs to the same bytes (2000-01-01 UTC).
-const RELEASE_MTIME: u64 = 946_684_800;
-
-/// Packs the code base as a tar archive (sorted, fixed times: the same tree
-/// always gives the same bytes) and returns its id: the first 12 hex digits
-/// of a SHA-256 over every path, mode and content.
-pub fn release_archive(src: &Path) -> Result<(String, Vec<u8>), String> {
-    if !src.is_dir() {
-        return Err(format!(
-            "the code base folder {} does not exist: name the folder that holds the app",
-            src.display()
-        ));
-    }
-    let mut files = Vec::new();
-    collect_files(src, src, &mut files)?;
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("the code base folder {} is empty", src.display()));
-    }
-    let mut hasher = Sha256::new();
-    let mut builder = tar::Builder::new(Vec::new());
-    for rel in &files {
-        let full = src.join(rel);
-        let data = std::fs::read(&full).map_err(|e| format!("reading {}: {e}", full.display()))?;
-        let executable = std::fs::metadata(&full)
-            .map(|m| m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false);
-        let mode = if executable { 0o755 } else { 0o644 };
-        let name = rel
-            .to_str()
-            .ok_or_else(|| format!("{} is not UTF-8", rel.display()))?;
-        hasher.update(format!("{name}\0{mode:o}\0{}\0", data.len()));
-        hasher.update(&data);
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(mode);
-        header.set_mtime(RELEASE_MTIME);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, name, data.as_slice())
-            .map_err(|e| format!("packing {name}: {e}"))?;
-    }
-    let archive = builder.into_inner().map_err(|e| e.to_string())?;
-    let id: String = hasher
-        .finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((id, archive))
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        // Caches and VCS folders are not part of a release.
-        if name == "__pycache__" || name == ".git" || name.ends_with(".pyc") {
-            continue;
-        }
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
-        if kind.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if kind.is_file() {
-            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
-        } else {
-            return Err(format!(
-                "{} is neither a file nor a folder: releases hold plain files",
-                path.display()
-            ));
-        }
-    }
-    Ok(())
+/// The release id a release step's label names (see `Kind::label`).
+pub fn id_in_label(label: &str) -> Option<&str> {
+    label
+        .strip_prefix("release ")
+        .and_then(|path| path.rsplit_once("/releases/"))
+        .map(|(_, id)| id)
 }

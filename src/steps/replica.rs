@@ -302,7 +302,7 @@ impl Kind for Replica {
         let setup = match c {
             Change::Setup { restart, .. } => format!(
                 "{restart}mysql -e 'STOP SLAVE' >&2 || true\n{seed}\
-                 printf \"CHANGE MASTER TO MASTER_HOST='%s', MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_CONNECT_RETRY={CONNECT_RETRY}, MASTER_USE_GTID=slave_pos{tls};\\n\" {primary} {user} \"$pw\" | mysql\n\
+                 printf \"CHANGE MASTER TO MASTER_HOST='%s', MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_CONNECT_RETRY={CONNECT_RETRY}, MASTER_USE_GTID=slave_pos{tls};\\n\" {primary} {user} \"$pw_sql\" | mysql\n\
                  (umask 077; printf '%s\\n' {hash} > {AUTH})\n",
                 hash = quote(&mysql_native_hash(&d.password)),
                 // A path checked at resolve: letters, digits, / . _ -.
@@ -321,7 +321,7 @@ impl Kind for Replica {
             Change::Start { .. } => String::new(),
         };
         Script::new(format!(
-            "IFS= read -r pw\nmkdir -p /var/lib/foobar\n{setup}mysql -e 'START SLAVE'\n\
+            "IFS= read -r pw\nIFS= read -r pw_sql\nmkdir -p /var/lib/foobar\n{setup}mysql -e 'START SLAVE'\n\
              i=0\n\
              until st=$({SHOW_STATUS}); printf '%s\\n' \"$st\" | grep -q '^ *Slave_SQL_Running: Yes' \
              && printf '%s\\n' \"$st\" | grep -q '^ *Slave_IO_Running: Yes'; do\n\
@@ -334,7 +334,9 @@ impl Kind for Replica {
              done\n",
             wait = START_TIMEOUT_SECS * 2,
         ))
-        .with_stdin(format!("{}\n", d.password).into_bytes())
+        // The password as it is (for mariadb-dump), then as the body of an
+        // SQL string (for CHANGE MASTER): on stdin, never a command line.
+        .with_stdin(format!("{}\n{}\n", d.password, sql_string_body(&d.password)).into_bytes())
     }
 
     fn converged(d: &Desired, _: &Change, _: &Fact) -> Fact {
@@ -357,5 +359,47 @@ impl Kind for Replica {
             },
             password_matches: true,
         }
+    }
+}
+
+/// `s` inside a single-quoted SQL string: `''` is a quote in any SQL mode,
+/// `\\` a backslash in MariaDB's default one (foobar sets no other), so
+/// any printable password is carried exactly.
+fn sql_string_body(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_reaches_change_master_as_an_escaped_sql_string() {
+        assert_eq!(sql_string_body("plain-Password-1"), "plain-Password-1");
+        assert_eq!(
+            sql_string_body(r#"it's "a" \ pass\%_"#),
+            r#"it''s "a" \\ pass\\%_"#
+        );
+        let d = Desired {
+            primary: "10.0.0.31".into(),
+            user: "replication".into(),
+            database: "foobar".into(),
+            server_id: 2,
+            password: r"o'k\pw".into(),
+            ssl_ca: None,
+        };
+        let script = Replica::script(
+            &d,
+            &Change::Setup {
+                restart: false,
+                seed: true,
+            },
+            None,
+        );
+        assert_eq!(script.stdin.unwrap(), b"o'k\\pw\no''k\\\\pw\n");
+        assert!(script.text.contains("MYSQL_PWD=\"$pw\" mariadb-dump"));
+        assert!(script.text.contains("MASTER_PASSWORD='%s'"));
+        assert!(script.text.contains("\"$pw_sql\" | mysql"));
+        assert!(!script.text.contains("o'k"), "never on a command line");
     }
 }

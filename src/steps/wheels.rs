@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parts::verify_upload;
 use super::{Kind, PlanCx, ResolveCx, Script};
+use crate::code_base::CodeBase;
 use crate::error::InputError;
 use crate::shell::quote;
 use crate::wheels::{self, Wheel};
@@ -43,12 +44,10 @@ pub struct Fact {
 pub type Missing = Vec<Wheel>;
 
 /// The wheels a code base needs: none without `requirements.txt`.
-pub fn for_code_base(src: &std::path::Path) -> Result<Vec<Wheel>, InputError> {
-    let requirements = src.join("requirements.txt");
-    if requirements.is_file() {
-        wheels::resolve(&requirements)
-    } else {
-        Ok(Vec::new())
+pub fn for_code_base(src: &std::path::Path, code: &CodeBase) -> Result<Vec<Wheel>, InputError> {
+    match code.file("requirements.txt") {
+        Some(text) => wheels::resolve(&src.join("requirements.txt"), text),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -59,9 +58,9 @@ impl Kind for Wheels {
     type Change = Missing;
 
     fn resolve(args: &Args, cx: &ResolveCx) -> Result<Desired, InputError> {
-        let src = cx.local_path(&cx.field("src", &args.src)?);
+        let (src, code) = cx.code_base("src", &args.src)?;
         Ok(Desired {
-            wheels: for_code_base(&src)?,
+            wheels: for_code_base(&src, &code)?,
         })
     }
 

@@ -73,6 +73,43 @@ pub trait Transport: Send + Sync {
         }
     }
 
+    /// Runs `script` as root with this process's standard input, output
+    /// and error, on a pseudo-terminal of the server's when standard input
+    /// is a terminal here (as `ssh -t`): an interactive session, which
+    /// ends when the script does; returns its exit code. The script
+    /// travels on the command line, not on stdin (which is the user's):
+    /// it must hold no secret. A fake server's only runs it.
+    fn interactive(&self, script: &str) -> impl Future<Output = Result<i32, Unreachable>> + Send {
+        async move { Ok(self.run(script, None).await?.code) }
+    }
+
+    /// Runs `script` here and `sink` on `to` at once, this one's output
+    /// streamed into the other's input (a backup from the backup server
+    /// into the server it is restored on, through this machine, never
+    /// held whole); returns both outcomes. Buffered by default, which a
+    /// fake server's tests need only.
+    fn pipe(
+        &self,
+        script: &str,
+        to: &Self,
+        sink: &str,
+    ) -> impl Future<Output = Result<(Output, Output), Unreachable>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let from = self.run(script, None).await?;
+            let into = to.run(sink, Some(&from.stdout)).await?;
+            Ok((
+                Output {
+                    stdout: Vec::new(),
+                    ..from
+                },
+                into,
+            ))
+        }
+    }
+
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()> + Send;
 }

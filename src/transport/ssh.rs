@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{Connector, Output, Transport, Unreachable};
+use crate::shell::quote;
 
 /// How to reach one server.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct SshTarget {
     /// How long the connection is kept for the next run after its last
     /// use; None: a connection of this run's own, closed at its end.
     pub keep: Option<Duration>,
+    /// The server this one is reached through (`ssh -J`), with its own
+    /// settings.
+    pub jump: Option<Box<SshTarget>>,
 }
 
 impl SshTarget {
@@ -86,32 +90,46 @@ struct Master {
 const AS_ROOT: &str =
     r#"if [ "$(id -u)" = 0 ]; then exec sh -c "$1"; else exec sudo -n sh -c "$1"; fi"#;
 
-/// libpam-tmpdir (os.harden) gives each login a TMPDIR of its own, which
-/// the users scripts switch to (mysql, the app's) cannot write: scripts use
-/// the system's temporary folder, as services do.
-const SCRIPT_ENV: &str = "unset TMPDIR TMP TEMP TEMPDIR\n";
+/// Every script starts here. libpam-tmpdir (os.harden) gives each login a
+/// TMPDIR of its own, which the users scripts switch to (mysql, the app's)
+/// cannot write: scripts use the system's temporary folder, as services do.
+/// The umask is foobar's own, not the login's (os.harden sets 027 for
+/// logins): files meant to be private get their mode explicitly.
+const SCRIPT_ENV: &str = "unset TMPDIR TMP TEMP TEMPDIR\numask 022\n";
+
+/// What travels on stdin ahead of a script's own input: the script itself,
+/// so that no secret it holds shows in `ps` or sudo's log. It ends with a
+/// comment, which keeps its last newline from the shell's stripping and
+/// leaves its exit code alone.
+fn payload(script: &str) -> Vec<u8> {
+    format!("{SCRIPT_ENV}{script}\n# end of script\n").into_bytes()
+}
+
+/// The command line a script runs under: reads the script's `len` bytes
+/// from stdin (GNU head reads no further) and runs them, the rest of stdin
+/// left to the script.
+fn bootstrap(len: usize) -> String {
+    format!(r#"eval "$(head -c {len})""#)
+}
 
 impl Ssh {
-    /// `sh -c script` as root: the inventory's user decides (root, or
-    /// through `sudo -n`); without one the server tells.
-    fn as_root(&self, session: Arc<Session>, script: &str) -> OwningCommand<Arc<Session>> {
-        let mut cmd = match self.target.user.as_deref() {
-            Some("root") => session.arc_command("sh"),
-            Some(_) => {
-                let mut c = session.arc_command("sudo");
-                c.args(["-n", "sh"]);
-                c
-            }
-            None => {
-                let mut c = session.arc_command("sh");
-                c.args(["-c", AS_ROOT, "foobar"]);
-                c
-            }
-        };
-        if self.target.user.is_some() {
-            cmd.arg("-c");
+    /// The words that run the script given after them as root: the
+    /// inventory's user decides (root, or through `sudo -n`); without one
+    /// the server tells.
+    fn as_root_words(&self) -> &'static [&'static str] {
+        match self.target.user.as_deref() {
+            Some("root") => &["sh", "-c"],
+            Some(_) => &["sudo", "-n", "sh", "-c"],
+            None => &["sh", "-c", AS_ROOT, "foobar"],
         }
-        cmd.arg(format!("{SCRIPT_ENV}{script}"));
+    }
+
+    /// The bootstrap of a script of `len` bytes, as root.
+    fn as_root(&self, session: Arc<Session>, len: usize) -> OwningCommand<Arc<Session>> {
+        let words = self.as_root_words();
+        let mut cmd = session.arc_command(words[0]);
+        cmd.args(&words[1..]);
+        cmd.arg(bootstrap(len));
         cmd
     }
 
@@ -137,17 +155,39 @@ impl Ssh {
         })
     }
 
-    /// Starts `script` as root, with `io` saying which streams it gets.
+    /// Starts `script` as root, with `io` saying which output streams it
+    /// gets; the script and then `input` go to its stdin, closed after.
     async fn spawn(
         &self,
         script: &str,
+        input: &[u8],
         io: impl Fn(&mut OwningCommand<Arc<Session>>),
     ) -> Result<Child<Arc<Session>>, Unreachable> {
+        let (child, mut pipe) = self.spawn_open(script, io).await?;
+        // A script that fails early closes its stdin; its exit code says
+        // what happened, so a broken pipe here is not the error.
+        let _ = pipe.write_all(input).await;
+        let _ = pipe.shutdown().await;
+        Ok(child)
+    }
+
+    /// Starts `script` as root, the script sent on its stdin, which stays
+    /// open for the caller.
+    async fn spawn_open(
+        &self,
+        script: &str,
+        io: impl Fn(&mut OwningCommand<Arc<Session>>),
+    ) -> Result<(Child<Arc<Session>>, openssh::ChildStdin), Unreachable> {
+        let payload = payload(script);
+        let command = |session| {
+            let mut cmd = self.as_root(session, payload.len());
+            cmd.stdin(Stdio::piped());
+            io(&mut cmd);
+            cmd
+        };
         let session = self.master.lock().expect("not poisoned").session.clone();
-        let mut cmd = self.as_root(session, script);
-        io(&mut cmd);
-        match cmd.spawn().await {
-            Ok(child) => Ok(child),
+        let mut child = match command(session).spawn().await {
+            Ok(child) => child,
             // The master is gone (it was idle longer than it lives, or the
             // server rebooted) or holds all the sessions sshd allows
             // (MaxSessions) for other runs: the session never opened, so
@@ -157,11 +197,12 @@ impl Ssh {
                 let session = own.session.clone();
                 let old = std::mem::replace(&mut *self.master.lock().expect("not poisoned"), own);
                 close(old).await;
-                let mut cmd = self.as_root(session, script);
-                io(&mut cmd);
-                cmd.spawn().await.map_err(|e| self.lost(e))
+                command(session).spawn().await.map_err(|e| self.lost(e))?
             }
-        }
+        };
+        let mut pipe = child.stdin().take().expect("stdin is piped");
+        let _ = pipe.write_all(&payload).await;
+        Ok((child, pipe))
     }
 }
 
@@ -198,7 +239,7 @@ async fn open(t: &SshTarget) -> Result<Master, Unreachable> {
             let _ = std::fs::remove_file(&socket);
         }
         let session = Session::resume_mux(socket.clone().into_boxed_path(), None);
-        if session.check().await.is_err() {
+        if !ours(&socket).await || session.check().await.is_err() {
             // A master killed without cleaning up leaves its socket.
             let _ = std::fs::remove_file(&socket);
             launch(t, &socket, keep).await?;
@@ -237,17 +278,52 @@ async fn close(master: Master) {
 }
 
 /// Kept connections' sockets: `~/.cache/foobar/ssh`, the user's alone.
+/// Anyone who can reach a socket, or put one of theirs in its place, runs
+/// commands as root on the server: every folder from the home folder down
+/// must be a real folder (no symlink) that only the user (or root) can
+/// write, the last one the user's alone.
 fn kept_folder() -> Option<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let folder = PathBuf::from(std::env::var_os("HOME")?).join(".cache/foobar/ssh");
+    use std::os::unix::fs::DirBuilderExt;
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let folder = home.join(".cache/foobar/ssh");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&folder)
         .ok()?;
-    let meta = std::fs::metadata(&folder).ok()?;
-    // Anyone who can reach a socket runs commands as root on the server.
-    (meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o077 == 0).then_some(folder)
+    let me = unsafe { libc::geteuid() };
+    let chain = [
+        home.clone(),
+        home.join(".cache"),
+        home.join(".cache/foobar"),
+    ];
+    (chain.iter().all(|f| safe_folder(f, me, 0o022)) && safe_folder(&folder, me, 0o077))
+        .then_some(folder)
+}
+
+/// `path` is a folder, not a symlink, owned by `me` or root, with none of
+/// the `denied` mode bits.
+fn safe_folder(path: &Path, me: u32, denied: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.file_type().is_dir() && (m.uid() == me || m.uid() == 0) && m.mode() & denied == 0
+    })
+}
+
+/// A kept socket is used only when it is a socket of the user's whose
+/// listener runs as the user: never one another user put there.
+async fn ours(socket: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let me = unsafe { libc::geteuid() };
+    let file_is_ours =
+        std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket() && m.uid() == me);
+    if !file_is_ours {
+        return false;
+    }
+    match tokio::net::UnixStream::connect(socket).await {
+        Ok(stream) => stream.peer_cred().is_ok_and(|c| c.uid() == me),
+        Err(_) => false,
+    }
 }
 
 /// A kept connection's name: the server, the login and every file that
@@ -281,6 +357,9 @@ fn kept_name(t: &SshTarget, home: Option<&Path>) -> String {
         }
     }
     h.update([u8::from(t.accept_new_host_keys)]);
+    if let Some(jump) = &t.jump {
+        h.update(kept_name(jump, home));
+    }
     // Short: a socket's path has room for about 100 bytes.
     format!("{:x}", h.finalize())[..24].to_string()
 }
@@ -317,46 +396,20 @@ async fn launch(t: &SshTarget, socket: &Path, idle: Duration) -> Result<(), Unre
     let log = socket.with_extension("log");
     let _ = std::fs::remove_file(&log);
     let mut cmd = tokio::process::Command::new("ssh");
-    let host_keys = if t.accept_new_host_keys {
-        "StrictHostKeyChecking=accept-new"
-    } else {
-        "StrictHostKeyChecking=yes"
-    };
     cmd.arg("-E")
         .arg(&log)
         .arg("-S")
         .arg(socket)
         .args(["-M", "-f", "-N"])
         .args(["-o", &format!("ControlPersist={}s", idle.as_secs().max(1))])
+        .args(["-o", "LogLevel=ERROR"])
         .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            host_keys,
-        ])
-        .args([
-            "-o",
-            &format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1)),
             "-o",
             &format!("ServerAliveInterval={}", KEEPALIVE.as_secs()),
-        ]);
-    if let Some(port) = t.port {
-        cmd.args(["-p", &port.to_string()]);
-    }
-    if let Some(user) = &t.user {
-        cmd.args(["-l", user]);
-    }
-    if let Some(config) = &t.config {
-        cmd.arg("-F").arg(config);
-    }
-    if let Some(k) = &t.identity_file {
-        cmd.arg("-i").arg(k).args(["-o", "IdentitiesOnly=yes"]);
-    }
-    if let Some(kh) = &t.known_hosts {
-        cmd.arg("-o")
-            .arg(format!("UserKnownHostsFile={}", kh.display()));
+        ])
+        .args(login_options(t));
+    if let Some(jump) = &t.jump {
+        cmd.args(["-o", &format!("ProxyCommand={}", proxy_command(jump))]);
     }
     cmd.arg(&t.address)
         .stdin(std::process::Stdio::null())
@@ -384,6 +437,67 @@ async fn launch(t: &SshTarget, socket: &Path, idle: Duration) -> Result<(), Unre
         message: explain_connect_error(&said, t),
         transient: !refused(&said),
     })
+}
+
+/// The options that decide how ssh logs in to `t` and whom it trusts.
+fn login_options(t: &SshTarget) -> Vec<std::ffi::OsString> {
+    let host_keys = if t.accept_new_host_keys {
+        "StrictHostKeyChecking=accept-new"
+    } else {
+        "StrictHostKeyChecking=yes"
+    };
+    let mut o: Vec<std::ffi::OsString> = Vec::new();
+    let mut add = |words: &[&std::ffi::OsStr]| o.extend(words.iter().map(|w| w.to_os_string()));
+    let timeout = format!("ConnectTimeout={}", t.connect_timeout.as_secs().max(1));
+    add(&[
+        "-o".as_ref(),
+        "BatchMode=yes".as_ref(),
+        "-o".as_ref(),
+        host_keys.as_ref(),
+    ]);
+    add(&["-o".as_ref(), timeout.as_ref()]);
+    if let Some(port) = t.port {
+        add(&["-p".as_ref(), port.to_string().as_ref()]);
+    }
+    if let Some(user) = &t.user {
+        add(&["-l".as_ref(), user.as_ref()]);
+    }
+    if let Some(config) = &t.config {
+        add(&["-F".as_ref(), config.as_os_str()]);
+    }
+    if let Some(k) = &t.identity_file {
+        add(&[
+            "-i".as_ref(),
+            k.as_os_str(),
+            "-o".as_ref(),
+            "IdentitiesOnly=yes".as_ref(),
+        ]);
+    }
+    if let Some(kh) = &t.known_hosts {
+        let file = format!("UserKnownHostsFile={}", kh.display());
+        add(&["-o".as_ref(), file.as_ref()]);
+    }
+    o
+}
+
+/// ssh's ProxyCommand reaching the target through `jump` (as `ssh -J`
+/// does, but with the jump server's own key, port and trust): each word
+/// quoted for the shell ssh runs it with, `%` doubled against ssh's own
+/// expansion but in `%h:%p`, the target.
+fn proxy_command(jump: &SshTarget) -> String {
+    // ssh itself runs it with `exec`.
+    let mut words: Vec<String> = vec!["ssh".into()];
+    words.extend(
+        login_options(jump)
+            .iter()
+            .map(|w| quote(&w.to_string_lossy()).replace('%', "%%")),
+    );
+    words.extend([
+        "-W".into(),
+        "%h:%p".into(),
+        quote(&jump.address).replace('%', "%%"),
+    ]);
+    words.join(" ")
 }
 
 /// A host key or a login refused: connecting again would fail the same way.
@@ -438,8 +552,8 @@ impl Transport for Ssh {
     ) -> Result<i32, Unreachable> {
         use tokio::io::AsyncBufReadExt;
         let mut child = self
-            .spawn(&format!("exec 2>&1\n{script}"), |cmd| {
-                cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+            .spawn(&format!("exec 2>&1\n{script}"), &[], |cmd| {
+                cmd.stdout(Stdio::piped());
             })
             .await?;
         let stdout = child.stdout().take().expect("stdout is piped");
@@ -451,26 +565,76 @@ impl Transport for Ssh {
         Ok(status.code().unwrap_or(-1))
     }
 
-    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
-        let mut child = self
-            .spawn(script, |cmd| {
-                cmd.stdin(if stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+    /// OpenSSH's own client through the master's socket (the crate's
+    /// sessions have no terminal), with the same login options should it
+    /// have to log in afresh.
+    async fn interactive(&self, script: &str) -> Result<i32, Unreachable> {
+        let socket = {
+            let master = self.master.lock().expect("not poisoned");
+            master.session.control_socket().to_path_buf()
+        };
+        let remote: Vec<String> = self
+            .as_root_words()
+            .iter()
+            .map(|w| quote(w))
+            .chain([quote(&format!("{SCRIPT_ENV}{script}"))])
+            .collect();
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.arg("-S")
+            .arg(&socket)
+            .args(["-o", "ControlMaster=no", "-o", "LogLevel=ERROR", "-t"])
+            .args(login_options(&self.target));
+        if let Some(jump) = &self.target.jump {
+            cmd.args(["-o", &format!("ProxyCommand={}", proxy_command(jump))]);
+        }
+        cmd.arg(&self.target.address).arg(remote.join(" "));
+        let status = cmd.status().await.map_err(|e| Unreachable {
+            host: self.target.name.clone(),
+            message: format!("cannot run ssh: {e}"),
+            transient: false,
+        })?;
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    async fn pipe(
+        &self,
+        script: &str,
+        to: &Self,
+        sink: &str,
+    ) -> Result<(Output, Output), Unreachable> {
+        let mut from = self
+            .spawn(script, &[], |cmd| {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             })
             .await?;
-        if let Some(data) = stdin {
-            let mut pipe = child.stdin().take().expect("stdin is piped");
-            // A script that fails early closes its stdin; its exit code
-            // says what happened, so a broken pipe here is not the error.
-            let _ = pipe.write_all(data).await;
-            let _ = pipe.shutdown().await;
-            drop(pipe);
-        }
+        let (into, mut input) = to
+            .spawn_open(sink, |cmd| {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            })
+            .await?;
+        let mut stream = from.stdout().take().expect("stdout is piped");
+        // The sink may stop reading early (it failed); its exit code says so.
+        let _ = tokio::io::copy(&mut stream, &mut input).await;
+        let _ = input.shutdown().await;
+        drop(input);
+        let (from, into) = tokio::join!(from.wait_with_output(), into.wait_with_output());
+        let done = |o: std::process::Output| Output {
+            code: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        };
+        Ok((
+            done(from.map_err(|e| self.lost(e))?),
+            done(into.map_err(|e| to.lost(e))?),
+        ))
+    }
+
+    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
+        let child = self
+            .spawn(script, stdin.unwrap_or_default(), |cmd| {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            })
+            .await?;
         let out = child.wait_with_output().await.map_err(|e| self.lost(e))?;
         let out = Output {
             code: out.status.code().unwrap_or(-1),
@@ -510,6 +674,7 @@ mod tests {
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(5),
             keep: Some(Duration::from_secs(60)),
+            jump: None,
         }
     }
 
@@ -529,6 +694,81 @@ mod tests {
         assert_ne!(first, second);
         write("config", "Host *\n  Port 2222\n");
         assert_ne!(second, kept_name(&target(), Some(home.path())));
+    }
+
+    #[test]
+    fn a_script_travels_on_stdin_ahead_of_its_input_with_its_exit_code() {
+        use std::io::Write;
+        let script = "read -r line\necho \"got $line\"\numask\nexit 3";
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("umask 027; {}", bootstrap(payload(script).len())),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&payload(script)).unwrap();
+        stdin.write_all(b"secret input\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "got secret input\n0022\n"
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert!(!bootstrap(payload(script).len()).contains("echo"));
+    }
+
+    #[test]
+    fn a_socket_folder_that_is_a_symlink_or_open_to_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = unsafe { libc::geteuid() };
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(safe_folder(&real, me, 0o077));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(!safe_folder(&link, me, 0o077));
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(!safe_folder(&real, me, 0o022));
+    }
+
+    #[tokio::test]
+    async fn a_socket_is_ours_only_when_we_listen_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("master");
+        assert!(!ours(&socket).await);
+        let _listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        assert!(ours(&socket).await);
+        std::fs::write(dir.path().join("plain"), "").unwrap();
+        assert!(!ours(&dir.path().join("plain")).await);
+    }
+
+    #[test]
+    fn a_jump_runs_ssh_with_the_jump_servers_own_settings() {
+        let jump = SshTarget {
+            name: "bastion".into(),
+            address: "10.0.0.9".into(),
+            port: Some(2222),
+            identity_file: Some(PathBuf::from("/keys/100%/id")),
+            ..target()
+        };
+        let command = proxy_command(&jump);
+        // ssh runs a ProxyCommand with `exec` itself.
+        assert!(command.starts_with("ssh -o BatchMode=yes"), "{command}");
+        assert!(command.contains(" -p 2222 "), "{command}");
+        assert!(command.contains("/keys/100%%/id"), "{command}");
+        assert!(command.ends_with(" -W %h:%p 10.0.0.9"), "{command}");
+        let behind = SshTarget {
+            jump: Some(Box::new(jump)),
+            ..target()
+        };
+        assert_ne!(kept_name(&behind, None), kept_name(&target(), None));
     }
 
     #[test]

@@ -10,11 +10,13 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use assert_cmd::Command;
 
-use super::{foobar, text, LAB};
+use super::{foobar, inventory_with, text, LAB};
 
 /// The main lab's one server, and its address.
 pub const LAB_SERVER: &str = "web1";
 pub const LAB_ADDRESS: &str = "10.250.0.10";
+/// Its `ipv6` in inventory/lab.yml.
+pub const LAB_ADDRESS_V6: &str = "fd00:fb:afa::a";
 
 /// Lab tests in one binary take turns: they share servers.
 pub fn lab_turn() -> MutexGuard<'static, ()> {
@@ -227,29 +229,6 @@ pub fn converged(inventory: &str) {
 /// the code base path made absolute so that the copy works from anywhere.
 pub fn lab_inventory_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> std::path::PathBuf {
     inventory_with(LAB, dir, changes)
-}
-
-/// A copy of `inventory` (a path in the repository) in `dir` with `changes`
-/// made to its text, its code base path made absolute.
-pub fn inventory_with(
-    inventory: &str,
-    dir: &std::path::Path,
-    changes: &[(&str, &str)],
-) -> std::path::PathBuf {
-    let mut text =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(inventory))
-            .unwrap()
-            .replace(
-                "../apps/python",
-                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
-            );
-    for (from, to) in changes {
-        assert!(text.contains(from), "{from} is in {inventory}");
-        text = text.replace(from, to);
-    }
-    let p = dir.join("inventory.yml");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 /// `foobar -i INVENTORY restart --json ARGS`: (exit code, JSON result, stderr).

@@ -63,3 +63,26 @@ pub fn valid_json(args: &[&str], schema_name: &str) -> (Option<i32>, serde_json:
     assert_eq!(doc["schema_version"], 1);
     (out.status.code(), doc)
 }
+
+/// A copy of `inventory` (a path in the repository) in `dir` with `changes`
+/// made to its text, its code base path made absolute.
+pub fn inventory_with(
+    inventory: &str,
+    dir: &std::path::Path,
+    changes: &[(&str, &str)],
+) -> std::path::PathBuf {
+    let mut text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(inventory))
+            .unwrap()
+            .replace(
+                "../apps/python",
+                &format!("{}/apps/python", env!("CARGO_MANIFEST_DIR")),
+            );
+    for (from, to) in changes {
+        assert!(text.contains(from), "{from} is in {inventory}");
+        text = text.replace(from, to);
+    }
+    let p = dir.join("inventory.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
@@ -39,10 +39,3 @@ def upload(request):
         for chunk in f.chunks():
             out.write(chunk)
     return JsonResponse({"stored": name})
-
-
-def media(request, name):
-    path = Path(settings.MEDIA_ROOT) / Path(name).name
-    if not path.is_file():
-        raise Http404(name)
-    return FileResponse(open(path, "rb"))

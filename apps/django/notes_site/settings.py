@@ -1,5 +1,5 @@
 """A small Django project deployed by foobar: notes in MariaDB, uploads in
-a shared folder, static files collected at build time and served by nginx.
+a shared folder, static files collected at build time; nginx serves both.
 Everything that differs per site comes from the environment foobar writes
 (/etc/foobar/app.env)."""
 import os
@@ -70,9 +70,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-# nginx serves <release>/public; `manage.py collectstatic` fills it.
-STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "public" / "static"
+# As `startproject` lays them out: `manage.py collectstatic` fills
+# <release>/static, which nginx serves at /static/ (nginx.locations). The
+# collected names carry their content's hash, so browsers keep them.
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+    },
+}
 
-# A shared folder (app.shared): it outlives releases.
+# Uploads: a shared folder (app.shared), which outlives releases; nginx
+# serves it at /media/.
+MEDIA_URL = "media/"
 MEDIA_ROOT = BASE_DIR / "media"

@@ -8,6 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("notes", views.add_note),
     path("upload", views.upload),
-    path("media/<str:name>", views.media),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,788 @@
+//! The backup server's day-two operations: a backup taken now (its job
+//! started and waited for), the backups its restic repository holds, and
+//! the last good backup of each kind, which `status` ages.
+
+use serde::{Deserialize, Serialize};
+
+use super::app::host_run;
+use super::{Engine, HostFailure};
+use crate::transport::{Connector, Output, SshTarget, Transport, Unreachable};
+
+/// What a backup holds: the database (mariadb-backup's stream) and the
+/// uploads (`app.shared`, a tar stream).
+pub const KINDS: [&str; 2] = ["db", "files"];
+
+/// Where the backup job notes what it did (templates/backup/backup-take.j2).
+const STATE: &str = "/var/lib/foobar/backup/state";
+/// restic's repository and how to open it, as the job does.
+const RESTIC_ENV: &str = "export RESTIC_REPOSITORY=/var/lib/foobar/backup/repo \
+    RESTIC_PASSWORD_FILE=/etc/foobar/backup/password RESTIC_CACHE_DIR=/var/cache/foobar-backup\n";
+
+/// The last good backup of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Taken {
+    pub kind: String,
+    /// Unix time it finished.
+    pub time: i64,
+    /// restic's short id of the snapshot.
+    pub snapshot: String,
+    pub bytes: u64,
+    /// The server it came from.
+    pub server: String,
+}
+
+/// A kind whose last backup failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    pub kind: String,
+    pub time: i64,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackupState {
+    pub last: Vec<Taken>,
+    pub failed: Vec<Failed>,
+}
+
+impl BackupState {
+    /// Each kind the site has was backed up within `limit_secs` of `now`,
+    /// and the last try of none failed.
+    pub fn fresh(&self, kinds: &[&str], now: i64, limit_secs: i64) -> bool {
+        self.failed.is_empty()
+            && kinds.iter().all(|k| {
+                self.last
+                    .iter()
+                    .any(|t| t.kind == *k && now - t.time <= limit_secs)
+            })
+    }
+}
+
+/// Prints `B\t<kind>\t<state file's line>` and `X\t<kind>\t<line>`.
+pub fn state_script() -> String {
+    format!(
+        "for k in {kinds}; do\n  [ -s {STATE}/last-$k ] && printf 'B\\t%s\\t%s\\n' \"$k\" \"$(cat {STATE}/last-$k)\"\n  \
+         [ -s {STATE}/failed-$k ] && printf 'X\\t%s\\t%s\\n' \"$k\" \"$(cat {STATE}/failed-$k)\"\ndone\n",
+        kinds = KINDS.join(" ")
+    )
+}
+
+pub fn parse_state(out: &str) -> BackupState {
+    let mut state = BackupState::default();
+    for line in out.lines() {
+        let mut f = line.splitn(3, '\t');
+        match (f.next(), f.next(), f.next()) {
+            (Some("B"), Some(kind), Some(rest)) => {
+                let w: Vec<&str> = rest.split(' ').collect();
+                if let [time, snapshot, bytes, server] = w[..] {
+                    state.last.push(Taken {
+                        kind: kind.into(),
+                        time: time.parse().unwrap_or(0),
+                        snapshot: snapshot.into(),
+                        bytes: bytes.parse().unwrap_or(0),
+                        server: server.into(),
+                    });
+                }
+            }
+            (Some("X"), Some(kind), Some(rest)) => {
+                let (time, why) = rest.split_once(' ').unwrap_or((rest, ""));
+                state.failed.push(Failed {
+                    kind: kind.into(),
+                    time: time.parse().unwrap_or(0),
+                    why: why.trim().into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+/// Runs the backup job now and waits for it (one that is running is
+/// waited for, not doubled); returns whether it succeeded and the state
+/// it left.
+pub async fn take<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+) -> Result<(bool, BackupState, String), HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let script = format!(
+        "if systemctl start foobar-backup.service; then echo OK; else journalctl -u foobar-backup.service -n 5 --no-pager -o cat >&2; fi\n{}",
+        state_script()
+    );
+    let out = host_run(engine, &transport).run(&script, None).await;
+    transport.close().await;
+    let out = out?;
+    let text = out.stdout_text();
+    Ok((
+        text.lines().any(|l| l == "OK"),
+        parse_state(&text),
+        engine.secrets.redact(&out.stderr_text()),
+    ))
+}
+
+/// One backup in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// restic's short id.
+    pub id: String,
+    /// RFC 3339, as restic records it.
+    pub time: String,
+    pub kind: String,
+    /// The server it came from.
+    pub server: String,
+    /// Bytes read from the server (before deduplication and compression).
+    pub bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ResticSnapshot {
+    time: String,
+    hostname: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    short_id: String,
+}
+
+/// The backups the repository holds, oldest first; those still being
+/// taken (or cut off: tagged `pending`) left out.
+pub async fn list<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+) -> Result<Result<Vec<Snapshot>, String>, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let script = format!(
+        "{RESTIC_ENV}restic snapshots --json --no-lock\necho\ncat {STATE}/sizes 2>/dev/null | sed 's/^/Z /'\n"
+    );
+    let out = host_run(engine, &transport).run(&script, None).await;
+    transport.close().await;
+    let out = out?;
+    if !out.success() {
+        return Ok(Err(engine.secrets.redact(&out.stderr_text())));
+    }
+    Ok(parse_snapshots(&out.stdout_text()))
+}
+
+fn parse_snapshots(out: &str) -> Result<Vec<Snapshot>, String> {
+    let json = out.lines().next().unwrap_or("[]");
+    let found: Vec<ResticSnapshot> =
+        serde_json::from_str(json).map_err(|e| format!("restic's list: {e}"))?;
+    let sizes: Vec<(&str, u64)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Z "))
+        .filter_map(|l| {
+            let (id, bytes) = l.split_once(' ')?;
+            Some((id, bytes.trim().parse().ok()?))
+        })
+        .collect();
+    let mut snapshots: Vec<Snapshot> = found
+        .into_iter()
+        .filter(|s| !s.tags.iter().any(|t| t == "pending"))
+        .filter_map(|s| {
+            let kind = s.tags.iter().find(|t| KINDS.contains(&t.as_str()))?.clone();
+            let bytes = sizes
+                .iter()
+                .find(|(id, _)| *id == s.short_id)
+                .map(|(_, b)| *b);
+            Some(Snapshot {
+                id: s.short_id,
+                time: s.time,
+                kind,
+                server: s.hostname,
+                bytes,
+            })
+        })
+        .collect();
+    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(snapshots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_state_is_read_with_its_failures() {
+        let out = "B\tdb\t1796604067 1a531f70 17634849 web1\nX\tfiles\t1796604069 ssh: connect to host 10.0.0.1 port 22: timed out\n";
+        let state = parse_state(out);
+        assert_eq!(
+            state.last,
+            vec![Taken {
+                kind: "db".into(),
+                time: 1_796_604_067,
+                snapshot: "1a531f70".into(),
+                bytes: 17_634_849,
+                server: "web1".into(),
+            }]
+        );
+        assert_eq!(state.failed[0].kind, "files");
+        assert!(state.failed[0].why.starts_with("ssh: connect"));
+        // A failure, or a kind too old or never backed up, is not fresh.
+        assert!(!state.fresh(&["db"], 1_796_604_100, 3600));
+        let ok = BackupState {
+            failed: Vec::new(),
+            ..state
+        };
+        assert!(ok.fresh(&["db"], 1_796_604_100, 3600));
+        assert!(!ok.fresh(&["db"], 1_796_604_067 + 3601, 3600));
+        assert!(!ok.fresh(&["db", "files"], 1_796_604_100, 3600));
+    }
+
+    #[test]
+    fn snapshots_are_listed_with_their_kind_and_size_pending_ones_left_out() {
+        let out = concat!(
+            r#"[{"time":"2026-12-07T00:41:17Z","hostname":"web1","tags":["files"],"original":"1759e6f9cd5","id":"aaa","short_id":"aaaa1111"},"#,
+            r#"{"time":"2026-12-07T00:41:15Z","hostname":"web1","tags":["db"],"id":"27d26d8f3e09","short_id":"27d26d8f"},"#,
+            r#"{"time":"2026-12-07T00:42:00Z","hostname":"web1","tags":["db","pending"],"id":"ccc","short_id":"cccc3333"}]"#,
+            "\n\nZ aaaa1111 10240\nZ 27d26d8f 17634849\n"
+        );
+        let found = parse_snapshots(out).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[0].kind.as_str(), found[0].bytes),
+            ("db", Some(17_634_849))
+        );
+        assert_eq!(
+            (found[1].id.as_str(), found[1].bytes),
+            ("aaaa1111", Some(10240))
+        );
+    }
+}
+
+/// What `restore` puts back, and where.
+pub struct RestoreJob {
+    /// The backup server.
+    pub backup: SshTarget,
+    /// The database server restored onto, and the snapshot.
+    pub db: Option<(SshTarget, Snapshot)>,
+    /// The app server whose shared folders (`app.shared` under
+    /// `<app root>/shared`) are restored, the snapshot and the app user.
+    pub files: Option<(SshTarget, Snapshot, String)>,
+    pub app_root: String,
+    /// The web servers: the maintenance page while the database is
+    /// replaced, then the checks.
+    pub web: Vec<(SshTarget, Option<crate::checks::Checks>)>,
+    /// Names what is moved aside: `<path>.before-restore-<stamp>`.
+    pub stamp: String,
+    /// A point in time to replay the streamed binary log up to, after the
+    /// snapshot: UTC as the number `YYMMDDhhmmss`, how mariadb-binlog
+    /// dates its events.
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub kind: String,
+    pub snapshot: String,
+    pub host: String,
+    /// Where the data it replaced was kept.
+    pub moved_aside: Option<String>,
+}
+
+/// What the binary log replayed after the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    pub transactions: u64,
+    /// The last transaction replayed: its GTID and its time (UTC,
+    /// `YYMMDD hh:mm:ss` as mariadb-binlog gives it).
+    pub last_gtid: Option<String>,
+    pub last_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreOutcome {
+    pub restored: Vec<Restored>,
+    /// With `--at`: what the streamed binary log added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<Replayed>,
+    pub checks: Vec<crate::checks::CheckResult>,
+    /// What failed; empty when everything came back and the checks passed.
+    pub failure: Option<String>,
+}
+
+/// Reads a database snapshot's stream (mariadb-backup's xbstream) on stdin
+/// and makes it the server's data: unpacked and prepared beside the live
+/// data first, then MariaDB stopped, the live data directory moved aside
+/// (never deleted) and the copy moved in. A failure once the old data is
+/// aside puts it back and starts MariaDB again.
+fn db_sink(stamp: &str) -> String {
+    format!(
+        r#"{copy}aside=/var/lib/mysql.before-restore-{stamp}
+systemctl stop mariadb
+mv /var/lib/mysql "$aside"
+mkdir /var/lib/mysql
+if ! mariadb-backup --move-back --target-dir="$copy" >"$work/move.log" 2>&1; then
+  tail -n 20 "$work/move.log" >&2
+  rm -rf /var/lib/mysql; mv "$aside" /var/lib/mysql; systemctl start mariadb; rm -rf "$work"; exit 1
+fi
+chown -R mysql:mysql /var/lib/mysql
+systemctl start mariadb
+rm -rf "$work"
+echo "ASIDE	$aside"
+"#,
+        copy = prepared_copy(&format!("/var/lib/foobar/restore/{stamp}"))
+    )
+}
+
+/// Reads a database snapshot's stream on stdin into `$work/copy` (`$copy`)
+/// under the folder `work` and prepares it (mariadb-backup); then prints
+/// `GTID\t<the last transaction>` it holds (empty when the binary log had
+/// none yet; nothing when it was off): where a replay of the streamed log
+/// goes on from. mariadb-backup 10.11 still names that file after
+/// xtrabackup.
+fn prepared_copy(work: &str) -> String {
+    format!(
+        r#"work={work}
+copy="$work/copy"
+rm -rf "$work"; mkdir -p "$copy"
+mbstream -x -C "$copy"
+if ! mariadb-backup --prepare --target-dir="$copy" >"$work/prepare.log" 2>&1; then
+  tail -n 20 "$work/prepare.log" >&2; rm -rf "$work"; exit 1
+fi
+for info in "$copy/xtrabackup_binlog_info" "$copy/mariadb_backup_binlog_info"; do
+  [ -e "$info" ] && printf 'GTID\t%s\n' "$(cut -f 3 "$info")" && break
+done
+"#
+    )
+}
+
+/// Reads the uploads' tar stream on stdin into a new shared folder, which
+/// takes the live one's place; the live one is moved aside.
+fn files_sink(root: &str, user: &str, stamp: &str) -> String {
+    let shared = crate::shell::quote(&format!("{root}/shared"));
+    format!(
+        r#"new={shared}.restoring-{stamp}
+aside={shared}.before-restore-{stamp}
+rm -rf "$new"; mkdir -p "$new"
+tar -x -C "$new" --no-same-owner -f -
+chown -R {user}: "$new"
+chmod 750 "$new"
+[ -e {shared} ] && mv {shared} "$aside"
+mv "$new" {shared}
+[ -e "$aside" ] && echo "ASIDE	$aside"
+true
+"#,
+        user = crate::shell::quote(user),
+    )
+}
+
+/// Where the backup server keeps the streamed binary log's segments.
+const BINLOG_DIR: &str = "/var/lib/foobar/backup/binlog";
+
+/// Stops the stream (it hangs up and writes what it holds: the segments
+/// are whole), so that nothing from the restored server mixes with them.
+const STREAM_STOP: &str = "systemctl stop foobar-binlog\n";
+
+/// Every segment, oldest first, decrypted, each ended by a marker line.
+fn segments_script() -> String {
+    format!(
+        "for f in $(ls {BINLOG_DIR}/*.enc 2>/dev/null | sort); do\n  \
+         openssl enc -d -aes-256-ctr -pbkdf2 -pass file:/etc/foobar/backup/password -in \"$f\"\n  \
+         printf '\\n# foobar: end of segment\\n'\ndone\n"
+    )
+}
+
+/// After a restore the database has a new history: the segments of the
+/// old one are kept aside and the stream starts again from the restored
+/// server's binary log.
+fn new_timeline_script(stamp: &str) -> String {
+    format!(
+        "old={BINLOG_DIR}/before-restore-{stamp}\nmkdir -p \"$old\"\n\
+         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/gtid \"$old\"/ 2>/dev/null || true\n\
+         systemctl start foobar-binlog\n"
+    )
+}
+
+/// Keeps, from mariadb-binlog's text, every transaction after GTID
+/// sequence number `skip` (what the snapshot holds) whose time is no later
+/// than `until` (`YYMMDDhhmmss`, UTC), each once (segments overlap where
+/// the stream started again), and what is outside transactions (the
+/// format events row events need); a transaction a segment cut off is
+/// dropped there (the next segment holds it whole). Writes "<count>
+/// <last GTID> <its time>" to `stats`.
+const REPLAY_FILTER: &str = r#"
+function key(line,   a, t) {
+  split(line, a, " "); split(a[2], t, ":")
+  return (substr(a[1], 2) + 0) * 1000000 + t[1] * 10000 + t[2] * 100 + t[3]
+}
+function finish() {
+  if (inside && !stopped) {
+    if (tkey > until) stopped = 1
+    else if (seq > last) { printf "%s", buf; last = seq; n++; lastg = gtid; lastt = when }
+  }
+  inside = 0; buf = ""; ended = 0
+}
+BEGIN { last = skip + 0; until = until + 0 }
+/^# foobar: end of segment$/ { inside = 0; buf = ""; at = ""; next }
+/^# at [0-9]+$/ { at = at $0 "\n"; next }
+/^#[0-9][0-9][0-9][0-9][0-9][0-9] +[0-9]+:[0-9][0-9]:[0-9][0-9] server id / {
+  if ($0 ~ /[ \t]GTID [0-9]+-[0-9]+-[0-9]+ /) {
+    if (inside) finish()
+    for (i = 1; i <= NF; i++) if ($i == "GTID") gtid = $(i + 1)
+    split(gtid, g, "-"); seq = g[3] + 0
+    kind = ($0 ~ / ddl$/) ? "ddl" : "trans"
+    tkey = key($0); when = substr($1, 2) " " $2
+    inside = 1; buf = at $0 "\n"; at = ""; ended = 0
+    next
+  }
+  if (inside && kind == "ddl" && ended) finish()
+  if (inside) buf = buf at $0 "\n"; else printf "%s", at $0 "\n"
+  at = ""; next
+}
+{
+  if (inside) {
+    buf = buf at $0 "\n"
+    if (kind == "trans" && $0 ~ /^COMMIT\/\*!\*\/;$/) finish()
+    else if (kind == "ddl" && $0 == "/*!*/;") ended = 1
+  } else printf "%s", at $0 "\n"
+  at = ""
+}
+END {
+  if (inside && kind == "ddl" && ended) finish()
+  print "DELIMITER ;"
+  printf "%d %s %s\n", n, lastg, lastt > stats
+}
+"#;
+
+/// Replays the filtered binary log into the restored server, through
+/// `client` (`mariadb`, with the socket of a drill's server).
+fn replay_sink(skip: u64, until: i64, client: &str) -> String {
+    format!(
+        "work=$(mktemp -d)\n\
+         awk -v skip={skip} -v until={until} -v stats=\"$work/stats\" {filter} | {client} --binary-mode\n\
+         printf 'REPLAYED\\t%s\\n' \"$(cat \"$work/stats\")\"\nrm -rf \"$work\"\n",
+        filter = crate::shell::quote(REPLAY_FILTER)
+    )
+}
+
+/// The sequence number of the GTID a restored copy holds (the sink's
+/// `GTID` line; 0 when the log had no transaction yet), where a replay
+/// goes on from; None when the server's binary log was off.
+fn restored_seq(out: &str) -> Option<u64> {
+    let gtid = out.lines().find_map(|l| l.strip_prefix("GTID\t"))?;
+    Some(gtid.rsplit('-').next()?.parse().unwrap_or(0))
+}
+
+fn parse_replayed(out: &str) -> Option<Replayed> {
+    let line = out.lines().find_map(|l| l.strip_prefix("REPLAYED\t"))?;
+    let mut w = line.split_whitespace();
+    let transactions = w.next()?.parse().ok()?;
+    let last_gtid = w.next().map(str::to_string);
+    let last_time = {
+        let rest: Vec<&str> = w.collect();
+        (!rest.is_empty()).then(|| rest.join(" "))
+    };
+    Some(Replayed {
+        transactions,
+        last_gtid,
+        last_time,
+    })
+}
+
+/// `restic dump` of a snapshot's one file, to stdout.
+fn dump_script(snapshot: &Snapshot) -> String {
+    let file = if snapshot.kind == "db" {
+        "/db.xbstream"
+    } else {
+        "/shared.tar"
+    };
+    format!(
+        "{RESTIC_ENV}restic dump --no-lock {} {file}\n",
+        crate::shell::quote(&snapshot.id)
+    )
+}
+
+/// Restores the job's snapshots, the database under the maintenance page
+/// and the server lock, then runs the web servers' checks.
+pub async fn restore<C: Connector>(
+    engine: &Engine<'_, C>,
+    job: &RestoreJob,
+    claim: &super::lock::Claim,
+    break_lock: bool,
+) -> Result<RestoreOutcome, HostFailure> {
+    let backup = engine.connector.connect(&job.backup).await?;
+    let mut outcome = RestoreOutcome {
+        restored: Vec::new(),
+        replayed: None,
+        checks: Vec::new(),
+        failure: None,
+    };
+    backup.run(STREAM_STOP, None).await?;
+    if let Some((target, snapshot)) = &job.db {
+        let web: Vec<SshTarget> = job.web.iter().map(|(t, _)| t.clone()).collect();
+        let restored = restore_db(engine, &backup, job, target, snapshot, claim, break_lock);
+        // The page goes away after a failed restore too: the old data is
+        // back and MariaDB runs on it.
+        let (from, into, replayed) =
+            super::rolling::behind_maintenance_pages(engine, &web, restored, |_| true).await?;
+        record(&mut outcome, "db", snapshot, target, &from, &into);
+        match replayed {
+            Some(Ok(r)) if outcome.failure.is_none() => outcome.replayed = r,
+            Some(Err(why)) if outcome.failure.is_none() => outcome.failure = Some(why),
+            _ => {}
+        }
+    }
+    if let (Some((target, snapshot, user)), None) = (&job.files, &outcome.failure) {
+        let app = engine.connector.connect(target).await?;
+        let (from, into) = backup
+            .pipe(
+                &dump_script(snapshot),
+                &app,
+                &files_sink(&job.app_root, user, &job.stamp),
+            )
+            .await?;
+        app.close().await;
+        record(&mut outcome, "files", snapshot, target, &from, &into);
+    }
+    backup.run(&new_timeline_script(&job.stamp), None).await?;
+    backup.close().await;
+    if outcome.failure.is_none() {
+        for (target, checks) in &job.web {
+            if let Some(checks) = checks {
+                outcome
+                    .checks
+                    .extend(super::run_checks(engine, target, checks).await?);
+            }
+        }
+        if let Some(c) = outcome.checks.iter().find(|c| !c.passed) {
+            outcome.failure = Some(format!("check failed: {}: {}", c.check, c.detail));
+        }
+    }
+    Ok(outcome)
+}
+
+/// What a replay gave: None without `--at`; the replay's outcome or why
+/// there was none.
+type ReplayResult = Option<Result<Option<Replayed>, String>>;
+
+/// The database snapshot streamed onto `target` under its server lock,
+/// then (with `--at`) the binary log replayed onto it.
+async fn restore_db<C: Connector>(
+    engine: &Engine<'_, C>,
+    backup: &C::Transport,
+    job: &RestoreJob,
+    target: &SshTarget,
+    snapshot: &Snapshot,
+    claim: &super::lock::Claim,
+    break_lock: bool,
+) -> Result<(Output, Output, ReplayResult), HostFailure> {
+    let db = engine.connector.connect(target).await?;
+    let run = host_run(engine, &db);
+    run.lock_then(claim, break_lock, "true\n").await?;
+    let restored = async {
+        let (from, into) = backup
+            .pipe(&dump_script(snapshot), &db, &db_sink(&job.stamp))
+            .await?;
+        let replayed = match job.at {
+            Some(until) if from.success() && into.success() => {
+                Some(replay(backup, &db, &into, snapshot, until, "mariadb").await?)
+            }
+            _ => None,
+        };
+        Ok::<_, HostFailure>((from, into, replayed))
+    }
+    .await;
+    let _ = run.run(&claim.release_script(), None).await;
+    db.close().await;
+    restored
+}
+
+/// After a snapshot was brought up on `target` (`copied`: its sink's
+/// output), replays the streamed binary log up to `until` through `client`.
+async fn replay<T: Transport>(
+    backup: &T,
+    target: &T,
+    copied: &Output,
+    snapshot: &Snapshot,
+    until: i64,
+    client: &str,
+) -> Result<Result<Option<Replayed>, String>, Unreachable> {
+    let Some(skip) = restored_seq(&copied.stdout_text()) else {
+        return Ok(Err(format!(
+            "snapshot {} was taken while the binary log was off: it restores as it is, with no point in time after it",
+            snapshot.id
+        )));
+    };
+    let (_, r) = backup
+        .pipe(
+            &segments_script(),
+            target,
+            &replay_sink(skip, until, client),
+        )
+        .await?;
+    Ok(if r.success() {
+        Ok(parse_replayed(&r.stdout_text()))
+    } else {
+        Err(format!(
+            "replaying the binary log on {}: {}",
+            target.host(),
+            r.stderr_text()
+        ))
+    })
+}
+
+/// Notes one restore's result, or the first failure.
+fn record(
+    outcome: &mut RestoreOutcome,
+    kind: &str,
+    snapshot: &Snapshot,
+    target: &SshTarget,
+    from: &Output,
+    into: &Output,
+) {
+    if !from.success() {
+        outcome.failure = Some(format!(
+            "reading snapshot {} on the backup server: {}",
+            snapshot.id,
+            from.stderr_text()
+        ));
+    } else if !into.success() {
+        outcome.failure = Some(format!(
+            "restoring {kind} on {}: {}",
+            target.name,
+            into.stderr_text()
+        ));
+    } else {
+        outcome.restored.push(Restored {
+            kind: kind.into(),
+            snapshot: snapshot.id.clone(),
+            host: target.name.clone(),
+            moved_aside: into
+                .stdout_text()
+                .lines()
+                .find_map(|l| l.strip_prefix("ASIDE\t"))
+                .map(str::to_string),
+        });
+    }
+}
+
+/// A restore drill: a backup brought up as a throwaway MariaDB server (its
+/// own data folder and socket, no network, no binary log) beside whatever
+/// runs on `target`, checked, then removed. The live site is not touched.
+pub struct DrillJob {
+    pub backup: SshTarget,
+    pub target: SshTarget,
+    pub snapshot: Snapshot,
+    /// As `RestoreJob::at`.
+    pub at: Option<i64>,
+    /// The app's database, whose tables are counted.
+    pub database: String,
+    pub stamp: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillOutcome {
+    pub host: String,
+    pub snapshot: String,
+    /// When the snapshot was taken (RFC 3339).
+    pub snapshot_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<Replayed>,
+    /// Every table of every database passed CHECK TABLE.
+    pub tables_check: bool,
+    /// The app database's tables and their rows.
+    pub tables: Vec<(String, u64)>,
+    pub elapsed_ms: u64,
+    pub failure: Option<String>,
+}
+
+/// Unpacks and prepares the stream in a folder of the drill's own, then
+/// starts a throwaway server on it; prints the copy's GTID.
+fn drill_sink(stamp: &str) -> String {
+    format!(
+        r#"{copy}chown -R mysql:mysql "$work"
+setsid mariadbd --no-defaults --user=mysql --datadir="$copy" --socket="$work/sock" \
+  --pid-file="$work/pid" --skip-networking --skip-log-bin --innodb-buffer-pool-size=64M \
+  </dev/null >"$work/server.log" 2>&1 &
+i=0
+until mariadb-admin --socket="$work/sock" ping >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ $i -gt 120 ]; then tail -n 20 "$work/server.log" >&2; exit 1; fi
+  sleep 0.5
+done
+"#,
+        copy = prepared_copy(&format!("/var/lib/foobar/drill/{stamp}"))
+    )
+}
+
+/// CHECK TABLE on everything, the app database's row counts, then the
+/// throwaway server stopped and its folder removed.
+fn drill_check(stamp: &str, database: &str) -> String {
+    let db = crate::shell::quote(database);
+    format!(
+        r#"work=/var/lib/foobar/drill/{stamp}
+s="$work/sock"
+if mariadb-check --socket="$s" --all-databases --check >"$work/check.log" 2>&1 && ! grep -qv ' OK$' "$work/check.log"; then echo CHECK; fi
+for t in $(mariadb --socket="$s" -N -B -e "SELECT table_name FROM information_schema.tables WHERE table_schema = '{database}' AND table_type = 'BASE TABLE'"); do
+  printf 'ROWS	%s	%s
+' "$t" "$(mariadb --socket="$s" -N -B {db} -e "SELECT COUNT(*) FROM \`$t\`")"
+done
+mariadb-admin --socket="$s" shutdown >/dev/null 2>&1 || kill "$(cat "$work/pid")"
+sleep 0.5
+rm -rf "$work"
+"#
+    )
+}
+
+/// Runs a restore drill; the throwaway server is removed whatever happens.
+pub async fn drill<C: Connector>(
+    engine: &Engine<'_, C>,
+    job: &DrillJob,
+) -> Result<DrillOutcome, HostFailure> {
+    let start = std::time::Instant::now();
+    let backup = engine.connector.connect(&job.backup).await?;
+    let target = engine.connector.connect(&job.target).await?;
+    let mut outcome = DrillOutcome {
+        host: job.target.name.clone(),
+        snapshot: job.snapshot.id.clone(),
+        snapshot_time: job.snapshot.time.clone(),
+        replayed: None,
+        tables_check: false,
+        tables: Vec::new(),
+        elapsed_ms: 0,
+        failure: None,
+    };
+    let (from, into) = backup
+        .pipe(
+            &dump_script(&job.snapshot),
+            &target,
+            &drill_sink(&job.stamp),
+        )
+        .await?;
+    if !from.success() || !into.success() {
+        outcome.failure = Some(format!(
+            "bringing snapshot {} up on {}: {} {}",
+            job.snapshot.id,
+            job.target.name,
+            from.stderr_text(),
+            into.stderr_text()
+        ));
+    } else if let Some(until) = job.at {
+        let socket = format!("/var/lib/foobar/drill/{}/sock", job.stamp);
+        let client = format!("mariadb --socket={}", crate::shell::quote(&socket));
+        match replay(&backup, &target, &into, &job.snapshot, until, &client).await? {
+            Ok(r) => outcome.replayed = r,
+            Err(why) => outcome.failure = Some(why),
+        }
+    }
+    let checked = target
+        .run(&drill_check(&job.stamp, &job.database), None)
+        .await?
+        .stdout_text();
+    outcome.tables_check = checked.lines().any(|l| l == "CHECK");
+    outcome.tables = checked
+        .lines()
+        .filter_map(|l| l.strip_prefix("ROWS\t"))
+        .filter_map(|l| {
+            let (t, n) = l.split_once('\t')?;
+            Some((t.to_string(), n.trim().parse().ok()?))
+        })
+        .collect();
+    if outcome.failure.is_none() && !outcome.tables_check {
+        outcome.failure = Some("CHECK TABLE found a problem in the restored copy".into());
+    }
+    backup.close().await;
+    target.close().await;
+    outcome.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(outcome)
+}

@@ -1,0 +1,270 @@
+//! Backups on the backup lab (`inventory/lab-backup.yml`: web1 with the
+//! whole stack, backup1 with the backup role): backup1 pulls the database
+//! and the uploads into its encrypted restic repository; `backups` lists
+//! them and `status` ages them; nothing on backup1 shows the data in
+//! plain text; root on the database server cannot remove a backup; a
+//! dropped table and a deleted upload come back with `restore`, what they
+//! replaced moved aside.
+
+mod common;
+
+use common::lab::*;
+use common::*;
+
+const BACKUP: &str = "inventory/lab-backup.yml";
+
+fn on(server: &str, command: &str) -> String {
+    on_server_ok(BACKUP, server, command)
+}
+
+/// `foobar -i BACKUP ARGS` is bad input (exit 2) saying `why`.
+fn refused(args: &[&str], why: &str) {
+    let out = foobar().args(["-i", BACKUP]).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert!(
+        text(&out.stderr).contains(why),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// The snapshots in backup1's repository, as restic lists them (ids).
+fn snapshot_ids() -> String {
+    on(
+        "backup1",
+        "RESTIC_REPOSITORY=/var/lib/foobar/backup/repo RESTIC_PASSWORD_FILE=/etc/foobar/backup/password \
+         restic snapshots --no-lock --json | tr ',' '\\n' | grep '\"id\"' | sort",
+    )
+}
+
+#[test]
+fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
+    let _turn = lab_turn();
+    lab_up(BACKUP);
+    let (code, out) = provision(BACKUP).text();
+    assert_eq!(code, Some(0), "{out}");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let marker = format!("Backup-Marker-{nanos:x}");
+    on(
+        "web1",
+        &format!(
+            "mysql foobar -e \"DROP TABLE IF EXISTS kept; CREATE TABLE kept (v VARCHAR(64)); INSERT INTO kept VALUES ('{marker}')\" && \
+             mkdir -p /srv/foobar/shared/uploads && echo {marker} > /srv/foobar/shared/uploads/photo.txt"
+        ),
+    );
+
+    // A backup now: the database and the uploads.
+    let (code, doc) = valid_json(&["-i", BACKUP, "backup"], "backup");
+    assert_eq!(code, Some(0), "{doc:#}");
+    let kinds: Vec<&str> = doc["taken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"db") && kinds.contains(&"files"), "{doc:#}");
+    let (code, doc) = valid_json(&["-i", BACKUP, "backups"], "backups");
+    assert_eq!(code, Some(0), "{doc:#}");
+    let db = doc["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|b| b["kind"] == "db")
+        .expect("a database backup")
+        .clone();
+    assert!(db["bytes"].as_u64().unwrap() > 1_000_000, "{db}");
+    let (code, doc) = valid_json(&["-i", BACKUP, "status"], "status");
+    assert_eq!(code, Some(0), "{doc:#}");
+    let backup1 = doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "backup1")
+        .unwrap()
+        .clone();
+    assert_eq!(backup1["backups"]["fresh"], true, "{backup1:#}");
+
+    // No plain text of the data on backup1: the repository is encrypted
+    // and nothing is staged beside it.
+    let found = on(
+        "backup1",
+        &format!("grep -r -l -a {marker} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null || true"),
+    );
+    assert_eq!(found.trim(), "", "backup1 holds the data in plain text");
+
+    // Root on the database server tries to remove a backup: it holds no
+    // key to backup1 (backup1 pulls), nor the repository's password.
+    let before = snapshot_ids();
+    let attempt = on_server(
+        BACKUP,
+        "web1",
+        "for k in /root/.ssh/id_* /etc/ssh/ssh_host_*_key /var/lib/foobar-backup/.ssh/*; do \
+           for u in root foobar-backup; do \
+             ssh -i \"$k\" -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 \"$u@10.245.0.20\" \
+               'rm -rf /var/lib/foobar/backup/repo/snapshots/*' 2>/dev/null && echo REMOVED; \
+           done; \
+         done; true",
+    );
+    assert!(
+        !text(&attempt.stdout).contains("REMOVED"),
+        "{}",
+        text(&attempt.stdout)
+    );
+    let password = on("backup1", "cat /etc/foobar/backup/password");
+    let holders = on(
+        "web1",
+        &format!(
+            "grep -r -l -F {} /etc /root /var/lib /srv 2>/dev/null || true",
+            password.trim()
+        ),
+    );
+    assert_eq!(
+        holders.trim(),
+        "",
+        "the repository's password on the database server"
+    );
+    assert_eq!(snapshot_ids(), before, "a backup changed");
+
+    // A dropped table and a deleted upload come back.
+    on(
+        "web1",
+        "mysql foobar -e 'DROP TABLE kept' && rm /srv/foobar/shared/uploads/photo.txt",
+    );
+    let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--yes"], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(doc["failure"].is_null(), "{doc:#}");
+    assert!(doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["passed"] == true));
+    assert_eq!(
+        on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'").trim(),
+        marker
+    );
+    assert_eq!(
+        on("web1", "cat /srv/foobar/shared/uploads/photo.txt").trim(),
+        marker
+    );
+    // What the restore replaced is kept: the data without the table.
+    let aside = doc["restored"][0]["moved_aside"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        aside.starts_with("/var/lib/mysql.before-restore-"),
+        "{doc:#}"
+    );
+    on("web1", &format!("test -d {aside}/foobar && rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*"));
+
+    // Point in time: a row written after the backup and before T comes
+    // back from the streamed binary log; a row and a DROP after T do not.
+    valid_json(&["-i", BACKUP, "backup"], "backup");
+    on(
+        "web1",
+        "mysql foobar -e \"INSERT INTO kept VALUES ('before-T')\"",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let t = jiff::Timestamp::now();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    on(
+        "web1",
+        "mysql foobar -e \"INSERT INTO kept VALUES ('after-T'); DROP TABLE kept\"",
+    );
+    let at = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--yes", "--at", &at], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(
+        doc["replayed"]["transactions"].as_u64().unwrap() >= 1,
+        "{doc:#}"
+    );
+    let rows = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
+    assert!(
+        rows.contains("before-T") && rows.contains(&marker),
+        "{rows}"
+    );
+    assert!(!rows.contains("after-T"), "{rows}");
+    on(
+        "web1",
+        "rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*",
+    );
+    // A drill brings the newest backup up beside the live server, checks
+    // it, counts the rows, and leaves nothing behind.
+    let live = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
+    let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--drill"], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["drill"]["tables_check"], true, "{doc:#}");
+    assert!(
+        doc["drill"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t[0] == "visits"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        on("web1", "ls /var/lib/foobar/drill 2>/dev/null | wc -l").trim(),
+        "0"
+    );
+    assert_eq!(
+        on("web1", "pgrep -c mariadbd").trim(),
+        "1",
+        "a throwaway server was left running"
+    );
+    assert_eq!(
+        on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'"),
+        live
+    );
+
+    // A time in the future, or before every backup, is refused.
+    refused(
+        &["restore", "--yes", "--at", "2099-01-01T00:00:00Z"],
+        "in the future",
+    );
+    refused(
+        &["restore", "--yes", "--at", "2001-01-01T00:00:00Z"],
+        "possible times are from",
+    );
+
+    // A deploy of a new release with a release command (a migration)
+    // takes a backup first and names it; one with nothing new does not.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apps/python"),
+        &app,
+    );
+    std::fs::write(app.join("NEW"), &marker).unwrap();
+    let source = format!("{}/apps/python", env!("CARGO_MANIFEST_DIR"));
+    let migrating = format!("{}\n  release_command: \"true\"", app.display());
+    let inv = inventory_with(BACKUP, dir.path(), &[(source.as_str(), migrating.as_str())]);
+    let deploy = |inv: &std::path::Path| {
+        let out = foobar().arg("-i").arg(inv).arg("deploy").output().unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    let (code, out) = deploy(&inv);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("backup before the release command: db snapshot"),
+        "{out}"
+    );
+    let (code, out) = deploy(&inv);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        !out.contains("backup before"),
+        "a no-op deploy took a backup: {out}"
+    );
+
+    // Bad input: a server not in the inventory, no confirmation.
+    refused(
+        &["restore", "--yes", "--to", "db9"],
+        "`db9` is not a server of the inventory",
+    );
+    refused(&["restore"], "pass --yes");
+}
