@@ -51,10 +51,24 @@ fn failures_are_json_too() {
     assert_eq!(doc["command"], "provision");
     assert_eq!(doc["error"]["argument"]["name"], "--frobnicate");
 
+    // The lab's key, known_hosts and password exist only once `lab up`
+    // made them, and a command that connects reads them first.
+    let inventory = inventory_with(
+        LAB,
+        dir.path(),
+        &[
+            ("/var/lib/foobar/lab/id_ed25519", "/dev/null"),
+            ("/var/lib/foobar/lab/known_hosts", "/dev/null"),
+            (
+                "file:/var/lib/foobar/lab/secrets/mysql_password",
+                "env:FOOBAR_DB_PASSWORD",
+            ),
+        ],
+    );
     let (code, doc) = valid_json(
         &[
             "-i",
-            "inventory/lab.yml",
+            inventory.to_str().unwrap(),
             "restart",
             "--now",
             "2026-11-25T12:00",

@@ -8,8 +8,8 @@ use super::records::{self, RecordKind, ZoneRecord};
 use super::schema::*;
 use super::stages;
 use super::tree::Document;
-use super::values::WebRoot;
 use super::values::ProcessName;
+use super::values::WebRoot;
 use crate::error::{InputError, InputErrors};
 use crate::roles::Site;
 
