@@ -175,8 +175,9 @@ fn ha_stack_converges_and_every_hop_answers() {
     assert!(checks.iter().all(|c| c["passed"] == true), "{json}");
     for host in ["lb1", "lb2", "web1", "web2", "web3"] {
         let on_host: Vec<_> = checks.iter().filter(|c| c["host"] == host).collect();
-        // Each load balancer is checked at its own and the floating address.
-        let expected = if host.starts_with("lb") { 10 } else { 5 };
+        // Each load balancer is checked at its own and the floating
+        // address, each over IPv4 and IPv6.
+        let expected = if host.starts_with("lb") { 20 } else { 5 };
         assert_eq!(
             on_host.len(),
             expected,
