@@ -2,9 +2,10 @@
 # Deploying one's own app (the Django project of inventory/lab-django.yml)
 # on the apps lab server: a full provision from a pristine server, a
 # provision with nothing to do, a deploy with nothing new, and a deploy of
-# a one-line code change (a new release: upload, virtualenv from the
-# server's wheel store, collectstatic, migrate, switch, graceful reload,
-# checks). Medians of N runs (default 5; pristine provisions: 3).
+# a one-line code change (a new release: upload, the virtualenv of the
+# same wheels linked, collectstatic, migrate, switch, graceful reload,
+# checks), and where that deploy's time went (its -v and --json output).
+# Medians of N runs (default 5; pristine provisions: 3).
 #
 #   bench/deploy.sh [N]     (writes bench/deploy-results.md)
 set -euo pipefail
@@ -28,9 +29,28 @@ seconds() { # command... -> wall seconds
   awk "BEGIN {printf \"%.2f\", $t1 - $t0}"
 }
 
+# A deploy: its wall seconds, then its release step's, its handlers' (the
+# reload), its checks' and the rest (connection, facts, other steps).
+deploy_parts() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  $F -i "$INV" -v --json deploy > "$WORK/last.json" 2> "$WORK/last.out" || { cat "$WORK/last.out" >&2; echo "bench: deploy failed" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  python3 - "$WORK/last.json" "$WORK/last.out" "$t0" "$t1" <<'EOF'
+import json, re, sys
+steps = [s for h in json.load(open(sys.argv[1]))["hosts"] for s in h["steps"]]
+def secs(kind):
+    return sum(s["elapsed_ms"] for s in steps if s["kind"] == kind) / 1000
+checks = sum(int(m) for m in re.findall(r"\] checks: (\d+) ms", open(sys.argv[2]).read())) / 1000
+total = float(sys.argv[4]) - float(sys.argv[3])
+release, handlers = secs("release"), secs("handler")
+print(f"{total:.2f} {release:.2f} {handlers:.2f} {checks:.2f} {total - release - handlers - checks:.2f}")
+EOF
+}
+
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-pristine=() noop=() deploy_noop=() change=()
+pristine=() noop=() deploy_noop=() change=() release=() handlers=() checks=() rest=()
 for i in 1 2 3; do
   $F -i "$INV" lab reset apps1 > /dev/null
   pristine+=("$(seconds $F -i "$INV" provision)")
@@ -40,7 +60,9 @@ for i in $(seq "$N"); do
   deploy_noop+=("$(seconds $F -i "$INV" deploy)")
   # One line of the template changes: a new release.
   sed -i "s|<h1>Notes[^<]*</h1>|<h1>Notes $i</h1>|" "$WORK/app/notes/templates/notes/index.html"
-  change+=("$(seconds $F -i "$INV" deploy)")
+  parts=$(deploy_parts)
+  read -r t r h c o <<< "$parts"
+  change+=("$t") release+=("$r") handlers+=("$h") checks+=("$c") rest+=("$o")
 done
 {
   echo "The Django project of \`inventory/lab-django.yml\` on one lab server (\`bench/deploy.sh $N\`); wall seconds, median (runs)."
@@ -51,4 +73,8 @@ done
   echo "| provision, nothing to do | $(echo "${noop[*]}" | median) | ${noop[*]} |"
   echo "| deploy, nothing new | $(echo "${deploy_noop[*]}" | median) | ${deploy_noop[*]} |"
   echo "| deploy, one-line code change | $(echo "${change[*]}" | median) | ${change[*]} |"
+  echo "| of which the release step (upload, build, migrate, switch) | $(echo "${release[*]}" | median) | ${release[*]} |"
+  echo "| of which the reload (handlers) | $(echo "${handlers[*]}" | median) | ${handlers[*]} |"
+  echo "| of which the checks | $(echo "${checks[*]}" | median) | ${checks[*]} |"
+  echo "| of which the rest (connection, facts, other steps) | $(echo "${rest[*]}" | median) | ${rest[*]} |"
 } | tee bench/deploy-results.md

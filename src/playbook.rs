@@ -108,6 +108,11 @@ pub struct Handler {
     pub name: String,
     pub service: String,
     pub action: HandlerAction,
+    /// The service's reload returns only once it serves again (gunicorn's
+    /// ExecReload waits for its new workers): no pause to see that it
+    /// stays up.
+    #[serde(default)]
+    pub reload_waits: bool,
 }
 
 /// An HTTP request from the machine running foobar to the web server.

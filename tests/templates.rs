@@ -79,17 +79,17 @@ fn a_changed_record_raises_the_zone_serial() {
 
 #[test]
 fn backup_inventory() {
-    snapshot_inventory("backup", "inventory/lab-backup.yml", 40);
+    snapshot_inventory("backup", "inventory/lab-backup.yml", 41);
 }
 
 #[test]
 fn lab_inventory() {
-    snapshot_inventory("lab", "inventory/lab.yml", 20);
+    snapshot_inventory("lab", "inventory/lab.yml", 21);
 }
 
 #[test]
 fn production_inventory() {
-    snapshot_inventory("foobar", "inventory/foobar.yml", 20);
+    snapshot_inventory("foobar", "inventory/foobar.yml", 21);
 }
 
 #[test]
@@ -104,19 +104,19 @@ fn ruby_inventory() {
 
 #[test]
 fn tls_inventory() {
-    snapshot_inventory("tls", "tests/fixtures/tls.yml", 20);
+    snapshot_inventory("tls", "tests/fixtures/tls.yml", 21);
 }
 
 /// HTTPS with a certificate foobar obtains (ACME, the lab's Pebble).
 #[test]
 fn acme_inventory() {
-    snapshot_inventory("https", "inventory/lab-https.yml", 20);
+    snapshot_inventory("https", "inventory/lab-https.yml", 21);
 }
 
 /// The same with the firewall: its ruleset is a file too.
 #[test]
 fn secure_inventory() {
-    snapshot_inventory("secure", "inventory/lab-secure.yml", 21);
+    snapshot_inventory("secure", "inventory/lab-secure.yml", 22);
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn ha_lab_inventory() {
     // lb1: 3 bind, haproxy, keepalived; lb2: haproxy, keepalived; 3 web/app
     // servers: 4 each; db1, db2: the MariaDB fragment; every server its
     // seven files of security updates and hardening.
-    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 127);
+    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 130);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn ha_production_inventory() {
     // As the lab, with DNS on both load balancers, and the app's processes:
     // a worker on each web/app server, a scheduler and a job's service
     // and timer on the first.
-    snapshot_inventory("foobar-ha", "inventory/foobar-ha.yml", 158);
+    snapshot_inventory("foobar-ha", "inventory/foobar-ha.yml", 161);
 }
 
 /// The nginx site and PHP pool of `inventory` (one of `inventory/`), its

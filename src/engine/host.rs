@@ -309,11 +309,16 @@ pub fn handler_script(h: &Handler, signal: bool) -> String {
         HandlerAction::Rejoin => format!("(\n{})", crate::roles::rejoin_script(&h.service)),
         _ => format!("systemctl {verb} \"$svc\" >&2"),
     };
+    let settle = if h.reload_waits && h.action == HandlerAction::Reload && signal {
+        ""
+    } else {
+        "sleep 0.3 && "
+    };
     format!(
         r#"svc={s}
 bk={bk}
 done_pending() {{ if [ -f {f} ]; then grep -vxF {h} {f} > {f}.tmp || true; mv -f {f}.tmp {f}; fi; }}
-if {act} && sleep 0.3 && systemctl is-active --quiet "$svc"; then
+if {act} && {settle}systemctl is-active --quiet "$svc"; then
   rm -rf "$bk"
   done_pending
   exit 0
@@ -358,6 +363,7 @@ mod tests {
                 name: "restart mariadb".into(),
                 service: "mariadb".into(),
                 action: HandlerAction::Restart,
+                reload_waits: false,
             },
             true,
         );
@@ -366,5 +372,19 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("journalctl -u \"$svc\""));
+    }
+
+    #[test]
+    fn a_reload_that_waits_for_the_service_is_not_followed_by_a_pause() {
+        let mut h = Handler {
+            name: "reload app".into(),
+            service: "foobar-app".into(),
+            action: HandlerAction::Reload,
+            reload_waits: true,
+        };
+        assert!(handler_script(&h, true)
+            .contains("if systemctl reload-or-restart \"$svc\" >&2 && systemctl is-active"));
+        h.reload_waits = false;
+        assert!(handler_script(&h, true).contains(">&2 && sleep 0.3 && systemctl is-active"));
     }
 }

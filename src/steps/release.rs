@@ -1,9 +1,14 @@
 //! `release`: the code base, pushed as a new release folder and made
-//! ready there (shared folders linked, a virtualenv from the wheel store,
-//! the app's build), then the release command on one server; only then is
+//! ready there (shared folders linked, the virtualenv of its wheels, the
+//! app's build), then the release command on one server; only then is
 //! `current` switched atomically, and old releases are pruned. A release
 //! is complete once it holds `.foobar-ready`: one cut off before that is
 //! made again.
+//!
+//! A Python release's `.venv` is a link to a virtualenv that every release
+//! of the same wheels and Python shares (`<root>/venvs/<id>-python3.X`):
+//! a code change builds none. A virtualenv goes only once no release
+//! left links to it, so a rollback's target always has its own.
 
 use std::path::Path;
 
@@ -39,9 +44,9 @@ pub struct Desired {
     /// The user the app runs as: owns the shared folders, runs the
     /// release command.
     pub app_user: String,
-    /// Python apps: a virtualenv in the release, with these wheels from
-    /// the store (paths on the server); None for other kinds.
-    pub venv: Option<Vec<String>>,
+    /// Python apps: the virtualenv the release links to; None for other
+    /// kinds.
+    pub venv: Option<Venv>,
     pub shared: Vec<String>,
     pub build: Option<String>,
     /// Set on one app server only.
@@ -51,7 +56,28 @@ pub struct Desired {
     pub run_env: Vec<(&'static str, String)>,
 }
 
-/// Marks a release whose every preparation finished.
+/// A virtualenv shared by the releases of one dependency set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Venv {
+    /// The wheels it holds, from the store (paths on the server).
+    pub wheels: Vec<String>,
+    /// A hash of how it is made (`venv_build`); the server's Python
+    /// version completes its name.
+    pub id: String,
+}
+
+impl Venv {
+    pub fn new(wheels: Vec<String>) -> Self {
+        let id = crate::steps::sha256_hex(venv_build(&wheels).as_bytes())[..16].to_string();
+        Venv { wheels, id }
+    }
+}
+
+/// Where the shared virtualenvs live, under the app's root.
+pub const VENVS: &str = "venvs";
+
+/// Marks a release (and a shared virtualenv) whose every preparation
+/// finished.
 pub const READY: &str = ".foobar-ready";
 /// Touched each time a release goes live: a rollback goes to the release
 /// live most recently before the current one, never to one that was
@@ -104,15 +130,18 @@ impl Kind for Release {
             .then(|| wheels::for_code_base(&src, &code))
             .transpose()?
             .map(|ws| {
-                ws.iter()
-                    .map(|w| format!("{}/{}/{}", wheels::STORE, w.sha256, w.file))
-                    .collect::<Vec<_>>()
+                Venv::new(
+                    ws.iter()
+                        .map(|w| format!("{}/{}/{}", wheels::STORE, w.sha256, w.file))
+                        .collect(),
+                )
             });
         let shared: Vec<String> = app.shared.iter().map(|p| p.to_string()).collect();
         let build = app.build.as_ref().map(|c| c.to_string());
         // The id covers how the release is made as well as the code: a
         // changed build or dependency set is a new release.
-        let recipe = format!("{code_id}\n{venv:?}\n{shared:?}\n{build:?}");
+        let wheel_files = venv.as_ref().map(|v| &v.wheels);
+        let recipe = format!("{code_id}\n{wheel_files:?}\n{shared:?}\n{build:?}");
         let id = crate::steps::sha256_hex(recipe.as_bytes())[..12].to_string();
         let release_server = inv.release_server().map(|s| &s.name);
         Ok(Desired {
@@ -209,7 +238,7 @@ cd "$root/releases"
 ls -1t | tail -n +{first_pruned} | while read -r old; do
   [ "$old" = {id} ] || [ "releases/$old" = "$previous" ] || rm -rf -- "$old"
 done
-"#,
+{prune_venvs}"#,
             r = quote(&d.root),
             id = d.id,
             o = quote(&d.owner),
@@ -219,6 +248,7 @@ done
             remember = remember(notify),
             first_pruned = u32::from(d.keep) + 1,
             prepare = prepare(d),
+            prune_venvs = prune_venvs(),
             release_command = d
                 .release_command
                 .as_deref()
@@ -254,27 +284,72 @@ fn prepare(d: &Desired) -> String {
             u = quote(&d.app_user),
         );
     }
-    if let Some(wheels) = &d.venv {
-        // Only the wheels: their dependencies were resolved on the
-        // machine running foobar, and the index is never asked.
-        let files: Vec<String> = wheels.iter().map(|w| quote(w)).collect();
-        // Without pip of its own (making one takes seconds): Debian's pip
-        // wheel (python3-venv brings it) installs into it.
-        s += "  python3 -m venv --system-site-packages --without-pip \"$rel/.venv\" >&2\n";
-        if !files.is_empty() {
-            s += &format!(
-                "  \"$rel/.venv/bin/python3\" \"$(ls /usr/share/python-wheels/pip-*.whl | tail -n 1)/pip\" install --quiet --no-index --no-deps --disable-pip-version-check {} >&2\n",
-                files.join(" ")
-            );
-        }
-        // gunicorn (Debian's) finds the release's packages through this
-        // fixed path, whatever the Python version.
-        s += "  ln -sfn \"$(cd \"$rel/.venv\" && echo lib/python3*/site-packages)\" \"$rel/.venv/site-packages\"\n";
+    if let Some(venv) = &d.venv {
+        // Made in place rather than elsewhere and moved: pip writes the
+        // virtualenv's path into the scripts it installs (`celery`,
+        // `django-admin`). Marked ready last, so that one cut off midway
+        // is made again, never linked.
+        s += &format!(
+            r#"  venv="{VENVS}/{id}-$(basename "$(readlink -f "$(command -v python3)")")"
+  if [ ! -e "$root/$venv/{READY}" ]; then
+    rm -rf "$root/$venv"
+    mkdir -p "$root/{VENVS}"
+    chown {o}:{g} "$root/{VENVS}"
+    chmod 750 "$root/{VENVS}"
+{build}    chown -R {o}:{g} "$root/$venv"
+    chmod -R o= "$root/$venv"
+    touch "$root/$venv/{READY}"
+  fi
+  ln -s "../../$venv" "$rel/.venv"
+"#,
+            id = venv.id,
+            o = quote(&d.owner),
+            g = quote(&d.app_user),
+            build = venv_build(&venv.wheels),
+        );
     }
     if let Some(build) = &d.build {
         s += &indent(&in_app_env(d, "the build", build, None));
     }
     s
+}
+
+/// The commands that make a virtualenv of `wheels` in `$root/$venv`; a
+/// virtualenv's id is their hash.
+fn venv_build(wheels: &[String]) -> String {
+    let mut s =
+        // Without pip of its own (making one takes seconds): Debian's pip
+        // wheel (python3-venv brings it) installs into it.
+        "    python3 -m venv --system-site-packages --without-pip \"$root/$venv\" >&2\n".to_string();
+    if !wheels.is_empty() {
+        // Only the wheels: their dependencies were resolved on the
+        // machine running foobar, and the index is never asked.
+        let files: Vec<String> = wheels.iter().map(|w| quote(w)).collect();
+        s += &format!(
+            "    \"$root/$venv/bin/python3\" \"$(ls /usr/share/python-wheels/pip-*.whl | tail -n 1)/pip\" install --quiet --no-index --no-deps --disable-pip-version-check {} >&2\n",
+            files.join(" ")
+        );
+    }
+    // gunicorn (Debian's) finds the release's packages through this
+    // fixed path, whatever the Python version.
+    s += "    ln -sfn \"$(cd \"$root/$venv\" && echo lib/python3*/site-packages)\" \"$root/$venv/site-packages\"\n";
+    s
+}
+
+/// After the releases are pruned (in `$root/releases`): the shared
+/// virtualenvs no release links to any more go, a rollback's target keeps
+/// its own. Also for other kinds: an app that was Python once.
+fn prune_venvs() -> String {
+    format!(
+        r#"if [ -d "$root/{VENVS}" ]; then
+  linked=$(for l in */.venv; do if [ -L "$l" ]; then basename "$(readlink "$l")"; fi; done)
+  for v in "$root"/{VENVS}/*; do
+    [ -e "$v" ] || continue
+    printf '%s\n' "$linked" | grep -qxF "$(basename "$v")" || rm -rf -- "$v"
+  done
+fi
+"#
+    )
 }
 
 fn indent(text: &str) -> String {
@@ -336,4 +411,128 @@ pub fn id_in_label(label: &str) -> Option<&str> {
         .strip_prefix("release ")
         .and_then(|path| path.rsplit_once("/releases/"))
         .map(|(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+
+    fn id_of(flag: &str) -> String {
+        let out = Command::new("id").arg(flag).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A release of `wheels` under `root`, run as this user.
+    fn desired(root: &Path, id: &str, wheels: &[&str], archive: &[u8]) -> Desired {
+        Desired {
+            root: root.display().to_string(),
+            owner: id_of("-un"),
+            id: id.into(),
+            archive: archive.to_vec(),
+            keep: 1,
+            app_user: id_of("-gn"),
+            venv: Some(Venv::new(wheels.iter().map(|w| w.to_string()).collect())),
+            shared: Vec::new(),
+            build: None,
+            release_command: None,
+            run_env: Vec::new(),
+        }
+    }
+
+    /// Runs the release's script with a `python3` that logs each
+    /// virtualenv it makes, in `log`.
+    fn deploy(d: &Desired, bin: &Path, log: &Path) {
+        let script = Release::script(d, &Deploy, None);
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&script.text)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("LOG", log)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&script.stdin.unwrap())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "release {}", d.id);
+    }
+
+    fn builds(log: &Path) -> Vec<String> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| Path::new(l).file_name().unwrap().to_string_lossy().into())
+            .collect()
+    }
+
+    #[test]
+    fn releases_of_the_same_wheels_share_one_virtualenv_until_none_links_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bin, log) = (dir.path().join("app"), dir.path().join("bin"), dir.path().join("log"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let python = bin.join("python3");
+        std::fs::write(
+            &python,
+            "#!/bin/sh\n[ \"$1 $2\" = '-m venv' ] || exit 1\nfor a; do d=$a; done\n\
+             mkdir -p \"$d/lib/python3.11/site-packages\" \"$d/bin\"\nln -s /bin/true \"$d/bin/python3\"\n\
+             echo \"$d\" >> \"$LOG\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let code = dir.path().join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("app.py"), "").unwrap();
+        let archive = Command::new("tar")
+            .args(["-c", "-C"])
+            .arg(&code)
+            .arg(".")
+            .output()
+            .unwrap()
+            .stdout;
+
+        let a = desired(&root, "aaaaaaaaaaaa", &["/w/django.whl"], &archive);
+        let old = a.venv.as_ref().unwrap().id.clone();
+        let venv = |id: &str| root.join(VENVS).join(format!("{id}-python3"));
+        // A build cut off midway is made again, never linked as it is.
+        std::fs::create_dir_all(venv(&old).join("bin")).unwrap();
+        deploy(&a, &bin, &log);
+        assert_eq!(builds(&log), [format!("{old}-python3")]);
+        assert!(venv(&old).join(READY).exists());
+
+        // New code, the same wheels: no build, the same virtualenv.
+        let b = desired(&root, "bbbbbbbbbbbb", &["/w/django.whl"], &archive);
+        deploy(&b, &bin, &log);
+        assert_eq!(builds(&log).len(), 1, "a code change built a virtualenv");
+        let linked = |id: &str| std::fs::canonicalize(root.join("releases").join(id).join(".venv"));
+        assert_eq!(linked("bbbbbbbbbbbb").unwrap(), venv(&old).canonicalize().unwrap());
+
+        // New wheels: a virtualenv of their own; the previous release (the
+        // rollback's target) keeps its.
+        let c = desired(&root, "cccccccccccc", &["/w/django2.whl"], &archive);
+        let new = c.venv.as_ref().unwrap().id.clone();
+        assert_ne!(new, old);
+        deploy(&c, &bin, &log);
+        assert_eq!(builds(&log).len(), 2);
+        assert!(linked("bbbbbbbbbbbb").is_ok());
+        assert!(!root.join("releases/aaaaaaaaaaaa").exists());
+
+        // Once the last release linking to it is pruned, it goes.
+        let d = desired(&root, "dddddddddddd", &["/w/django2.whl"], &archive);
+        deploy(&d, &bin, &log);
+        assert_eq!(builds(&log).len(), 2);
+        assert!(!root.join("releases/bbbbbbbbbbbb").exists());
+        assert!(!venv(&old).exists());
+        assert!(venv(&new).join(READY).exists());
+    }
 }
