@@ -206,6 +206,10 @@ fn bad_inventory_exits_2_with_its_location_and_contacts_no_server() {
     let text_in = std::fs::read_to_string(LAB)
         .unwrap()
         .replace("  ttl: 300", "  ttl: 5");
+    let line = 1 + text_in
+        .lines()
+        .position(|l| l == "  ttl: 5")
+        .expect("the lab inventory has a ttl");
     std::fs::write(&bad, text_in).unwrap();
     let out = foobar()
         .args(["-i", bad.to_str().unwrap(), "provision"])
@@ -214,7 +218,7 @@ fn bad_inventory_exits_2_with_its_location_and_contacts_no_server() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("--> {}:22:8\n", bad.display()))
+        err.contains(&format!("--> {}:{line}:8\n", bad.display()))
             && err.contains("domain.ttl: ttl 5 is out of range"),
         "{err}"
     );
