@@ -10,7 +10,7 @@
 # The lab tier runs as groups side by side, one per set of lab servers
 # (each lab has its own subnet and folder; a group's binaries share its
 # servers, so they run one after another). Each group's output goes to
-# its log, printed when all are done; a failing binary does not stop the
+# its log, printed when the group ends; a failing binary does not stop the
 # others of its group (--no-fail-fast).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,19 +42,39 @@ for t in tests/lab_*.rs; do
   name=$(basename "$t" .rs)
   [[ " ${groups[*]} " == *" $name "* ]] || { echo "scripts/test.sh: $name is in no lab group" >&2; exit 1; }
 done
+# CI stops the whole run at 90 min; the groups are stopped earlier, at
+# LAB_DEADLINE_MIN minutes from the start of this script, so that a test that
+# hangs is named in the output (libtest's "running for over 60 seconds") rather
+# than lost with it. Each group's log is printed as soon as the group ends.
+deadline=$(( ${LAB_DEADLINE_MIN:-80} * 60 - SECONDS ))
+(( deadline > 60 )) || deadline=60
 logs=$(mktemp -d)
-pids=()
+declare -A group_of
 for i in "${!groups[@]}"; do
   args=()
   for name in ${groups[$i]}; do args+=(--test "$name"); done
-  cargo test --locked --features lab --no-fail-fast "${args[@]}" > "$logs/$i.log" 2>&1 &
-  pids+=($!)
+  timeout -k 60 "$deadline" cargo test --locked --features lab --no-fail-fast "${args[@]}" > "$logs/$i.log" 2>&1 &
+  group_of[$!]=$i
 done
 failed=0
-for i in "${!pids[@]}"; do
-  if ! wait "${pids[$i]}"; then failed=1; fi
-  echo "=== lab group $((i + 1)): ${groups[$i]}"
+summary=()
+for _ in "${!groups[@]}"; do
+  status=0
+  wait -n -p pid || status=$?
+  i=${group_of[$pid]}
+  echo "=== lab group $((i + 1)) ended after $((SECONDS / 60)) min (exit $status): ${groups[$i]}"
   cat "$logs/$i.log"
+  if (( status == 124 || status == 137 )); then
+    echo "=== lab group $((i + 1)) was stopped at the deadline (${LAB_DEADLINE_MIN:-80} min): the test running for longest above hung or is too slow"
+  fi
+  (( status == 0 )) || failed=1
+  summary+=("lab group $((i + 1)): exit $status after $((SECONDS / 60)) min")
+  # A test still running when its group was stopped: announced, never ended.
+  while read -r name; do
+    grep -q "^test $name \.\.\. " "$logs/$i.log" || summary+=("  unfinished: $name")
+  done < <(sed -n 's/^test \(.*\) has been running for over 60 seconds$/\1/p' "$logs/$i.log")
+  summary+=("$(grep -E '^test .* FAILED$' "$logs/$i.log" | sed 's/^/  /')")
 done
 rm -rf "$logs"
+printf '%s\n' "=== summary" "${summary[@]}" | grep -v '^$'
 exit "$failed"
