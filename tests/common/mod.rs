@@ -15,10 +15,17 @@ pub mod lab;
 /// tests).
 pub const LAB: &str = "inventory/lab.yml";
 
-/// The foobar binary, run from the project root, without backtraces.
+/// Longer than any one run of the suite takes (a pristine HA lab: ~6 min),
+/// short enough that a run that hangs fails its test, named, instead of
+/// holding its lab group until CI's deadline.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// The foobar binary, run from the project root, without backtraces,
+/// killed after [`RUN_LIMIT`].
 pub fn foobar() -> Command {
     let mut cmd = Command::cargo_bin("foobar").unwrap();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+    cmd.timeout(RUN_LIMIT)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_BACKTRACE", "0")
         .env_remove("FOOBAR_INVENTORY")
         .env_remove("FOOBAR_PROJECT");
