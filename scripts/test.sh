@@ -73,8 +73,9 @@ for _ in "${!groups[@]}"; do
   while read -r name; do
     grep -q "^test $name \.\.\. " "$logs/$i.log" || summary+=("  unfinished: $name")
   done < <(sed -n 's/^test \(.*\) has been running for over 60 seconds$/\1/p' "$logs/$i.log")
-  summary+=("$(grep -E '^test .* FAILED$' "$logs/$i.log" | sed 's/^/  /')")
+  failed_tests=$(grep -E '^test .* FAILED$' "$logs/$i.log" | sed 's/^/  /' || true)
+  [[ -z $failed_tests ]] || summary+=("$failed_tests")
 done
 rm -rf "$logs"
-printf '%s\n' "=== summary" "${summary[@]}" | grep -v '^$'
+printf '%s\n' "=== summary" "${summary[@]}"
 exit "$failed"
