@@ -92,11 +92,11 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             .backup_db_source()
             .expect("a backup server implies a database server"),
     };
-    if !target.has(Role::Db) {
+    if !target.has(Role::Db) && !target.has(Role::DbCluster) {
         return Err(bad(
             "--to",
             format!(
-                "`{}` has no db role: a backup is restored onto a database primary (a Galera cluster is not restored by foobar yet)",
+                "`{}` has no db or db_cluster role: a backup is restored onto a database primary or a member of the Galera cluster",
                 target.name
             ),
         ));
@@ -155,6 +155,11 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
     let job = RestoreJob {
         backup: backup_target,
         db: Some((engine::ssh_target(inv, target), db.clone())),
+        members: site
+            .servers_with(Role::DbCluster)
+            .filter(|s| target.has(Role::DbCluster) && s.name != target.name)
+            .map(|s| engine::ssh_target(inv, s))
+            .collect(),
         files: files.zip(files_server).map(|(snapshot, server)| {
             (
                 engine::ssh_target(inv, server),

@@ -255,6 +255,11 @@ pub struct RestoreJob {
     pub backup: SshTarget,
     /// The database server restored onto, and the snapshot.
     pub db: Option<(SshTarget, Snapshot)>,
+    /// When it is a Galera member, the cluster's other members: stopped
+    /// before it starts a new cluster on the restored copy, then started
+    /// on an empty data folder (theirs moved aside), each filled by a
+    /// state transfer from it.
+    pub members: Vec<SshTarget>,
     /// The app server whose shared folders (`app.shared` under
     /// `<app root>/shared`) are restored, the snapshot and the app user.
     pub files: Option<(SshTarget, Snapshot, String)>,
@@ -304,8 +309,15 @@ pub struct RestoreOutcome {
 /// and makes it the server's data: unpacked and prepared beside the live
 /// data first, then MariaDB stopped, the live data directory moved aside
 /// (never deleted) and the copy moved in. A failure once the old data is
-/// aside puts it back and starts MariaDB again.
-fn db_sink(stamp: &str) -> String {
+/// aside puts it back and starts MariaDB again. A Galera member whose
+/// cluster is stopped starts a new one (on the copy, or on its old data
+/// after a failure: it stopped last, so it holds every write).
+fn db_sink(stamp: &str, cluster: bool) -> String {
+    let start = if cluster {
+        "galera_new_cluster mariadb"
+    } else {
+        "systemctl start mariadb"
+    };
     format!(
         r#"{copy}aside=/var/lib/mysql.before-restore-{stamp}
 systemctl stop mariadb
@@ -313,14 +325,39 @@ mv /var/lib/mysql "$aside"
 mkdir /var/lib/mysql
 if ! mariadb-backup --move-back --target-dir="$copy" >"$work/move.log" 2>&1; then
   tail -n 20 "$work/move.log" >&2
-  rm -rf /var/lib/mysql; mv "$aside" /var/lib/mysql; systemctl start mariadb; rm -rf "$work"; exit 1
+  rm -rf /var/lib/mysql; mv "$aside" /var/lib/mysql; {start}; rm -rf "$work"; exit 1
 fi
 chown -R mysql:mysql /var/lib/mysql
-systemctl start mariadb
+{start} || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}
 rm -rf "$work"
 echo "ASIDE	$aside"
 "#,
         copy = prepared_copy(&format!("/var/lib/foobar/restore/{stamp}"))
+    )
+}
+
+/// A Galera member after the target started a new cluster on the restored
+/// copy: its data moved aside and an empty folder in its place, so that
+/// it joins by a whole state transfer from the target.
+fn member_refill(stamp: &str) -> String {
+    format!(
+        r#"aside=/var/lib/mysql.before-restore-{stamp}
+mv /var/lib/mysql "$aside"
+mkdir /var/lib/mysql
+chown mysql:mysql /var/lib/mysql
+{}echo "ASIDE	$aside"
+"#,
+        member_start()
+    )
+}
+
+/// A Galera member started into the running cluster, waited for until it
+/// is Synced.
+fn member_start() -> String {
+    format!(
+        "systemctl start mariadb || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}
+{}",
+        crate::roles::SYNCED_WAIT
     )
 }
 
@@ -513,10 +550,26 @@ pub async fn restore<C: Connector>(
         let restored = restore_db(engine, &backup, job, target, snapshot, claim, break_lock);
         // The page goes away after a failed restore too: the old data is
         // back and MariaDB runs on it.
-        let (from, into, replayed) =
+        let done =
             super::rolling::behind_maintenance_pages(engine, &web, restored, |_| true).await?;
-        record(&mut outcome, "db", snapshot, target, &from, &into);
-        match replayed {
+        match done.copied {
+            Ok((from, into)) => record(&mut outcome, "db", snapshot, target, &from, &into),
+            Err(why) => outcome.failure = Some(why),
+        }
+        for (member, into) in job.members.iter().zip(&done.members) {
+            if outcome.failure.is_none() {
+                record_into(&mut outcome, "db", snapshot, member, into);
+            } else if !into.success() {
+                outcome.failure = outcome.failure.map(|f| {
+                    format!(
+                        "{f}; and {} did not rejoin the cluster: {}",
+                        member.name,
+                        into.stderr_text()
+                    )
+                });
+            }
+        }
+        match done.replayed {
             Some(Ok(r)) if outcome.failure.is_none() => outcome.replayed = r,
             Some(Err(why)) if outcome.failure.is_none() => outcome.failure = Some(why),
             _ => {}
@@ -555,8 +608,21 @@ pub async fn restore<C: Connector>(
 /// there was none.
 type ReplayResult = Option<Result<Option<Replayed>, String>>;
 
-/// The database snapshot streamed onto `target` under its server lock,
-/// then (with `--at`) the binary log replayed onto it.
+/// What a database restore did on the servers it touched.
+struct DbRestore {
+    /// The snapshot read on the backup server and written on the target;
+    /// why not, when the cluster's other members could not be stopped.
+    copied: Result<(Output, Output), String>,
+    replayed: ReplayResult,
+    /// Each other member of a cluster, in the job's order: its state
+    /// transfer from the target, or its return after a failure.
+    members: Vec<Output>,
+}
+
+/// The database snapshot streamed onto `target` under the server lock
+/// (its cluster's and its own), then (with `--at`) the binary log replayed
+/// onto it; a cluster's other members stopped first and filled from it
+/// after.
 async fn restore_db<C: Connector>(
     engine: &Engine<'_, C>,
     backup: &C::Transport,
@@ -565,25 +631,77 @@ async fn restore_db<C: Connector>(
     snapshot: &Snapshot,
     claim: &super::lock::Claim,
     break_lock: bool,
-) -> Result<(Output, Output, ReplayResult), HostFailure> {
+) -> Result<DbRestore, HostFailure> {
     let db = engine.connector.connect(target).await?;
-    let run = host_run(engine, &db);
-    run.lock_then(claim, break_lock, "true\n").await?;
+    let mut members = Vec::new();
+    for m in &job.members {
+        members.push(engine.connector.connect(m).await?);
+    }
+    let mut locked = Vec::new();
     let restored = async {
+        for t in std::iter::once(&db).chain(&members) {
+            host_run(engine, t)
+                .lock_then(claim, break_lock, "true\n")
+                .await?;
+            locked.push(t);
+        }
+        // The others stop first: the target, stopping last, holds every
+        // write, and none of them can pass it the old data again.
+        for (t, m) in members.iter().zip(&job.members) {
+            let stopped = t.run("systemctl stop mariadb\n", None).await?;
+            if !stopped.success() {
+                // Back as they were: into the cluster the target still runs.
+                for t in &members {
+                    t.run(&member_start(), None).await?;
+                }
+                return Ok(DbRestore {
+                    copied: Err(format!(
+                        "stopping MariaDB on {} before the restore: {}",
+                        m.name,
+                        stopped.stderr_text()
+                    )),
+                    replayed: None,
+                    members: Vec::new(),
+                });
+            }
+        }
         let (from, into) = backup
-            .pipe(&dump_script(snapshot), &db, &db_sink(&job.stamp))
+            .pipe(
+                &dump_script(snapshot),
+                &db,
+                &db_sink(&job.stamp, !job.members.is_empty()),
+            )
             .await?;
+        let copied = from.success() && into.success();
         let replayed = match job.at {
-            Some(until) if from.success() && into.success() => {
+            Some(until) if copied => {
                 Some(replay(backup, &db, &into, snapshot, until, "mariadb").await?)
             }
             _ => None,
         };
-        Ok::<_, HostFailure>((from, into, replayed))
+        let script = if copied {
+            member_refill(&job.stamp)
+        } else {
+            member_start()
+        };
+        let mut joined = Vec::new();
+        for t in &members {
+            joined.push(t.run(&script, None).await?);
+        }
+        Ok::<_, HostFailure>(DbRestore {
+            copied: Ok((from, into)),
+            replayed,
+            members: joined,
+        })
     }
     .await;
-    let _ = run.run(&claim.release_script(), None).await;
+    for t in locked {
+        let _ = host_run(engine, t).run(&claim.release_script(), None).await;
+    }
     db.close().await;
+    for t in members {
+        t.close().await;
+    }
     restored
 }
 
@@ -636,7 +754,20 @@ fn record(
             snapshot.id,
             from.stderr_text()
         ));
-    } else if !into.success() {
+    } else {
+        record_into(outcome, kind, snapshot, target, into);
+    }
+}
+
+/// Notes what `target` did with the snapshot, or its failure.
+fn record_into(
+    outcome: &mut RestoreOutcome,
+    kind: &str,
+    snapshot: &Snapshot,
+    target: &SshTarget,
+    into: &Output,
+) {
+    if !into.success() {
         outcome.failure = Some(format!(
             "restoring {kind} on {}: {}",
             target.name,
