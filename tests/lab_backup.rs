@@ -51,7 +51,7 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     on(
         "web1",
         &format!(
-            "mysql foobar -e \"DROP TABLE IF EXISTS kept; CREATE TABLE kept (v VARCHAR(64)); INSERT INTO kept VALUES ('{marker}')\" && \
+            "mysql foobar -e \"DROP TABLE IF EXISTS kept; CREATE TABLE kept (v VARCHAR(64), at TIMESTAMP DEFAULT CURRENT_TIMESTAMP); INSERT INTO kept (v) VALUES ('{marker}')\" && \
              mkdir -p /srv/foobar/shared/uploads && echo {marker} > /srv/foobar/shared/uploads/photo.txt"
         ),
     );
@@ -165,14 +165,14 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     valid_json(&["-i", BACKUP, "backup"], "backup");
     on(
         "web1",
-        "mysql foobar -e \"INSERT INTO kept VALUES ('before-T')\"",
+        "mysql foobar -e \"INSERT INTO kept (v) VALUES ('before-T')\"",
     );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let t = jiff::Timestamp::now();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     on(
         "web1",
-        "mysql foobar -e \"INSERT INTO kept VALUES ('after-T'); DROP TABLE kept\"",
+        "mysql foobar -e \"INSERT INTO kept (v) VALUES ('after-T'); DROP TABLE kept\"",
     );
     let at = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--yes", "--at", &at], "restore");
@@ -192,11 +192,15 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*",
     );
     // A drill brings the newest backup up beside the live server, checks
-    // it, counts the rows, and leaves nothing behind.
+    // it, counts the rows, says how recent its newest row is, and leaves
+    // nothing behind.
+    valid_json(&["-i", BACKUP, "backup"], "backup");
     let live = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
+    let newest = on("web1", "mysql -N -B foobar -e 'SELECT MAX(at) FROM kept'");
     let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--drill"], "restore");
     assert_eq!(code, Some(0), "{doc:#}");
     assert_eq!(doc["drill"]["tables_check"], true, "{doc:#}");
+    assert_eq!(doc["drill"]["newest_row"], newest.trim(), "{doc:#}");
     assert!(
         doc["drill"]["tables"]
             .as_array()

@@ -319,6 +319,9 @@ fn report_drill(
         for (table, rows) in &d.tables {
             outln!("  {table}: {rows} rows")?;
         }
+        if let Some(t) = &d.newest_row {
+            outln!("newest row: {t}")?;
+        }
         if let Some(why) = &d.failure {
             outln!("FAILED: {why}")?;
         }

@@ -813,6 +813,10 @@ pub struct DrillOutcome {
     pub tables_check: bool,
     /// The app database's tables and their rows.
     pub tables: Vec<(String, u64)>,
+    /// The latest value in the app database's timestamp and datetime
+    /// columns, as MariaDB prints it (UTC on foobar's servers): how recent
+    /// the restored data is. None when it has no such column or no row.
+    pub newest_row: Option<String>,
     pub elapsed_ms: u64,
     pub failure: Option<String>,
 }
@@ -836,7 +840,8 @@ done
     )
 }
 
-/// CHECK TABLE on everything, the app database's row counts, then the
+/// CHECK TABLE on everything, the app database's row counts and its
+/// newest row's time (the latest value of its date-time columns), then the
 /// throwaway server stopped and its folder removed.
 fn drill_check(stamp: &str, database: &str) -> String {
     let db = crate::shell::quote(database);
@@ -848,6 +853,10 @@ for t in $(mariadb --socket="$s" -N -B -e "SELECT table_name FROM information_sc
   printf 'ROWS	%s	%s
 ' "$t" "$(mariadb --socket="$s" -N -B {db} -e "SELECT COUNT(*) FROM \`$t\`")"
 done
+newest=$(mariadb --socket="$s" -N -B -e "SET SESSION group_concat_max_len = 1000000; SELECT GROUP_CONCAT(CONCAT('SELECT MAX(\`', REPLACE(column_name, '\`', '\`\`'), '\`) AS t FROM \`', REPLACE(table_name, '\`', '\`\`'), '\`') SEPARATOR ' UNION ALL ') FROM information_schema.columns WHERE table_schema = '{database}' AND data_type IN ('timestamp', 'datetime')")
+if [ -n "$newest" ] && [ "$newest" != NULL ]; then
+  printf 'NEWEST	%s\n' "$(mariadb --socket="$s" -N -B {db} -e "SELECT MAX(t) FROM ($newest) AS u")"
+fi
 mariadb-admin --socket="$s" shutdown >/dev/null 2>&1 || kill "$(cat "$work/pid")"
 sleep 0.5
 rm -rf "$work"
@@ -870,6 +879,7 @@ pub async fn drill<C: Connector>(
         replayed: None,
         tables_check: false,
         tables: Vec::new(),
+        newest_row: None,
         elapsed_ms: 0,
         failure: None,
     };
@@ -909,6 +919,11 @@ pub async fn drill<C: Connector>(
             Some((t.to_string(), n.trim().parse().ok()?))
         })
         .collect();
+    outcome.newest_row = checked
+        .lines()
+        .find_map(|l| l.strip_prefix("NEWEST\t"))
+        .filter(|t| !t.is_empty() && *t != "NULL")
+        .map(str::to_string);
     if outcome.failure.is_none() && !outcome.tables_check {
         outcome.failure = Some("CHECK TABLE found a problem in the restored copy".into());
     }
