@@ -932,6 +932,23 @@ fn flask_processes_and_jobs_follow_the_release_and_exec_runs_as_the_app() {
         ticks()
     );
 
+    // `restart app` restarts the worker with the app server.
+    let pid = || {
+        on_apps("systemctl show -P MainPID foobar-app-worker")
+            .trim()
+            .to_string()
+    };
+    let before = pid();
+    let (code, out) = foobar_text(&inv, &["restart", "app", "--force"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        wait_until(15, || {
+            let now = pid();
+            now != before && now != "0"
+        }),
+        "the worker was not restarted: {before}"
+    );
+
     // A rollback takes the worker back with the release.
     let (code, json, err) = run_json(&inv, "rollback", &[]);
     assert_eq!(code, Some(0), "{err}{json}");

@@ -26,8 +26,9 @@ pub fn job_units(name: &str) -> String {
 pub const PROCESS_UNITS: &str = "foobar-app-*.service";
 pub const JOB_UNITS: [&str; 2] = ["foobar-job-*.service", "foobar-job-*.timer"];
 
-/// Restarts the app's processes that run, after `current` has moved: they
-/// start on the release it points at now (a rollback).
+/// Restarts the app's processes that run: after `current` has moved (a
+/// rollback) they start on the release it points at now; with the app
+/// server's own restart (`restart app`) they come back with it.
 pub const RESTART_PROCESSES: &str = "systemctl try-restart 'foobar-app-*.service'";
 
 impl ServerRole for App {
@@ -46,7 +47,8 @@ impl ServerRole for App {
                 RestartMethod::GracefulReload
             },
             how: reload.how,
-            script: format!("systemctl reload {}", quote(unit)),
+            // The app's processes (workers, a clock) are the app too.
+            script: format!("systemctl reload {} && {RESTART_PROCESSES}", quote(unit)),
             after: AfterRestart::ChecksElseRollBack,
         }
     }

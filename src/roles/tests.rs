@@ -113,7 +113,10 @@ fn restart_recipes_and_their_checks() {
     let app = Role::App.module().restart(&SITE, "foobar-puma");
     assert_eq!(app.method, RestartMethod::PhasedRestart);
     assert_eq!(app.after, AfterRestart::ChecksElseRollBack);
-    assert_eq!(app.script, "systemctl reload foobar-puma");
+    assert_eq!(
+        app.script,
+        "systemctl reload foobar-puma && systemctl try-restart 'foobar-app-*.service'"
+    );
     let dns = Role::Dns.module().restart(&SITE, "named");
     assert_eq!(dns.after, AfterRestart::Dns);
     assert!(dns.script.starts_with("named-checkconf -z >&2 && "));
