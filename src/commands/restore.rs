@@ -15,10 +15,11 @@ use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, outln, Global};
 use crate::engine::backup::{self, DrillJob, DrillOutcome, RestoreJob, RestoreOutcome, Snapshot};
-use crate::engine::{self, Claim, HostError};
+use crate::engine::{self, Claim, Engine, HostError};
 use crate::error::InputError;
-use crate::inventory::Role;
-use crate::progress;
+use crate::inventory::{Role, Server};
+use crate::progress::{self, Event, Reporter};
+use crate::transport::{SshConnector, SshTarget};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -101,132 +102,204 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             ),
         ));
     }
+    // Everything that can be refused is, before any server is contacted.
+    let at = args
+        .at
+        .as_deref()
+        .map(|s| moment(s, &site.maintenance))
+        .transpose()?;
+    let mut web = Vec::new();
+    if !args.drill {
+        for s in super::servers(g, inv, Some(Role::Web))? {
+            web.push((
+                engine::ssh_target(inv, s),
+                Checks::resolve(renderer, pb, inv, s, secrets)?,
+            ));
+        }
+    }
+    let claim = Claim::new("restore")?;
     if !args.yes && !args.drill {
         confirm(target.name.as_str())?;
     }
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), secrets);
     let backup_target = engine::ssh_target(inv, backup_server);
-    let listed = [backup::list(&engine, &backup_target).await];
-    let (found, errors, failures) = super::split(out.as_ref(), &listed);
-    let Some(list) = found.into_iter().next() else {
-        return Ok(exit::of(false, &failures, false));
+    // The schedule waits while the repository is read: no retention run
+    // forgets a snapshot between its pick and the end of its restore.
+    let held = [backup::hold_schedule(&engine, &backup_target).await];
+    let (ok, _, failures) = super::split(out.as_ref(), &held);
+    match ok.into_iter().next() {
+        None => return Ok(exit::of(false, &failures, false)),
+        Some(Err(why)) => {
+            let _ = backup::resume_schedule(&engine, &backup_target).await;
+            return Err(anyhow::anyhow!(
+                "cannot hold the backup server's schedule: {why}"
+            ));
+        }
+        Some(Ok(())) => {}
+    }
+    let held = Held {
+        g,
+        args: &args,
+        input: &input,
+        target,
+        at,
+        web,
+        claim,
+        engine: &engine,
+        out: out.as_ref(),
+        backup_target: backup_target.clone(),
+        started,
     };
-    let list = list.map_err(|why| anyhow::anyhow!("cannot read the backups: {why}"))?;
-    let at = args
-        .at
-        .as_deref()
-        .map(|s| moment(s, &site.maintenance))
-        .transpose()?;
-    let (db, files) = match at {
-        Some(t) => pick_before(&list, t)?,
-        None => pick(&list, args.snapshot.as_deref())?,
-    };
-    if args.drill {
-        let job = DrillJob {
+    let result = held.run().await;
+    if let Err(e) = backup::resume_schedule(&engine, &backup_target).await {
+        out.report(Event::Message {
+            text: format!("warning: the backup timer was not started again: {e}"),
+        });
+    }
+    result
+}
+
+/// A restore or a drill once the backup server's schedule is held.
+struct Held<'a> {
+    g: &'a Global,
+    args: &'a RestoreArgs,
+    input: &'a Input,
+    target: &'a Server,
+    at: Option<jiff::Timestamp>,
+    web: Vec<(SshTarget, Option<Checks>)>,
+    claim: Claim,
+    engine: &'a Engine<'a, SshConnector>,
+    out: &'a dyn Reporter,
+    backup_target: SshTarget,
+    started: Instant,
+}
+
+impl Held<'_> {
+    async fn run(self) -> anyhow::Result<u8> {
+        let Held {
+            g,
+            args,
+            input,
+            target,
+            at,
+            web,
+            claim,
+            engine,
+            out,
+            backup_target,
+            started,
+        } = self;
+        let inv = &input.inv;
+        let site = &inv.inventory;
+        let listed = [backup::list(engine, &backup_target).await];
+        let (found, errors, failures) = super::split(out, &listed);
+        let Some(list) = found.into_iter().next() else {
+            return Ok(exit::of(false, &failures, false));
+        };
+        let list = list.map_err(|why| anyhow::anyhow!("cannot read the backups: {why}"))?;
+        let (db, files) = match at {
+            Some(t) => pick_before(&list, t)?,
+            None => pick(&list, args.snapshot.as_deref())?,
+        };
+        if args.drill {
+            let job = DrillJob {
+                backup: backup_target,
+                target: engine::ssh_target(inv, target),
+                snapshot: db.clone(),
+                at: at.map(key),
+                database: site.mysql.database.to_string(),
+                stamp: jiff::Timestamp::now()
+                    .strftime("%Y%m%dT%H%M%SZ")
+                    .to_string(),
+            };
+            let outcome = [backup::drill(engine, &job).await];
+            let (done, mut more, failures2) = super::split(out, &outcome);
+            let mut errors = errors;
+            errors.append(&mut more);
+            return report_drill(
+                g,
+                done.into_iter().next(),
+                errors,
+                failures.into_iter().chain(failures2).collect(),
+            );
+        }
+        let files_server = site.backup_files_source();
+        let job = RestoreJob {
             backup: backup_target,
-            target: engine::ssh_target(inv, target),
-            snapshot: db.clone(),
-            at: at.map(key),
-            database: site.mysql.database.to_string(),
+            db: Some((engine::ssh_target(inv, target), db.clone())),
+            members: site
+                .servers_with(Role::DbCluster)
+                .filter(|s| target.has(Role::DbCluster) && s.name != target.name)
+                .map(|s| engine::ssh_target(inv, s))
+                .collect(),
+            files: files.zip(files_server).map(|(snapshot, server)| {
+                (
+                    engine::ssh_target(inv, server),
+                    snapshot.clone(),
+                    site.app.user.to_string(),
+                )
+            }),
+            app_root: site.app.root.to_string(),
+            web,
             stamp: jiff::Timestamp::now()
                 .strftime("%Y%m%dT%H%M%SZ")
                 .to_string(),
+            at: at.map(key),
         };
-        let outcome = [backup::drill(&engine, &job).await];
-        let (done, mut more, failures2) = super::split(out.as_ref(), &outcome);
-        let mut errors = errors;
-        errors.append(&mut more);
-        return report_drill(
-            g,
-            done.into_iter().next(),
-            errors,
-            failures.into_iter().chain(failures2).collect(),
-        );
+        let outcome = [backup::restore(engine, &job, &claim, args.break_lock).await];
+        let (done, mut more, failures2) = super::split(out, &outcome);
+        let outcome = done.into_iter().next();
+        let mut all_errors = errors;
+        all_errors.append(&mut more);
+        let report = Report {
+            outcome,
+            errors: all_errors,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        let failed = report.outcome.as_ref().is_some_and(|o| o.failure.is_some());
+        if g.json {
+            crate::cli::print_json("restore", &report)?;
+        } else if let Some(o) = &report.outcome {
+            for r in &o.restored {
+                outln!(
+                    "{}: restored {} from snapshot {}{}",
+                    r.host,
+                    r.kind,
+                    r.snapshot,
+                    r.moved_aside
+                        .as_ref()
+                        .map(|p| format!(" (what it replaced: {p})"))
+                        .unwrap_or_default()
+                )?;
+            }
+            for c in &o.checks {
+                outln!(
+                    "{} check {} ({}): {}",
+                    if c.passed { "ok  " } else { "FAIL" },
+                    c.check,
+                    c.hop,
+                    c.detail
+                )?;
+            }
+            if let Some(r) = &o.replayed {
+                outln!(
+                    "binary log replayed: {} transactions after the backup{}",
+                    r.transactions,
+                    match (&r.last_gtid, &r.last_time) {
+                        (Some(g), Some(t)) => format!(", the last {g} at {t} UTC"),
+                        _ => String::new(),
+                    }
+                )?;
+            }
+            if let Some(why) = &o.failure {
+                outln!("FAILED: {why}")?;
+            }
+            outln!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0)?;
+        }
+        let all_failures: Vec<_> = failures.into_iter().chain(failures2).collect();
+        Ok(exit::of(failed, &all_failures, false))
     }
-    let mut web = Vec::new();
-    for s in super::servers(g, inv, Some(Role::Web))? {
-        web.push((
-            engine::ssh_target(inv, s),
-            Checks::resolve(renderer, pb, inv, s, secrets)?,
-        ));
-    }
-    let files_server = site.backup_files_source();
-    let job = RestoreJob {
-        backup: backup_target,
-        db: Some((engine::ssh_target(inv, target), db.clone())),
-        members: site
-            .servers_with(Role::DbCluster)
-            .filter(|s| target.has(Role::DbCluster) && s.name != target.name)
-            .map(|s| engine::ssh_target(inv, s))
-            .collect(),
-        files: files.zip(files_server).map(|(snapshot, server)| {
-            (
-                engine::ssh_target(inv, server),
-                snapshot.clone(),
-                site.app.user.to_string(),
-            )
-        }),
-        app_root: site.app.root.to_string(),
-        web,
-        stamp: jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string(),
-        at: at.map(key),
-    };
-    let claim = Claim::new("restore")?;
-    let outcome = [backup::restore(&engine, &job, &claim, args.break_lock).await];
-    let (done, mut more, failures2) = super::split(out.as_ref(), &outcome);
-    let outcome = done.into_iter().next();
-    let mut all_errors = errors;
-    all_errors.append(&mut more);
-    let report = Report {
-        outcome,
-        errors: all_errors,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    };
-    let failed = report.outcome.as_ref().is_some_and(|o| o.failure.is_some());
-    if g.json {
-        crate::cli::print_json("restore", &report)?;
-    } else if let Some(o) = &report.outcome {
-        for r in &o.restored {
-            outln!(
-                "{}: restored {} from snapshot {}{}",
-                r.host,
-                r.kind,
-                r.snapshot,
-                r.moved_aside
-                    .as_ref()
-                    .map(|p| format!(" (what it replaced: {p})"))
-                    .unwrap_or_default()
-            )?;
-        }
-        for c in &o.checks {
-            outln!(
-                "{} check {} ({}): {}",
-                if c.passed { "ok  " } else { "FAIL" },
-                c.check,
-                c.hop,
-                c.detail
-            )?;
-        }
-        if let Some(r) = &o.replayed {
-            outln!(
-                "binary log replayed: {} transactions after the backup{}",
-                r.transactions,
-                match (&r.last_gtid, &r.last_time) {
-                    (Some(g), Some(t)) => format!(", the last {g} at {t} UTC"),
-                    _ => String::new(),
-                }
-            )?;
-        }
-        if let Some(why) = &o.failure {
-            outln!("FAILED: {why}")?;
-        }
-        outln!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0)?;
-    }
-    let all_failures: Vec<_> = failures.into_iter().chain(failures2).collect();
-    Ok(exit::of(failed, &all_failures, false))
 }
 
 /// The database backup to restore (the one named, or the newest) and the

@@ -121,6 +121,47 @@ pub async fn take<C: Connector>(
     ))
 }
 
+/// Stops the backup server's timer and waits for a job that runs (at most
+/// 30 min), so that no retention run forgets a snapshot a restore or a
+/// drill is reading; `resume_schedule` starts it again.
+pub async fn hold_schedule<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+) -> Result<Result<(), String>, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let out = host_run(engine, &transport)
+        .run(
+            "systemctl stop foobar-backup.timer\n\
+             i=0; while systemctl is-active --quiet foobar-backup.service; do\n  \
+             i=$((i + 1)); [ $i -lt 1800 ] || { echo 'the backup job still runs after 30 min' >&2; exit 1; }; sleep 1\n\
+             done\n",
+            None,
+        )
+        .await;
+    transport.close().await;
+    let out = out?;
+    Ok(if out.success() {
+        Ok(())
+    } else {
+        Err(engine.secrets.redact(&out.stderr_text()))
+    })
+}
+
+/// Starts the backup timer again: its next backup a minute later, of what
+/// a restore brought back.
+pub async fn resume_schedule<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+) -> Result<(), HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let out = host_run(engine, &transport)
+        .run("systemctl start foobar-backup.timer\n", None)
+        .await;
+    transport.close().await;
+    out?;
+    Ok(())
+}
+
 /// One backup in the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
