@@ -187,6 +187,33 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "{rows}"
     );
     assert!(!rows.contains("after-T"), "{rows}");
+
+    // A moment after that restore and before any later backup is in no
+    // backup's history: refused.
+    let just_after = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    refused(
+        &["restore", "--yes", "--at", &just_after],
+        "a time no backup holds",
+    );
+    // T again, now before the last restore: the backup's own history (the
+    // log that restore kept aside) is replayed, not the live one.
+    on(
+        "web1",
+        "mysql foobar -e \"INSERT INTO kept (v) VALUES ('after-the-restore')\"",
+    );
+    let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--yes", "--at", &at], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    let again = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
+    assert!(
+        again.contains("before-T") && again.contains(&marker),
+        "{again}"
+    );
+    assert!(
+        !again.contains("after-T") && !again.contains("after-the-restore"),
+        "{again}"
+    );
     on(
         "web1",
         "rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*",

@@ -14,7 +14,9 @@ use serde::Serialize;
 use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, outln, Global};
-use crate::engine::backup::{self, DrillJob, DrillOutcome, RestoreJob, RestoreOutcome, Snapshot};
+use crate::engine::backup::{
+    self, DrillJob, DrillOutcome, PointInTime, RestoreJob, RestoreOutcome, Snapshot,
+};
 use crate::engine::{self, Claim, Engine, HostError};
 use crate::error::InputError;
 use crate::inventory::{Role, Server};
@@ -198,20 +200,29 @@ impl Held<'_> {
             return Ok(exit::of(false, &failures, false));
         };
         let list = list.map_err(|why| anyhow::anyhow!("cannot read the backups: {why}"))?;
-        let (db, files) = match at {
-            Some(t) => pick_before(&list, t)?,
-            None => pick(&list, args.snapshot.as_deref())?,
+        let (db, files, at) = match at {
+            Some(t) => {
+                let restores = backup::restores(engine, &backup_target).await?;
+                let (db, files, ended_by) = pick_before(&list, t, &restores)?;
+                let at = PointInTime {
+                    until: key(t),
+                    ended_by: ended_by.map(str::to_string),
+                };
+                (db, files, Some(at))
+            }
+            None => {
+                let (db, files) = pick(&list, args.snapshot.as_deref())?;
+                (db, files, None)
+            }
         };
         if args.drill {
             let job = DrillJob {
                 backup: backup_target,
                 target: engine::ssh_target(inv, target),
                 snapshot: db.clone(),
-                at: at.map(key),
+                at,
                 database: site.mysql.database.to_string(),
-                stamp: jiff::Timestamp::now()
-                    .strftime("%Y%m%dT%H%M%SZ")
-                    .to_string(),
+                stamp: backup::stamp(jiff::Timestamp::now()),
             };
             let outcome = [backup::drill(engine, &job).await];
             let (done, mut more, failures2) = super::split(out, &outcome);
@@ -242,10 +253,8 @@ impl Held<'_> {
             }),
             app_root: site.app.root.to_string(),
             web,
-            stamp: jiff::Timestamp::now()
-                .strftime("%Y%m%dT%H%M%SZ")
-                .to_string(),
-            at: at.map(key),
+            stamp: backup::stamp(jiff::Timestamp::now()),
+            at,
         };
         let outcome = [backup::restore(engine, &job, &claim, args.break_lock).await];
         let (done, mut more, failures2) = super::split(out, &outcome);
@@ -430,13 +439,18 @@ fn moment(s: &str, m: &crate::inventory::Maintenance) -> anyhow::Result<jiff::Ti
 /// With `--at`: the newest database backup taken before the moment (the
 /// binary log replays the rest), and the uploads taken with it; a moment
 /// before every backup says which moments are possible.
-fn pick_before(
-    list: &[Snapshot],
+fn pick_before<'a, 'r>(
+    list: &'a [Snapshot],
     at: jiff::Timestamp,
-) -> anyhow::Result<(&Snapshot, Option<&Snapshot>)> {
+    restores: &'r [String],
+) -> anyhow::Result<(&'a Snapshot, Option<&'a Snapshot>, Option<&'r str>)> {
     let time = |s: &Snapshot| s.time.parse::<jiff::Timestamp>().ok();
     let dbs: Vec<&Snapshot> = list.iter().filter(|s| s.kind == "db").collect();
-    let Some(db) = dbs.iter().rfind(|s| time(s).is_some_and(|t| t <= at)) else {
+    let Some((db, taken)) = dbs
+        .iter()
+        .filter_map(|s| Some((*s, time(s)?)))
+        .rfind(|(_, t)| *t <= at)
+    else {
         let oldest = dbs
             .first()
             .map(|s| s.time.as_str())
@@ -446,7 +460,22 @@ fn pick_before(
             format!("{at} is before the oldest database backup: possible times are from {oldest} until now"),
         ));
     };
-    pick(list, Some(&db.id))
+    // The backup's history went on until a restore replaced it; a moment
+    // after that restore and before the next backup is in neither.
+    let ended_by = backup::history_end(taken, restores);
+    if let Some(end) = ended_by.filter(|end| backup::stamp(at).as_str() > *end) {
+        let next = dbs
+            .iter()
+            .find(|s| time(s).is_some_and(|t| backup::stamp(t).as_str() > end))
+            .map(|s| format!("from {} (the next backup) on", s.time))
+            .unwrap_or_else(|| "after the next backup".into());
+        return Err(bad(
+            "--at",
+            format!("{at} falls between the restore of {end} and the first backup after it, a time no backup holds: pick one up to {end}, or {next}"),
+        ));
+    }
+    let (db, files) = pick(list, Some(&db.id))?;
+    Ok((db, files, ended_by))
 }
 
 /// Without `--yes`: the server's name typed at the terminal, or nothing.
@@ -496,5 +525,30 @@ mod tests {
         let err = pick(&list, Some("zz")).unwrap_err().to_string();
         assert!(err.contains("d1, d2"), "{err}");
         assert!(pick(&[], None).is_err());
+    }
+
+    #[test]
+    fn a_moment_is_read_from_the_history_its_backup_belongs_to() {
+        let list = [
+            snap("d1", "db", "2026-12-07T01:00:00Z"),
+            snap("d2", "db", "2026-12-07T03:00:00Z"),
+        ];
+        let restores = ["20261207T020000Z".to_string()];
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+        // Before the restore: d1 and the log the restore kept aside.
+        let (db, _, ended_by) = pick_before(&list, at("2026-12-07T01:30:00Z"), &restores).unwrap();
+        assert_eq!((db.id.as_str(), ended_by), ("d1", Some("20261207T020000Z")));
+        // After the next backup: d2 and the live log.
+        let (db, _, ended_by) = pick_before(&list, at("2026-12-07T03:30:00Z"), &restores).unwrap();
+        assert_eq!((db.id.as_str(), ended_by), ("d2", None));
+        // Between the restore and the next backup: no backup holds it.
+        let err = pick_before(&list, at("2026-12-07T02:30:00Z"), &restores)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pick one up to 20261207T020000Z, or from 2026-12-07T03:00:00Z (the next backup) on"),
+            "{err}"
+        );
+        assert!(pick_before(&list, at("2026-12-07T00:30:00Z"), &restores).is_err());
     }
 }

@@ -270,6 +270,26 @@ mod tests {
     }
 
     #[test]
+    fn the_histories_restores_ended_are_their_kept_aside_folders() {
+        let listing = "000001.enc\ngtid\nbefore-restore-20261207T164118Z\nbefore-restore-20261207T020000Z\nbefore-restore-x; rm -rf /\n";
+        assert_eq!(
+            history_ends(listing),
+            ["20261207T020000Z", "20261207T164118Z"]
+        );
+        let ends = history_ends(listing);
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            history_end(t("2026-12-07T01:00:00Z"), &ends),
+            Some("20261207T020000Z")
+        );
+        assert_eq!(
+            history_end(t("2026-12-07T16:00:00Z"), &ends),
+            Some("20261207T164118Z")
+        );
+        assert_eq!(history_end(t("2026-12-07T17:00:00Z"), &ends), None);
+    }
+
+    #[test]
     fn snapshots_are_listed_with_their_kind_and_size_pending_ones_left_out() {
         let out = concat!(
             r#"[{"time":"2026-12-07T00:41:17Z","hostname":"web1","tags":["files"],"original":"1759e6f9cd5","id":"aaa","short_id":"aaaa1111"},"#,
@@ -311,9 +331,20 @@ pub struct RestoreJob {
     /// Names what is moved aside: `<path>.before-restore-<stamp>`.
     pub stamp: String,
     /// A point in time to replay the streamed binary log up to, after the
-    /// snapshot: UTC as the number `YYMMDDhhmmss`, how mariadb-binlog
-    /// dates its events.
-    pub at: Option<i64>,
+    /// snapshot.
+    pub at: Option<PointInTime>,
+}
+
+/// Where a replay of the streamed binary log ends, and the history it
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointInTime {
+    /// UTC as the number `YYMMDDhhmmss`, how mariadb-binlog dates its
+    /// events.
+    pub until: i64,
+    /// The restore that ended the snapshot's history, whose segments it
+    /// kept aside ([`history_end`]); None for the live history.
+    pub ended_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -451,13 +482,68 @@ const BINLOG_DIR: &str = "/var/lib/foobar/backup/binlog";
 /// are whole), so that nothing from the restored server mixes with them.
 const STREAM_STOP: &str = "systemctl stop foobar-binlog\n";
 
-/// Every segment, oldest first, decrypted, each ended by a marker line.
-fn segments_script() -> String {
+/// Every segment of a history, oldest first, decrypted, each ended by a
+/// marker line: the live one's, or the one a restore ended and kept aside.
+fn segments_script(ended_by: Option<&str>) -> String {
+    let dir = match ended_by {
+        Some(stamp) => format!("{BINLOG_DIR}/before-restore-{stamp}"),
+        None => BINLOG_DIR.to_string(),
+    };
     format!(
-        "for f in $(ls {BINLOG_DIR}/*.enc 2>/dev/null | sort); do\n  \
+        "for f in $(ls {dir}/*.enc 2>/dev/null | sort); do\n  \
          openssl enc -d -aes-256-ctr -pbkdf2 -pass file:/etc/foobar/backup/password -in \"$f\"\n  \
          printf '\\n# foobar: end of segment\\n'\ndone\n"
     )
+}
+
+/// The restores that ended a history (`before-restore-<stamp>` on the
+/// backup server, the stamp `YYYYMMDDThhmmssZ`, UTC), oldest first.
+pub async fn restores<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+) -> Result<Vec<String>, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let out = host_run(engine, &transport)
+        .run(&format!("ls {BINLOG_DIR} 2>/dev/null || true\n"), None)
+        .await;
+    transport.close().await;
+    Ok(history_ends(&out?.stdout_text()))
+}
+
+fn history_ends(listing: &str) -> Vec<String> {
+    let mut stamps: Vec<String> = listing
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("before-restore-"))
+        .filter(|s| is_stamp(s))
+        .map(str::to_string)
+        .collect();
+    stamps.sort();
+    stamps
+}
+
+/// `YYYYMMDDThhmmssZ`: how a restore names what it keeps aside.
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+}
+
+/// The restore that ended the history a backup taken at `taken` belongs
+/// to (its binary log was kept aside under its stamp), or None when that
+/// history is the live one.
+pub fn history_end<'a>(taken: jiff::Timestamp, restores: &'a [String]) -> Option<&'a str> {
+    let taken = stamp(taken);
+    restores
+        .iter()
+        .map(String::as_str)
+        .find(|r| *r > taken.as_str())
+}
+
+/// A moment as a restore names what it moves aside: `YYYYMMDDThhmmssZ`.
+pub fn stamp(t: jiff::Timestamp) -> String {
+    t.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// After a restore the database has a new history: the segments of the
@@ -714,10 +800,8 @@ async fn restore_db<C: Connector>(
             )
             .await?;
         let copied = from.success() && into.success();
-        let replayed = match job.at {
-            Some(until) if copied => {
-                Some(replay(backup, &db, &into, snapshot, until, "mariadb").await?)
-            }
+        let replayed = match &job.at {
+            Some(at) if copied => Some(replay(backup, &db, &into, snapshot, at, "mariadb").await?),
             _ => None,
         };
         let script = if copied {
@@ -753,7 +837,7 @@ async fn replay<T: Transport>(
     target: &T,
     copied: &Output,
     snapshot: &Snapshot,
-    until: i64,
+    at: &PointInTime,
     client: &str,
 ) -> Result<Result<Option<Replayed>, String>, Unreachable> {
     let Some(skip) = restored_seq(&copied.stdout_text()) else {
@@ -764,9 +848,9 @@ async fn replay<T: Transport>(
     };
     let (_, r) = backup
         .pipe(
-            &segments_script(),
+            &segments_script(at.ended_by.as_deref()),
             target,
-            &replay_sink(skip, until, client),
+            &replay_sink(skip, at.until, client),
         )
         .await?;
     Ok(if r.success() {
@@ -836,7 +920,7 @@ pub struct DrillJob {
     pub target: SshTarget,
     pub snapshot: Snapshot,
     /// As `RestoreJob::at`.
-    pub at: Option<i64>,
+    pub at: Option<PointInTime>,
     /// The app's database, whose tables are counted.
     pub database: String,
     pub stamp: String,
@@ -939,10 +1023,10 @@ pub async fn drill<C: Connector>(
             from.stderr_text(),
             into.stderr_text()
         ));
-    } else if let Some(until) = job.at {
+    } else if let Some(at) = &job.at {
         let socket = format!("/var/lib/foobar/drill/{}/sock", job.stamp);
         let client = format!("mariadb --socket={}", crate::shell::quote(&socket));
-        match replay(&backup, &target, &into, &job.snapshot, until, &client).await? {
+        match replay(&backup, &target, &into, &job.snapshot, at, &client).await? {
             Ok(r) => outcome.replayed = r,
             Err(why) => outcome.failure = Some(why),
         }
