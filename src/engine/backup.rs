@@ -533,7 +533,7 @@ fn is_stamp(s: &str) -> bool {
 /// The restore that ended the history a backup taken at `taken` belongs
 /// to (its binary log was kept aside under its stamp), or None when that
 /// history is the live one.
-pub fn history_end<'a>(taken: jiff::Timestamp, restores: &'a [String]) -> Option<&'a str> {
+pub fn history_end(taken: jiff::Timestamp, restores: &[String]) -> Option<&str> {
     let taken = stamp(taken);
     restores
         .iter()
