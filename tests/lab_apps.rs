@@ -998,8 +998,9 @@ fn flask_processes_and_jobs_follow_the_release_and_exec_runs_as_the_app() {
         env!("CARGO_BIN_EXE_foobar"),
         inv.display()
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &console, "/dev/null"])
+    // Bounded: a console that never ends would hold the whole group.
+    let out = std::process::Command::new("timeout")
+        .args(["120", "script", "-qec", &console, "/dev/null"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(std::process::Stdio::null())
         .output()

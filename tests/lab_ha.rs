@@ -981,6 +981,8 @@ fn https_passes_through_the_load_balancers() {
         let out = std::process::Command::new("curl")
             .args([
                 "-sS",
+                "--max-time",
+                "10",
                 "-o",
                 "/dev/null",
                 "-w",
