@@ -132,7 +132,7 @@ pub async fn hold_schedule<C: Connector>(
     let out = host_run(engine, &transport)
         .run(
             "systemctl stop foobar-backup.timer\n\
-             i=0; while systemctl is-active --quiet foobar-backup.service; do\n  \
+             i=0; while [ \"$(systemctl show -P ActiveState foobar-backup.service)\" = activating ]; do\n  \
              i=$((i + 1)); [ $i -lt 1800 ] || { echo 'the backup job still runs after 30 min' >&2; exit 1; }; sleep 1\n\
              done\n",
             None,
@@ -381,7 +381,8 @@ pub struct RestoreOutcome {
 /// and makes it the server's data: unpacked and prepared beside the live
 /// data first, then MariaDB stopped, the live data directory moved aside
 /// (never deleted) and the copy moved in. A failure once the old data is
-/// aside puts it back and starts MariaDB again. A Galera member whose
+/// aside (the copy not moved in, or MariaDB not starting on it) puts it
+/// back and starts MariaDB again. A Galera member whose
 /// cluster is stopped starts a new one (on the copy, or on its old data
 /// after a failure: it stopped last, so it holds every write).
 fn db_sink(stamp: &str, cluster: bool) -> String {
@@ -400,7 +401,11 @@ if ! mariadb-backup --move-back --target-dir="$copy" >"$work/move.log" 2>&1; the
   rm -rf /var/lib/mysql; mv "$aside" /var/lib/mysql; {start}; rm -rf "$work"; exit 1
 fi
 chown -R mysql:mysql /var/lib/mysql
-{start} || {{ journalctl -u mariadb -n 20 --no-pager >&2; exit 1; }}
+if ! {start}; then
+  journalctl -u mariadb -n 20 --no-pager >&2
+  systemctl stop mariadb
+  mv /var/lib/mysql "$work/refused"; mv "$aside" /var/lib/mysql; {start}; exit 1
+fi
 rm -rf "$work"
 echo "ASIDE	$aside"
 "#,
@@ -463,7 +468,7 @@ fn files_sink(root: &str, user: &str, stamp: &str) -> String {
         r#"new={shared}.restoring-{stamp}
 aside={shared}.before-restore-{stamp}
 rm -rf "$new"; mkdir -p "$new"
-tar -x -C "$new" --no-same-owner -f -
+tar -x -C "$new" --no-same-owner -f - || {{ rm -rf "$new"; echo 'the uploads arrived incomplete: the live folder is unchanged' >&2; exit 1; }}
 chown -R {user}: "$new"
 chmod 750 "$new"
 [ -e {shared} ] && mv {shared} "$aside"
@@ -481,6 +486,7 @@ const BINLOG_DIR: &str = "/var/lib/foobar/backup/binlog";
 /// Stops the stream (it hangs up and writes what it holds: the segments
 /// are whole), so that nothing from the restored server mixes with them.
 const STREAM_STOP: &str = "systemctl stop foobar-binlog\n";
+const STREAM_START: &str = "systemctl start foobar-binlog\n";
 
 /// Every segment of a history, oldest first, decrypted, each ended by a
 /// marker line: the live one's, or the one a restore ended and kept aside.
@@ -552,8 +558,8 @@ pub fn stamp(t: jiff::Timestamp) -> String {
 fn new_timeline_script(stamp: &str) -> String {
     format!(
         "old={BINLOG_DIR}/before-restore-{stamp}\nmkdir -p \"$old\"\n\
-         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/gtid \"$old\"/ 2>/dev/null || true\n\
-         systemctl start foobar-binlog\n"
+         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/*.part {BINLOG_DIR}/gtid \"$old\"/ 2>/dev/null || true\n\
+         {STREAM_START}"
     )
 }
 
@@ -674,35 +680,69 @@ pub async fn restore<C: Connector>(
     backup.run(STREAM_STOP, None).await?;
     if let Some((target, snapshot)) = &job.db {
         let web: Vec<SshTarget> = job.web.iter().map(|(t, _)| t.clone()).collect();
-        let restored = restore_db(engine, &backup, job, target, snapshot, claim, break_lock);
+        // Every database server reached and locked before the page goes
+        // up: one that cannot be leaves the site as it was.
+        let locked = lock_all(engine, target, &job.members, claim, break_lock).await;
+        let (db, members) = match locked {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                let _ = backup.run(STREAM_START, None).await;
+                return Err(e);
+            }
+        };
+        let restored = restore_db(&backup, job, &db, &members, snapshot);
         // The page goes away after a failed restore too: the old data is
         // back and MariaDB runs on it.
-        let done =
-            super::rolling::behind_maintenance_pages(engine, &web, restored, |_| true).await?;
+        let done = super::rolling::behind_maintenance_pages(engine, &web, restored, |_| true).await;
+        for t in std::iter::once(&db).chain(&members) {
+            let _ = host_run(engine, t).run(&claim.release_script(), None).await;
+        }
+        db.close().await;
+        for t in members {
+            t.close().await;
+        }
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = backup.run(STREAM_START, None).await;
+                return Err(e);
+            }
+        };
         match done.copied {
             Ok((from, into)) => record(&mut outcome, "db", snapshot, target, &from, &into),
-            Err(why) => outcome.failure = Some(why),
-        }
-        for (member, into) in job.members.iter().zip(&done.members) {
-            if outcome.failure.is_none() {
-                record_into(&mut outcome, "db", snapshot, member, into);
-            } else if !into.success() {
-                outcome.failure = outcome.failure.map(|f| {
-                    format!(
-                        "{f}; and {} did not rejoin the cluster: {}",
-                        member.name,
-                        into.stderr_text()
-                    )
-                });
-            }
+            Err(why) => fail(&mut outcome, why),
         }
         match done.replayed {
-            Some(Ok(r)) if outcome.failure.is_none() => outcome.replayed = r,
-            Some(Err(why)) if outcome.failure.is_none() => outcome.failure = Some(why),
-            _ => {}
+            Some(Ok(r)) => outcome.replayed = r,
+            Some(Err(why)) => fail(&mut outcome, why),
+            None => {}
+        }
+        let replaced = outcome
+            .restored
+            .iter()
+            .any(|r| r.kind == "db" && r.host == target.name);
+        for (member, into) in job.members.iter().zip(&done.members) {
+            if replaced {
+                record_into(&mut outcome, "db", snapshot, member, into);
+            } else if !into.success() {
+                fail(
+                    &mut outcome,
+                    format!(
+                        "{} did not rejoin the cluster: {}",
+                        member.name,
+                        into.stderr_text()
+                    ),
+                );
+            }
         }
     }
-    if let (Some((target, snapshot, user)), None) = (&job.files, &outcome.failure) {
+    let db_replaced = outcome.restored.iter().any(|r| r.kind == "db");
+    if let (Some((target, _, _)), Some(_)) = (&job.files, &outcome.failure) {
+        fail(
+            &mut outcome,
+            format!("the uploads on {} were not restored", target.name),
+        );
+    } else if let Some((target, snapshot, user)) = &job.files {
         let app = engine.connector.connect(target).await?;
         let (from, into) = backup
             .pipe(
@@ -714,7 +754,14 @@ pub async fn restore<C: Connector>(
         app.close().await;
         record(&mut outcome, "files", snapshot, target, &from, &into);
     }
-    backup.run(&new_timeline_script(&job.stamp), None).await?;
+    // The stream goes on: from the restored server's log when the data was
+    // replaced (a new history), else where it stopped.
+    let stream = if db_replaced {
+        new_timeline_script(&job.stamp)
+    } else {
+        STREAM_START.to_string()
+    };
+    backup.run(&stream, None).await?;
     backup.close().await;
     if outcome.failure.is_none() {
         for (target, checks) in &job.web {
@@ -746,88 +793,108 @@ struct DbRestore {
     members: Vec<Output>,
 }
 
-/// The database snapshot streamed onto `target` under the server lock
-/// (its cluster's and its own), then (with `--at`) the binary log replayed
-/// onto it; a cluster's other members stopped first and filled from it
-/// after.
-async fn restore_db<C: Connector>(
+/// Connects to the restore's target and its cluster's other members and
+/// takes each one's server lock; on any failure the locks taken so far
+/// are given back.
+async fn lock_all<C: Connector>(
     engine: &Engine<'_, C>,
-    backup: &C::Transport,
-    job: &RestoreJob,
     target: &SshTarget,
-    snapshot: &Snapshot,
+    members: &[SshTarget],
     claim: &super::lock::Claim,
     break_lock: bool,
-) -> Result<DbRestore, HostFailure> {
+) -> Result<(C::Transport, Vec<C::Transport>), HostFailure> {
     let db = engine.connector.connect(target).await?;
-    let mut members = Vec::new();
-    for m in &job.members {
-        members.push(engine.connector.connect(m).await?);
+    let mut others = Vec::new();
+    for m in members {
+        others.push(engine.connector.connect(m).await?);
     }
-    let mut locked = Vec::new();
-    let restored = async {
-        for t in std::iter::once(&db).chain(&members) {
-            host_run(engine, t)
-                .lock_then(claim, break_lock, "true\n")
-                .await?;
-            locked.push(t);
-        }
-        // The others stop first: the target, stopping last, holds every
-        // write, and none of them can pass it the old data again.
-        for (t, m) in members.iter().zip(&job.members) {
-            let stopped = t.run("systemctl stop mariadb\n", None).await?;
-            if !stopped.success() {
-                // Back as they were: into the cluster the target still runs.
-                for t in &members {
-                    t.run(&member_start(), None).await?;
-                }
-                return Ok(DbRestore {
-                    copied: Err(format!(
-                        "stopping MariaDB on {} before the restore: {}",
-                        m.name,
-                        stopped.stderr_text()
-                    )),
-                    replayed: None,
-                    members: Vec::new(),
-                });
+    let mut locked = 0;
+    let mut failed = None;
+    for t in std::iter::once(&db).chain(&others) {
+        match host_run(engine, t)
+            .lock_then(claim, break_lock, "true\n")
+            .await
+        {
+            Ok(_) => locked += 1,
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
         }
+    }
+    if let Some(e) = failed {
+        for t in std::iter::once(&db).chain(&others).take(locked) {
+            let _ = host_run(engine, t).run(&claim.release_script(), None).await;
+        }
+        return Err(e);
+    }
+    Ok((db, others))
+}
+
+/// The database snapshot streamed onto `db` (locked, as the cluster's
+/// other `members` are), then (with `--at`) the binary log replayed onto
+/// it; a cluster's other members stopped first and filled from it after.
+async fn restore_db<T: Transport>(
+    backup: &T,
+    job: &RestoreJob,
+    db: &T,
+    members: &[T],
+    snapshot: &Snapshot,
+) -> Result<DbRestore, HostFailure> {
+    // The others stop first: the target, stopping last, holds every
+    // write, and none of them can pass it the old data again.
+    for (t, m) in members.iter().zip(&job.members) {
+        let stopped = t.run("systemctl stop mariadb\n", None).await?;
+        if !stopped.success() {
+            // Back as they were: into the cluster the target still runs.
+            for t in members {
+                t.run(&member_start(), None).await?;
+            }
+            return Ok(DbRestore {
+                copied: Err(format!(
+                    "stopping MariaDB on {} before the restore: {}",
+                    m.name,
+                    stopped.stderr_text()
+                )),
+                replayed: None,
+                members: Vec::new(),
+            });
+        }
+    }
+    let copied = async {
         let (from, into) = backup
             .pipe(
                 &dump_script(snapshot),
-                &db,
+                db,
                 &db_sink(&job.stamp, !job.members.is_empty()),
             )
             .await?;
-        let copied = from.success() && into.success();
         let replayed = match &job.at {
-            Some(at) if copied => Some(replay(backup, &db, &into, snapshot, at, "mariadb").await?),
+            Some(at) if from.success() && into.success() => {
+                Some(replay(backup, db, &into, snapshot, at, "mariadb").await?)
+            }
             _ => None,
         };
-        let script = if copied {
-            member_refill(&job.stamp)
-        } else {
-            member_start()
-        };
-        let mut joined = Vec::new();
-        for t in &members {
-            joined.push(t.run(&script, None).await?);
-        }
-        Ok::<_, HostFailure>(DbRestore {
-            copied: Ok((from, into)),
-            replayed,
-            members: joined,
-        })
+        Ok::<_, Unreachable>((from, into, replayed))
     }
     .await;
-    for t in locked {
-        let _ = host_run(engine, t).run(&claim.release_script(), None).await;
-    }
-    db.close().await;
+    // Every other member comes back whatever happened on the target:
+    // filled from the copy, or into the cluster its old data runs.
+    let script = match &copied {
+        Ok((from, into, _)) if from.success() && into.success() => member_refill(&job.stamp),
+        _ => member_start(),
+    };
+    let mut joined = Vec::new();
     for t in members {
-        t.close().await;
+        joined.push(t.run(&script, None).await);
     }
-    restored
+    let (from, into, replayed) = copied?;
+    let joined = joined.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(DbRestore {
+        copied: Ok((from, into)),
+        replayed,
+        members: joined,
+    })
 }
 
 /// After a snapshot was brought up on `target` (`copied`: its sink's
@@ -864,6 +931,14 @@ async fn replay<T: Transport>(
     })
 }
 
+/// Adds `why` to what failed.
+fn fail(outcome: &mut RestoreOutcome, why: String) {
+    outcome.failure = Some(match outcome.failure.take() {
+        Some(first) => format!("{first}; {why}"),
+        None => why,
+    });
+}
+
 /// Notes one restore's result, or the first failure.
 fn record(
     outcome: &mut RestoreOutcome,
@@ -874,11 +949,14 @@ fn record(
     into: &Output,
 ) {
     if !from.success() {
-        outcome.failure = Some(format!(
-            "reading snapshot {} on the backup server: {}",
-            snapshot.id,
-            from.stderr_text()
-        ));
+        fail(
+            outcome,
+            format!(
+                "reading snapshot {} on the backup server: {}",
+                snapshot.id,
+                from.stderr_text()
+            ),
+        );
     } else {
         record_into(outcome, kind, snapshot, target, into);
     }
@@ -893,11 +971,14 @@ fn record_into(
     into: &Output,
 ) {
     if !into.success() {
-        outcome.failure = Some(format!(
-            "restoring {kind} on {}: {}",
-            target.name,
-            into.stderr_text()
-        ));
+        fail(
+            outcome,
+            format!(
+                "restoring {kind} on {}: {}",
+                target.name,
+                into.stderr_text()
+            ),
+        );
     } else {
         outcome.restored.push(Restored {
             kind: kind.into(),
@@ -966,7 +1047,8 @@ done
 }
 
 /// CHECK TABLE on everything, the app database's row counts and its
-/// newest row's time (the latest value of its date-time columns), then the
+/// newest row's time (the latest value of its tables' date-time columns
+/// that is not in the future, as an expiry date is), then the
 /// throwaway server stopped and its folder removed.
 fn drill_check(stamp: &str, database: &str) -> String {
     let db = crate::shell::quote(database);
@@ -978,7 +1060,7 @@ for t in $(mariadb --socket="$s" -N -B -e "SELECT table_name FROM information_sc
   printf 'ROWS	%s	%s
 ' "$t" "$(mariadb --socket="$s" -N -B {db} -e "SELECT COUNT(*) FROM \`$t\`")"
 done
-newest=$(mariadb --socket="$s" -N -B -e "SET SESSION group_concat_max_len = 1000000; SELECT GROUP_CONCAT(CONCAT('SELECT MAX(\`', REPLACE(column_name, '\`', '\`\`'), '\`) AS t FROM \`', REPLACE(table_name, '\`', '\`\`'), '\`') SEPARATOR ' UNION ALL ') FROM information_schema.columns WHERE table_schema = '{database}' AND data_type IN ('timestamp', 'datetime')")
+newest=$(mariadb --socket="$s" -N -B -e "SET SESSION group_concat_max_len = 1000000; SELECT GROUP_CONCAT(CONCAT('SELECT MAX(\`', REPLACE(column_name, '\`', '\`\`'), '\`) AS t FROM \`', REPLACE(table_name, '\`', '\`\`'), '\` WHERE \`', REPLACE(column_name, '\`', '\`\`'), '\` <= NOW()') SEPARATOR ' UNION ALL ') FROM information_schema.columns JOIN information_schema.tables USING (table_schema, table_name) WHERE table_schema = '{database}' AND table_type = 'BASE TABLE' AND data_type IN ('timestamp', 'datetime')")
 if [ -n "$newest" ] && [ "$newest" != NULL ]; then
   printf 'NEWEST	%s\n' "$(mariadb --socket="$s" -N -B {db} -e "SELECT MAX(t) FROM ($newest) AS u")"
 fi
