@@ -1020,8 +1020,9 @@ pub struct DrillOutcome {
     /// The app database's tables and their rows.
     pub tables: Vec<(String, u64)>,
     /// The latest value in the app database's timestamp and datetime
-    /// columns, as MariaDB prints it (UTC on foobar's servers): how recent
-    /// the restored data is. None when it has no such column or no row.
+    /// columns that is not in the future, as MariaDB prints it (UTC on
+    /// foobar's servers): how recent the restored data is. None when it
+    /// has no such column or no row.
     pub newest_row: Option<String>,
     pub elapsed_ms: u64,
     pub failure: Option<String>,
