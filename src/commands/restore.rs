@@ -17,11 +17,10 @@ use crate::cli::{exit, outln, Global};
 use crate::engine::backup::{
     self, DrillJob, DrillOutcome, PointInTime, RestoreJob, RestoreOutcome, Snapshot,
 };
-use crate::engine::{self, Claim, Engine, HostError};
+use crate::engine::{self, Claim, HostError};
 use crate::error::InputError;
-use crate::inventory::{Role, Server};
-use crate::progress::{self, Event, Reporter};
-use crate::transport::{SshConnector, SshTarget};
+use crate::inventory::Role;
+use crate::progress::{self, Event};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -140,60 +139,10 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
         }
         Some(Ok(())) => {}
     }
-    let held = Held {
-        g,
-        args: &args,
-        input: &input,
-        target,
-        at,
-        web,
-        claim,
-        engine: &engine,
-        out: out.as_ref(),
-        backup_target: backup_target.clone(),
-        started,
-    };
-    let result = held.run().await;
-    if let Err(e) = backup::resume_schedule(&engine, &backup_target).await {
-        out.report(Event::Message {
-            text: format!("warning: the backup timer was not started again: {e}"),
-        });
-    }
-    result
-}
-
-/// A restore or a drill once the backup server's schedule is held.
-struct Held<'a> {
-    g: &'a Global,
-    args: &'a RestoreArgs,
-    input: &'a Input,
-    target: &'a Server,
-    at: Option<jiff::Timestamp>,
-    web: Vec<(SshTarget, Option<Checks>)>,
-    claim: Claim,
-    engine: &'a Engine<'a, SshConnector>,
-    out: &'a dyn Reporter,
-    backup_target: SshTarget,
-    started: Instant,
-}
-
-impl Held<'_> {
-    async fn run(self) -> anyhow::Result<u8> {
-        let Held {
-            g,
-            args,
-            input,
-            target,
-            at,
-            web,
-            claim,
-            engine,
-            out,
-            backup_target,
-            started,
-        } = self;
-        let inv = &input.inv;
-        let site = &inv.inventory;
+    // The restore or the drill, with the schedule held.
+    let result = async {
+        let engine = &engine;
+        let out = out.as_ref();
         let listed = [backup::list(engine, &backup_target).await];
         let (found, errors, failures) = super::split(out, &listed);
         let Some(list) = found.into_iter().next() else {
@@ -217,7 +166,7 @@ impl Held<'_> {
         };
         if args.drill {
             let job = DrillJob {
-                backup: backup_target,
+                backup: backup_target.clone(),
                 target: engine::ssh_target(inv, target),
                 snapshot: db.clone(),
                 at,
@@ -237,7 +186,7 @@ impl Held<'_> {
         }
         let files_server = site.backup_files_source();
         let job = RestoreJob {
-            backup: backup_target,
+            backup: backup_target.clone(),
             db: Some((engine::ssh_target(inv, target), db.clone())),
             members: site
                 .servers_with(Role::DbCluster)
@@ -307,8 +256,15 @@ impl Held<'_> {
             outln!("done in {:.1} s", report.elapsed_ms as f64 / 1000.0)?;
         }
         let all_failures: Vec<_> = failures.into_iter().chain(failures2).collect();
-        Ok(exit::of(failed, &all_failures, false))
+        Ok::<u8, anyhow::Error>(exit::of(failed, &all_failures, false))
     }
+    .await;
+    if let Err(e) = backup::resume_schedule(&engine, &backup_target).await {
+        out.report(Event::Message {
+            text: format!("warning: the backup timer was not started again: {e}"),
+        });
+    }
+    result
 }
 
 /// The database backup to restore (the one named, or the newest) and the

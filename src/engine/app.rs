@@ -220,6 +220,18 @@ async fn finish_switch<T: Transport>(
     Ok(result)
 }
 
+/// Connects to `target`, runs `script` there as [`host_run`] does, hangs up.
+pub(super) async fn run_once<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+    script: &str,
+) -> Result<crate::transport::Output, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let out = host_run(engine, &transport).run(script, None).await;
+    transport.close().await;
+    Ok(out?)
+}
+
 pub(super) fn host_run<'a, C: Connector>(
     engine: &'a Engine<'_, C>,
     transport: &'a C::Transport,
@@ -259,10 +271,8 @@ pub async fn releases<C: Connector>(
         .fan_out(targets, |t| {
             let script = &script;
             async move {
-                let transport = engine.connector.connect(t).await?;
-                let out = host_run(engine, &transport).run(script, None).await;
-                transport.close().await;
-                Ok(out?
+                Ok(run_once(engine, t, script)
+                    .await?
                     .stdout_text()
                     .lines()
                     .filter_map(|l| {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::app::host_run;
+use super::app::{host_run, run_once};
 use super::{Engine, HostFailure};
 use crate::transport::{Connector, Output, SshTarget, Transport, Unreachable};
 
@@ -105,14 +105,11 @@ pub async fn take<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<(bool, BackupState, String), HostFailure> {
-    let transport = engine.connector.connect(target).await?;
     let script = format!(
         "if systemctl start foobar-backup.service; then echo OK; else journalctl -u foobar-backup.service -n 5 --no-pager -o cat >&2; fi\n{}",
         state_script()
     );
-    let out = host_run(engine, &transport).run(&script, None).await;
-    transport.close().await;
-    let out = out?;
+    let out = run_once(engine, target, &script).await?;
     let text = out.stdout_text();
     Ok((
         text.lines().any(|l| l == "OK"),
@@ -128,18 +125,15 @@ pub async fn hold_schedule<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<Result<(), String>, HostFailure> {
-    let transport = engine.connector.connect(target).await?;
-    let out = host_run(engine, &transport)
-        .run(
-            "systemctl stop foobar-backup.timer\n\
-             i=0; while [ \"$(systemctl show -P ActiveState foobar-backup.service)\" = activating ]; do\n  \
-             i=$((i + 1)); [ $i -lt 1800 ] || { echo 'the backup job still runs after 30 min' >&2; exit 1; }; sleep 1\n\
-             done\n",
-            None,
-        )
-        .await;
-    transport.close().await;
-    let out = out?;
+    let out = run_once(
+        engine,
+        target,
+        "systemctl stop foobar-backup.timer\n\
+         i=0; while [ \"$(systemctl show -P ActiveState foobar-backup.service)\" = activating ]; do\n  \
+         i=$((i + 1)); [ $i -lt 1800 ] || { echo 'the backup job still runs after 30 min' >&2; exit 1; }; sleep 1\n\
+         done\n",
+    )
+    .await?;
     Ok(if out.success() {
         Ok(())
     } else {
@@ -153,12 +147,7 @@ pub async fn resume_schedule<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<(), HostFailure> {
-    let transport = engine.connector.connect(target).await?;
-    let out = host_run(engine, &transport)
-        .run("systemctl start foobar-backup.timer\n", None)
-        .await;
-    transport.close().await;
-    out?;
+    run_once(engine, target, "systemctl start foobar-backup.timer\n").await?;
     Ok(())
 }
 
@@ -191,13 +180,10 @@ pub async fn list<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<Result<Vec<Snapshot>, String>, HostFailure> {
-    let transport = engine.connector.connect(target).await?;
     let script = format!(
         "{RESTIC_ENV}restic snapshots --json --no-lock\necho\ncat {STATE}/sizes 2>/dev/null | sed 's/^/Z /'\n"
     );
-    let out = host_run(engine, &transport).run(&script, None).await;
-    transport.close().await;
-    let out = out?;
+    let out = run_once(engine, target, &script).await?;
     if !out.success() {
         return Ok(Err(engine.secrets.redact(&out.stderr_text())));
     }
@@ -508,12 +494,13 @@ pub async fn restores<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<Vec<String>, HostFailure> {
-    let transport = engine.connector.connect(target).await?;
-    let out = host_run(engine, &transport)
-        .run(&format!("ls {BINLOG_DIR} 2>/dev/null || true\n"), None)
-        .await;
-    transport.close().await;
-    Ok(history_ends(&out?.stdout_text()))
+    let out = run_once(
+        engine,
+        target,
+        &format!("ls {BINLOG_DIR} 2>/dev/null || true\n"),
+    )
+    .await?;
+    Ok(history_ends(&out.stdout_text()))
 }
 
 fn history_ends(listing: &str) -> Vec<String> {
@@ -694,9 +681,8 @@ pub async fn restore<C: Connector>(
         // The page goes away after a failed restore too: the old data is
         // back and MariaDB runs on it.
         let done = super::rolling::behind_maintenance_pages(engine, &web, restored, |_| true).await;
-        for t in std::iter::once(&db).chain(&members) {
-            let _ = host_run(engine, t).run(&claim.release_script(), None).await;
-        }
+        let hosts: Vec<&C::Transport> = std::iter::once(&db).chain(&members).collect();
+        release_all(engine, &hosts, claim).await;
         db.close().await;
         for t in members {
             t.close().await;
@@ -823,12 +809,24 @@ async fn lock_all<C: Connector>(
         }
     }
     if let Some(e) = failed {
-        for t in std::iter::once(&db).chain(&others).take(locked) {
-            let _ = host_run(engine, t).run(&claim.release_script(), None).await;
-        }
+        let hosts: Vec<&C::Transport> = std::iter::once(&db).chain(&others).collect();
+        release_all(engine, &hosts[..locked], claim).await;
         return Err(e);
     }
     Ok((db, others))
+}
+
+/// Gives back the server lock on each of `hosts`.
+async fn release_all<C: Connector>(
+    engine: &Engine<'_, C>,
+    hosts: &[&C::Transport],
+    claim: &super::lock::Claim,
+) {
+    for t in hosts {
+        let _ = host_run(engine, *t)
+            .run(&claim.release_script(), None)
+            .await;
+    }
 }
 
 /// The database snapshot streamed onto `db` (locked, as the cluster's
