@@ -308,7 +308,7 @@ fn ha(floating: &str, db_floating: &str, backup: bool) -> Edges {
 fn ha_lab_the_browser_and_the_app_servers_call_the_floating_address() {
     assert_eq!(
         drawn_edges("inventory/lab-ha.yml"),
-        ha("10.249.0.10", "10.249.0.10", false)
+        ha("10.249.0.10", "10.249.0.10", true)
     );
 }
 

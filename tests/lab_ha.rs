@@ -1,9 +1,9 @@
-//! The HA design on eight lab servers (inventory/lab-ha.yml): two HAProxy
+//! The HA design on nine lab servers (inventory/lab-ha.yml): two HAProxy
 //! load balancers sharing a floating address (keepalived), three web/app
-//! servers, a MariaDB Galera cluster of three. Provisioned from pristine
-//! servers; rolling restarts, killed servers and a power cut of the whole
-//! cluster under a load loop, with every request counted. HTTPS through
-//! the load balancers too.
+//! servers, a MariaDB Galera cluster of three, a backup server. Provisioned
+//! from pristine servers; rolling restarts, killed servers and a power cut
+//! of the whole cluster under a load loop, with every request counted.
+//! HTTPS through the load balancers too; the cluster restored to a moment.
 
 mod common;
 
@@ -20,7 +20,9 @@ const HA: &str = "inventory/lab-ha.yml";
 const FLOATING: &str = "10.249.0.10";
 /// `lb.floating_address_v6`: moves with FLOATING.
 const FLOATING_V6: &str = "fd00:fb:af9::a";
-const SERVERS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "web3", "db1", "db2", "db3"];
+const SERVERS: [&str; 9] = [
+    "lb1", "lb2", "web1", "web2", "web3", "db1", "db2", "db3", "backup1",
+];
 const MEMBERS: [&str; 3] = ["db1", "db2", "db3"];
 const WEBS: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -37,7 +39,70 @@ fn ha_lab_ready() {
         }
         let (code, json, err) = provision(HA).json();
         assert_eq!(code, Some(0), "{err}{json}");
+        first_scheduled_backup_done();
     });
+}
+
+/// The backup timer's first run (a minute after it starts) over, so that
+/// it neither lands in a test that stops members nor leaves `status`
+/// without a fresh backup.
+fn first_scheduled_backup_done() {
+    let start = Instant::now();
+    loop {
+        let state = on_server_ok(
+            HA,
+            "backup1",
+            "systemctl show -p LastTriggerUSec --value foobar-backup.timer; systemctl is-active foobar-backup.service || true",
+        );
+        let mut lines = state.lines();
+        let triggered = lines
+            .next()
+            .is_some_and(|t| !t.trim().is_empty() && t.trim() != "n/a");
+        if triggered && lines.next().map(str::trim) != Some("activating") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the first scheduled backup did not end: {state}"
+        );
+        thread::sleep(Duration::from_secs(2));
+    }
+    let (code, status, err) = status_json();
+    assert_eq!(
+        code,
+        Some(0),
+        "a fresh backup after the first: {err}{status}"
+    );
+}
+
+/// db3, the backups' source, refilled whole: its binary log starts again,
+/// without the place the backup server's stream was at. That history is
+/// kept aside as a gap, the stream follows db3's new log, and a full
+/// backup, taken at once, begins the new history: `status` is healthy.
+fn stream_goes_on_after_a_gap() {
+    let start = Instant::now();
+    let state = loop {
+        let state = on_server_ok(
+            HA,
+            "backup1",
+            "cd /var/lib/foobar/backup; ls -d binlog/gap-* 2>/dev/null; ls binlog/*.enc 2>/dev/null | wc -l; \
+             systemctl is-active foobar-binlog; systemctl show -P ActiveState foobar-backup.service; \
+             find state/last-db -newer \"$(ls -d binlog/gap-* 2>/dev/null | tail -n 1)\" 2>/dev/null",
+        );
+        let lines: Vec<&str> = state.lines().collect();
+        if let [gap, _segments, "active", "inactive", "state/last-db"] = lines[..] {
+            assert!(gap.starts_with("binlog/gap-"), "{state}");
+            break state;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no new history after db3's refill: {state}"
+        );
+        thread::sleep(Duration::from_secs(2));
+    };
+    eprintln!("after db3's refill, in {:?}: {state}", start.elapsed());
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
 }
 
 /// GET through the floating address: (status, body), or what went wrong.
@@ -493,6 +558,7 @@ fn the_cluster_survives_any_member_lost_and_a_power_cut() {
             && transfer.contains("Verifying peer certificate chain"),
         "{transfer}"
     );
+    stream_goes_on_after_a_gap();
 
     // A power cut: every member killed at once, booted again.
     let before = visits();
@@ -890,6 +956,7 @@ fn each_server_opens_only_what_its_roles_serve() {
         ("10.249.0.31", vec!["22"], vec![]),
         ("10.249.0.32", vec!["22"], vec![]),
         ("10.249.0.33", vec!["22"], vec![]),
+        ("10.249.0.40", vec!["22"], vec![]),
     ] {
         assert_eq!(open_ports(server, &["-sT", "-p-"]), tcp, "{server}");
         assert_eq!(
@@ -1090,4 +1157,91 @@ fn two_nameservers_serve_the_zone_and_either_answers_alone() {
     foobar().args(["-i", HA, "lab", "up"]).assert().success();
     let (code, out) = provision(HA).text();
     assert_eq!(code, Some(0), "{out}");
+}
+
+/// The cluster back to a moment: every member stopped, the one the backups
+/// come from (db3) starts a new cluster on the restored copy with the
+/// streamed binary log replayed up to the moment, and the others, their
+/// data moved aside, are filled from it by state transfers. Every member
+/// then holds the same rows, the site answers through the floating
+/// address, and a drill on a member leaves the cluster untouched.
+#[test]
+fn the_cluster_is_restored_to_a_moment_on_every_member() {
+    let _turn = lab_turn();
+    ha_lab_ready();
+    let write = |sql: &str| on_server_ok(HA, "db1", &format!("mysql foobar -e \"{sql}\""));
+    write("DROP TABLE IF EXISTS kept; CREATE TABLE kept (v VARCHAR(64) PRIMARY KEY); INSERT INTO kept VALUES ('in-backup')");
+    let (code, doc) = valid_json(&["-i", HA, "backup"], "backup");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(
+        doc["taken"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "db" && t["server"] == "db3"),
+        "the database from db3, not the writer: {doc:#}"
+    );
+    write("INSERT INTO kept VALUES ('before-T')");
+    thread::sleep(Duration::from_millis(1500));
+    let at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    thread::sleep(Duration::from_millis(1500));
+    write("INSERT INTO kept VALUES ('after-T'); DROP TABLE kept");
+
+    let (code, doc) = valid_json(&["-i", HA, "restore", "--yes", "--at", &at], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(doc["failure"].is_null(), "{doc:#}");
+    assert!(
+        doc["replayed"]["transactions"].as_u64().unwrap() >= 1,
+        "{doc:#}"
+    );
+    let restored: Vec<&str> = doc["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "db")
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(restored, ["db3", "db1", "db2"], "{doc:#}");
+    for member in MEMBERS {
+        let rows = on_server_ok(
+            HA,
+            member,
+            "mysql -N -B foobar -e 'SELECT v FROM kept ORDER BY v'",
+        );
+        assert_eq!(
+            rows.split_whitespace().collect::<Vec<_>>(),
+            ["before-T", "in-backup"],
+            "{member}"
+        );
+        // What each member held is kept aside.
+        on_server_ok(HA, member, "test -d /var/lib/mysql.before-restore-*/foobar");
+    }
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
+    for member in MEMBERS {
+        let cluster = &server_in(&status, member)["cluster"];
+        assert_eq!(cluster["state"], "Synced", "{member}: {status}");
+        assert_eq!(cluster["size"], 3, "{member}: {status}");
+    }
+    visits();
+
+    // A drill on a member: the backup up beside it, checked; the cluster
+    // goes on as it was.
+    let (code, doc) = valid_json(&["-i", HA, "restore", "--drill"], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["drill"]["tables_check"], true, "{doc:#}");
+    assert_eq!(
+        on_server_ok(HA, "db3", "pgrep -c mariadbd").trim(),
+        "1",
+        "a throwaway server was left running"
+    );
+    let (code, status, err) = status_json();
+    assert_eq!(code, Some(0), "{err}{status}");
+    write("DROP TABLE kept");
+    for member in MEMBERS {
+        on_server_ok(HA, member, "rm -rf /var/lib/mysql.before-restore-*");
+    }
+    on_server_ok(HA, "web1", "rm -rf /srv/foobar/shared.before-restore-*");
 }

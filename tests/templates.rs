@@ -148,7 +148,7 @@ fn ha_lab_inventory() {
     // lb1: 3 bind, haproxy, keepalived; lb2: haproxy, keepalived; 3 web/app
     // servers: 4 each; db1, db2: the MariaDB fragment; every server its
     // seven files of security updates and hardening.
-    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 130);
+    snapshot_inventory("lab-ha", "inventory/lab-ha.yml", 155);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, outln, Global};
 use crate::engine::backup::{
-    self, DrillJob, DrillOutcome, PointInTime, RestoreJob, RestoreOutcome, Snapshot,
+    self, DrillJob, DrillOutcome, HistoryEnd, PointInTime, RestoreJob, RestoreOutcome, Snapshot,
 };
 use crate::engine::{self, Claim, HostError};
 use crate::error::InputError;
@@ -151,11 +151,11 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
         let list = list.map_err(|why| anyhow::anyhow!("cannot read the backups: {why}"))?;
         let (db, files, at) = match at {
             Some(t) => {
-                let restores = backup::restores(engine, &backup_target).await?;
-                let (db, files, ended_by) = pick_before(&list, t, &restores)?;
+                let ends = backup::history_ends(engine, &backup_target).await?;
+                let (db, files, ended_by) = pick_before(&list, t, &ends)?;
                 let at = PointInTime {
                     until: key(t),
-                    ended_by: ended_by.map(str::to_string),
+                    ended_by: ended_by.map(|e| e.folder.clone()),
                 };
                 (db, files, Some(at))
             }
@@ -398,8 +398,8 @@ fn moment(s: &str, m: &crate::inventory::Maintenance) -> anyhow::Result<jiff::Ti
 fn pick_before<'a, 'r>(
     list: &'a [Snapshot],
     at: jiff::Timestamp,
-    restores: &'r [String],
-) -> anyhow::Result<(&'a Snapshot, Option<&'a Snapshot>, Option<&'r str>)> {
+    ends: &'r [HistoryEnd],
+) -> anyhow::Result<(&'a Snapshot, Option<&'a Snapshot>, Option<&'r HistoryEnd>)> {
     let time = |s: &Snapshot| s.time.parse::<jiff::Timestamp>().ok();
     let dbs: Vec<&Snapshot> = list.iter().filter(|s| s.kind == "db").collect();
     let Some((db, taken)) = dbs
@@ -416,18 +416,27 @@ fn pick_before<'a, 'r>(
             format!("{at} is before the oldest database backup: possible times are from {oldest} until now"),
         ));
     };
-    // The backup's history went on until a restore replaced it; a moment
-    // after that restore and before the next backup is in neither.
-    let ended_by = backup::history_end(taken, restores);
-    if let Some(end) = ended_by.filter(|end| backup::stamp(at).as_str() > *end) {
+    // The backup's history holds every write up to its end (a restore),
+    // or up to the last one its stream received (a gap); a moment after
+    // that and before the next backup is in no history.
+    let ended_by = backup::history_end(taken, ends);
+    if let Some(end) = ended_by.filter(|end| backup::stamp(at) > end.covered) {
         let next = dbs
             .iter()
-            .find(|s| time(s).is_some_and(|t| backup::stamp(t).as_str() > end))
+            .find(|s| time(s).is_some_and(|t| backup::stamp(t) > end.ended))
             .map(|s| format!("from {} (the next backup) on", s.time))
             .unwrap_or_else(|| "after the next backup".into());
+        let between = if end.by_restore() {
+            format!("the restore of {}", end.ended)
+        } else {
+            format!(
+                "the last write the streamed binary log holds before its source lost its log ({}, a state transfer or a purge)",
+                end.covered
+            )
+        };
         return Err(bad(
             "--at",
-            format!("{at} falls between the restore of {end} and the first backup after it, a time no backup holds: pick one up to {end}, or {next}"),
+            format!("{at} falls between {between} and the first backup after it, a time no backup holds: pick one up to {}, or {next}", end.covered),
         ));
     }
     let (db, files) = pick(list, Some(&db.id))?;
@@ -489,11 +498,16 @@ mod tests {
             snap("d1", "db", "2026-12-07T01:00:00Z"),
             snap("d2", "db", "2026-12-07T03:00:00Z"),
         ];
-        let restores = ["20261207T020000Z".to_string()];
+        let restore = HistoryEnd {
+            folder: "before-restore-20261207T020000Z".into(),
+            ended: "20261207T020000Z".into(),
+            covered: "20261207T020000Z".into(),
+        };
+        let restores = [restore.clone()];
         let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
         // Before the restore: d1 and the log the restore kept aside.
         let (db, _, ended_by) = pick_before(&list, at("2026-12-07T01:30:00Z"), &restores).unwrap();
-        assert_eq!((db.id.as_str(), ended_by), ("d1", Some("20261207T020000Z")));
+        assert_eq!((db.id.as_str(), ended_by), ("d1", Some(&restore)));
         // After the next backup: d2 and the live log.
         let (db, _, ended_by) = pick_before(&list, at("2026-12-07T03:30:00Z"), &restores).unwrap();
         assert_eq!((db.id.as_str(), ended_by), ("d2", None));
@@ -503,6 +517,22 @@ mod tests {
             .to_string();
         assert!(
             err.contains("pick one up to 20261207T020000Z, or from 2026-12-07T03:00:00Z (the next backup) on"),
+            "{err}"
+        );
+        // A gap: the history holds writes up to its last one received, not
+        // up to when the gap was found.
+        let gap = [HistoryEnd {
+            folder: "gap-20261207T013000Z-20261207T020000Z".into(),
+            ended: "20261207T020000Z".into(),
+            covered: "20261207T013000Z".into(),
+        }];
+        assert!(pick_before(&list, at("2026-12-07T01:29:59Z"), &gap).is_ok());
+        let err = pick_before(&list, at("2026-12-07T01:45:00Z"), &gap)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its source lost its log (20261207T013000Z")
+                && err.contains("pick one up to 20261207T013000Z, or from 2026-12-07T03:00:00Z"),
             "{err}"
         );
         assert!(pick_before(&list, at("2026-12-07T00:30:00Z"), &restores).is_err());

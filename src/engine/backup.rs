@@ -256,23 +256,45 @@ mod tests {
     }
 
     #[test]
-    fn the_histories_restores_ended_are_their_kept_aside_folders() {
-        let listing = "000001.enc\ngtid\nbefore-restore-20261207T164118Z\nbefore-restore-20261207T020000Z\nbefore-restore-x; rm -rf /\n";
+    fn the_histories_that_ended_are_their_kept_aside_folders() {
+        let listing = "000001.enc\ngtid\nbefore-restore-20261207T164118Z\n\
+            gap-20261207T015500Z-20261207T020000Z\nbefore-restore-x; rm -rf /\ngap-20261207T0155Z-x\n";
+        let ends = parse_history_ends(listing);
+        let folders: Vec<&str> = ends.iter().map(|e| e.folder.as_str()).collect();
         assert_eq!(
-            history_ends(listing),
-            ["20261207T020000Z", "20261207T164118Z"]
+            folders,
+            [
+                "gap-20261207T015500Z-20261207T020000Z",
+                "before-restore-20261207T164118Z"
+            ]
         );
-        let ends = history_ends(listing);
+        assert_eq!(
+            (
+                ends[0].covered.as_str(),
+                ends[0].ended.as_str(),
+                ends[0].by_restore()
+            ),
+            ("20261207T015500Z", "20261207T020000Z", false)
+        );
+        assert_eq!(
+            (
+                ends[1].covered.as_str(),
+                ends[1].ended.as_str(),
+                ends[1].by_restore()
+            ),
+            ("20261207T164118Z", "20261207T164118Z", true)
+        );
         let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let end_of = |taken| history_end(t(taken), &ends).map(|e| e.folder.as_str());
         assert_eq!(
-            history_end(t("2026-12-07T01:00:00Z"), &ends),
-            Some("20261207T020000Z")
+            end_of("2026-12-07T01:00:00Z"),
+            Some("gap-20261207T015500Z-20261207T020000Z")
         );
         assert_eq!(
-            history_end(t("2026-12-07T16:00:00Z"), &ends),
-            Some("20261207T164118Z")
+            end_of("2026-12-07T16:00:00Z"),
+            Some("before-restore-20261207T164118Z")
         );
-        assert_eq!(history_end(t("2026-12-07T17:00:00Z"), &ends), None);
+        assert_eq!(end_of("2026-12-07T17:00:00Z"), None);
     }
 
     #[test]
@@ -328,8 +350,8 @@ pub struct PointInTime {
     /// UTC as the number `YYMMDDhhmmss`, how mariadb-binlog dates its
     /// events.
     pub until: i64,
-    /// The restore that ended the snapshot's history, whose segments it
-    /// kept aside ([`history_end`]); None for the live history.
+    /// The folder the snapshot's history was kept aside in when it ended
+    /// ([`history_end`]); None for the live history.
     pub ended_by: Option<String>,
 }
 
@@ -475,10 +497,10 @@ const STREAM_STOP: &str = "systemctl stop foobar-binlog\n";
 const STREAM_START: &str = "systemctl start foobar-binlog\n";
 
 /// Every segment of a history, oldest first, decrypted, each ended by a
-/// marker line: the live one's, or the one a restore ended and kept aside.
+/// marker line: the live one's, or one that ended, kept aside in `ended_by`.
 fn segments_script(ended_by: Option<&str>) -> String {
     let dir = match ended_by {
-        Some(stamp) => format!("{BINLOG_DIR}/before-restore-{stamp}"),
+        Some(folder) => format!("{BINLOG_DIR}/{folder}"),
         None => BINLOG_DIR.to_string(),
     };
     format!(
@@ -488,30 +510,61 @@ fn segments_script(ended_by: Option<&str>) -> String {
     )
 }
 
-/// The restores that ended a history (`before-restore-<stamp>` on the
-/// backup server, the stamp `YYYYMMDDThhmmssZ`, UTC), oldest first.
-pub async fn restores<C: Connector>(
+/// An old history of the streamed binary log, kept aside in a folder of
+/// its own when it ended: at a restore (`before-restore-<ended>`, the
+/// database replaced), or when the source's log lost the place the stream
+/// was at (`gap-<covered>-<ended>`: refilled by a Galera state transfer,
+/// or purged; templates/backup/binlog-follow.j2). Stamps `YYYYMMDDThhmmssZ`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEnd {
+    /// Its folder under the stream's.
+    pub folder: String,
+    /// Backups taken before it belong to this history.
+    pub ended: String,
+    /// The last moment it holds every acknowledged write of: the end of a
+    /// restore's; a second before the last transaction received in a gap's.
+    pub covered: String,
+}
+
+impl HistoryEnd {
+    pub fn by_restore(&self) -> bool {
+        self.folder.starts_with("before-restore-")
+    }
+}
+
+/// The histories that ended (restores, gaps) on the backup server,
+/// oldest first.
+pub async fn history_ends<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
-) -> Result<Vec<String>, HostFailure> {
+) -> Result<Vec<HistoryEnd>, HostFailure> {
     let out = run_once(
         engine,
         target,
         &format!("ls {BINLOG_DIR} 2>/dev/null || true\n"),
     )
     .await?;
-    Ok(history_ends(&out.stdout_text()))
+    Ok(parse_history_ends(&out.stdout_text()))
 }
 
-fn history_ends(listing: &str) -> Vec<String> {
-    let mut stamps: Vec<String> = listing
+fn parse_history_ends(listing: &str) -> Vec<HistoryEnd> {
+    let mut ends: Vec<HistoryEnd> = listing
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("before-restore-"))
-        .filter(|s| is_stamp(s))
-        .map(str::to_string)
+        .map(str::trim)
+        .filter_map(|folder| {
+            let (covered, ended) = match folder.strip_prefix("before-restore-") {
+                Some(ended) => (ended, ended),
+                None => folder.strip_prefix("gap-")?.split_once('-')?,
+            };
+            (is_stamp(covered) && is_stamp(ended)).then(|| HistoryEnd {
+                folder: folder.to_string(),
+                ended: ended.to_string(),
+                covered: covered.to_string(),
+            })
+        })
         .collect();
-    stamps.sort();
-    stamps
+    ends.sort_by(|a, b| a.ended.cmp(&b.ended));
+    ends
 }
 
 /// `YYYYMMDDThhmmssZ`: how a restore names what it keeps aside.
@@ -523,15 +576,11 @@ fn is_stamp(s: &str) -> bool {
         && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
-/// The restore that ended the history a backup taken at `taken` belongs
-/// to (its binary log was kept aside under its stamp), or None when that
-/// history is the live one.
-pub fn history_end(taken: jiff::Timestamp, restores: &[String]) -> Option<&str> {
+/// The end of the history a backup taken at `taken` belongs to (its
+/// binary log kept aside), or None when that history is the live one.
+pub fn history_end(taken: jiff::Timestamp, ends: &[HistoryEnd]) -> Option<&HistoryEnd> {
     let taken = stamp(taken);
-    restores
-        .iter()
-        .map(String::as_str)
-        .find(|r| *r > taken.as_str())
+    ends.iter().find(|e| e.ended > taken)
 }
 
 /// A moment as a restore names what it moves aside: `YYYYMMDDThhmmssZ`.
