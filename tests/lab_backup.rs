@@ -218,10 +218,26 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "web1",
         "rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*",
     );
+    // A history that ended before the oldest backup replays onto nothing:
+    // the backup job removes it; those this test's restores ended stay.
+    let binlog = "/var/lib/foobar/backup/binlog";
+    on(
+        "backup1",
+        &format!("mkdir -p {binlog}/gap-20000101T000000Z-20000101T000001Z {binlog}/before-restore-20000101T000002Z"),
+    );
     // A drill brings the newest backup up beside the live server, checks
     // it, counts the rows, says how recent its newest row is, and leaves
     // nothing behind.
     valid_json(&["-i", BACKUP, "backup"], "backup");
+    let ended = on(
+        "backup1",
+        &format!("cd {binlog} && ls -d before-restore-* gap-* 2>/dev/null || true"),
+    );
+    assert!(!ended.contains("2000010"), "{ended}");
+    assert!(
+        ended.lines().any(|l| l.starts_with("before-restore-")),
+        "{ended}"
+    );
     let live = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
     let newest = on("web1", "mysql -N -B foobar -e 'SELECT MAX(at) FROM kept'");
     let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--drill"], "restore");

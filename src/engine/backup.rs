@@ -142,13 +142,19 @@ pub async fn hold_schedule<C: Connector>(
 }
 
 /// Starts the backup timer again: its next backup a minute later, of what
-/// a restore brought back.
+/// a restore brought back. Err says why it did not start.
 pub async fn resume_schedule<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
-) -> Result<(), HostFailure> {
-    run_once(engine, target, "systemctl start foobar-backup.timer\n").await?;
-    Ok(())
+) -> Result<(), String> {
+    let out = run_once(engine, target, "systemctl start foobar-backup.timer\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(engine.secrets.redact(&out.stderr_text()))
+    }
 }
 
 /// One backup in the repository.
