@@ -107,7 +107,7 @@ pub struct WebLocation {
 }
 
 impl WebLayout {
-    fn new(inventory: &Inventory) -> Self {
+    pub fn new(inventory: &Inventory) -> Self {
         let app_root = inventory.app.root.as_str();
         let dir = inventory.nginx.static_dir.as_ref().map(|d| d.as_str());
         let locations: Vec<WebLocation> = inventory

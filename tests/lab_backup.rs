@@ -10,6 +10,7 @@ mod common;
 
 use common::lab::*;
 use common::*;
+use serde_json::Value;
 
 const BACKUP: &str = "inventory/lab-backup.yml";
 
@@ -244,6 +245,25 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     assert_eq!(code, Some(0), "{doc:#}");
     assert_eq!(doc["drill"]["tables_check"], true, "{doc:#}");
     assert_eq!(doc["drill"]["newest_row"], newest.trim(), "{doc:#}");
+    // The app's checks, asked of the app started beside the copy: the
+    // pages nginx serves as files are not asked; the app's answer, and
+    // its count of visits read from and written to the copy, are.
+    let asked: Vec<(&str, &Value)> = doc["drill"]["app_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("/index.html", &Value::Null),
+            ("/style.css", &Value::Null),
+            ("/healthz", &Value::Bool(true)),
+            ("/visits", &Value::Bool(true)),
+        ],
+        "{doc:#}"
+    );
     assert!(
         doc["drill"]["tables"]
             .as_array()
@@ -260,6 +280,11 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         on("web1", "pgrep -c mariadbd").trim(),
         "1",
         "a throwaway server was left running"
+    );
+    assert_eq!(
+        on("web1", "pgrep -fc -- '[-]-bind 127[.]0[.]0[.]1:' || true").trim(),
+        "0",
+        "a throwaway app server was left running"
     );
     assert_eq!(
         on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'"),

@@ -46,4 +46,12 @@ impl AppServer for Gunicorn {
     fn console(&self) -> &'static str {
         "if [ -f manage.py ]; then exec python manage.py shell; else exec python; fi"
     }
+    /// As its unit runs it (templates/app/gunicorn.service.j2), without
+    /// the config that marks booted workers for the live unit's reload.
+    fn drill_server(&self, entry: &str, listen: &str) -> Option<String> {
+        Some(format!(
+            "/usr/bin/gunicorn --workers 1 --bind {listen} --pythonpath .,.venv/site-packages {}",
+            crate::shell::quote(entry)
+        ))
+    }
 }

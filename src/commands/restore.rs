@@ -15,12 +15,14 @@ use super::Input;
 use crate::checks::Checks;
 use crate::cli::{exit, outln, Global};
 use crate::engine::backup::{
-    self, DrillJob, DrillOutcome, HistoryEnd, PointInTime, RestoreJob, RestoreOutcome, Snapshot,
+    self, DrillApp, DrillCheck, DrillJob, DrillOutcome, HistoryEnd, PointInTime, RestoreJob,
+    RestoreOutcome, Snapshot,
 };
 use crate::engine::{self, Claim, HostError};
 use crate::error::InputError;
-use crate::inventory::Role;
+use crate::inventory::{Inventory, Role, Server};
 use crate::progress::{self, Event};
+use crate::steps::release::with_app_env;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -172,6 +174,7 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
                 at,
                 database: site.mysql.database.to_string(),
                 stamp: backup::stamp(jiff::Timestamp::now()),
+                app: drill_app(site, target),
             };
             let outcome = [backup::drill(engine, &job).await];
             let (done, mut more, failures2) = super::split(out, &outcome);
@@ -360,6 +363,20 @@ fn report_drill(
         if let Some(t) = &d.newest_row {
             outln!("newest row: {t}")?;
         }
+        if !d.app_checks.is_empty() {
+            outln!("the app's checks, against the copy:")?;
+        }
+        for c in &d.app_checks {
+            let verdict = match c.passed {
+                Some(true) => "ok",
+                Some(false) => "FAILED",
+                None => "not asked",
+            };
+            outln!("  GET {}: {verdict} ({})", c.path, c.detail)?;
+        }
+        if let Some(why) = &d.app_checks_not_run {
+            outln!("the app's checks: not run: {why}")?;
+        }
         if let Some(why) = &d.failure {
             outln!("FAILED: {why}")?;
         }
@@ -441,6 +458,56 @@ fn pick_before<'a, 'r>(
     }
     let (db, files) = pick(list, Some(&db.id))?;
     Ok((db, files, ended_by))
+}
+
+/// The app's checks in a drill on `target`: its app server started there
+/// from the live release, its database the copy's socket; or why not.
+fn drill_app(site: &Inventory, target: &Server) -> Result<DrillApp, String> {
+    if !target.has(Role::App) {
+        return Err(format!(
+            "{} runs no app server: the app's checks run in a drill on a server that holds both the database and the app",
+            target.name
+        ));
+    }
+    let app = &site.app;
+    let kind = app.kind.server();
+    let server = kind
+        .drill_server(&app.setting(kind.entry_key()), "127.0.0.1:$port")
+        .ok_or_else(|| {
+            format!(
+                "{} speaks FastCGI, not HTTP: a drill cannot ask it without a web server of its own",
+                kind.name()
+            )
+        })?;
+    // app.env's database settings give way to the copy's socket.
+    let server =
+        format!("env -u DB_HOST -u DB_PORT -u DB_SSL_CA DB_SOCKET=\"$work/sock\" {server}");
+    let web = crate::render::WebLayout::new(site);
+    Ok(DrillApp {
+        root: app.root.to_string(),
+        server: with_app_env(
+            &app.kind.run_env("$root", "$rel"),
+            Some(app.user.as_str()),
+            &server,
+        ),
+        host: site.domain.fqdn(),
+        checks: app
+            .checks
+            .iter()
+            .map(|c| DrillCheck {
+                path: c.path.to_string(),
+                status: c.status,
+                contains: c.contains.clone(),
+                nginx_folder: web
+                    .locations
+                    .iter()
+                    .map(|l| &l.url)
+                    .chain(&web.uploads)
+                    .any(|url| c.path.as_str().starts_with(url.as_str())),
+            })
+            .collect(),
+        files_root: web.root,
+    })
 }
 
 /// Without `--yes`: the server's name typed at the terminal, or nothing.

@@ -304,6 +304,47 @@ mod tests {
     }
 
     #[test]
+    fn a_drill_asks_the_app_what_nginx_does_not_serve_as_files() {
+        let check = |path: &str, contains: Option<&str>, nginx_folder| DrillCheck {
+            path: path.into(),
+            status: 200,
+            contains: contains.map(str::to_string),
+            nginx_folder,
+        };
+        let app = DrillApp {
+            root: "/srv/foo bar".into(),
+            server: "gunicorn --bind 127.0.0.1:$port app:app".into(),
+            host: "www.foobar.com".into(),
+            checks: vec![
+                check("/index.html", None, false),
+                check("/static/x.css", None, true),
+                check("/healthz", Some("it's \"ok\""), false),
+                check("/visits", Some("visits"), false),
+            ],
+            files_root: Some("/srv/foo bar/current/static/".into()),
+        };
+        let script = drill_app_script("20261207T000000Z", &app);
+        // Values reach the shell quoted; a folder nginx serves is not asked.
+        assert!(script.contains("root='/srv/foo bar'\n"), "{script}");
+        assert!(
+            script.contains("if [ -f '/srv/foo bar/current/static'/index.html ]"),
+            "{script}"
+        );
+        assert!(
+            script.contains("if true; then printf 'FILE\\t1\\n'"),
+            "{script}"
+        );
+        assert!(script.contains("grep -qF -- 'it'\\''s \"ok\"'"), "{script}");
+        let results =
+            parse_drill_app(&app, "FILE\t0\nFILE\t1\nAPP\t2\t200\t1\nAPP\t3\t500\t0\n").unwrap();
+        let passed: Vec<Option<bool>> = results.iter().map(|r| r.passed).collect();
+        assert_eq!(passed, [None, None, Some(true), Some(false)]);
+        assert_eq!(results[3].detail, "status 500, expected 200");
+        let down = parse_drill_app(&app, "DOWN\tthe app server did not start: boom\n");
+        assert_eq!(down.unwrap_err(), "the app server did not start: boom");
+    }
+
+    #[test]
     fn snapshots_are_listed_with_their_kind_and_size_pending_ones_left_out() {
         let out = concat!(
             r#"[{"time":"2026-12-07T00:41:17Z","hostname":"web1","tags":["files"],"original":"1759e6f9cd5","id":"aaa","short_id":"aaaa1111"},"#,
@@ -1058,6 +1099,45 @@ pub struct DrillJob {
     /// The app's database, whose tables are counted.
     pub database: String,
     pub stamp: String,
+    /// The app's checks against the copy, or why they are not run.
+    pub app: Result<DrillApp, String>,
+}
+
+/// The app's checks in a drill: its app server started as a throwaway on
+/// the drill's server, from the live release, as the app's user with the
+/// app's environment but the copy for its database, and asked over
+/// loopback; then stopped.
+pub struct DrillApp {
+    /// `app.root`: the live release is `<root>/current`.
+    pub root: String,
+    /// Shell words that run it, answering at `127.0.0.1:$port`, its
+    /// database the copy's socket under `$work` (the drill's folder).
+    pub server: String,
+    /// Host header.
+    pub host: String,
+    pub checks: Vec<DrillCheck>,
+    /// nginx's folder at `/` (`WebLayout::root`): a check of a file there
+    /// is nginx's, not the app's, and is not asked.
+    pub files_root: Option<String>,
+}
+
+/// One of `app.checks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillCheck {
+    pub path: String,
+    pub status: u16,
+    pub contains: Option<String>,
+    /// Under a folder nginx serves itself (`nginx.locations`, uploads).
+    pub nginx_folder: bool,
+}
+
+/// What one of the app's checks found in a drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillCheckResult {
+    pub path: String,
+    /// None: not asked, a file nginx serves itself (no data behind it).
+    pub passed: Option<bool>,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1077,6 +1157,12 @@ pub struct DrillOutcome {
     /// foobar's servers): how recent the restored data is. None when it
     /// has no such column or no row.
     pub newest_row: Option<String>,
+    /// The app's checks against the copy (`app.checks`, asked of a
+    /// throwaway app server).
+    pub app_checks: Vec<DrillCheckResult>,
+    /// Why the app's checks did not run, when they did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_checks_not_run: Option<String>,
     pub elapsed_ms: u64,
     pub failure: Option<String>,
 }
@@ -1125,6 +1211,100 @@ rm -rf "$work"
     )
 }
 
+/// Starts the app server as a throwaway (`DrillApp`) on a free loopback
+/// port and asks it the checks: prints `APP\t<i>\t<status>\t<1 if the
+/// text is in the reply>`, `FILE\t<i>` for a file nginx serves, or
+/// `DOWN\t<why>` when it did not start; then stops it.
+fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
+    let listening = r#"bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _"#;
+    let mut asks = String::new();
+    for (i, c) in app.checks.iter().enumerate() {
+        let path = crate::shell::quote(&c.path);
+        let file = match &app.files_root {
+            Some(r) if !c.nginx_folder => {
+                let r = crate::shell::quote(r.trim_end_matches('/'));
+                format!("[ -f {r}{path} ] || [ -f {r}{path}/index.html ]")
+            }
+            _ => c.nginx_folder.to_string(),
+        };
+        let contains = match &c.contains {
+            Some(t) => format!(
+                "sed '1,/^\\r$/d' \"$work/reply\" | grep -qF -- {} && echo 1 || echo 0",
+                crate::shell::quote(t)
+            ),
+            None => "echo 1".into(),
+        };
+        asks += &format!(
+            "if {file}; then printf 'FILE\\t{i}\\n'; else\n  \
+             bash -c 'exec 3<>\"/dev/tcp/127.0.0.1/$1\" || exit 1; printf \"GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n\" \"$2\" \"$3\" >&3; timeout 30 cat <&3' _ \"$port\" {path} {host} >\"$work/reply\" 2>&1\n  \
+             printf 'APP\\t{i}\\t%s\\t%s\\n' \"$(head -n 1 \"$work/reply\" | cut -d ' ' -f 2)\" \"$({contains})\"\nfi\n",
+            host = crate::shell::quote(&app.host),
+        );
+    }
+    format!(
+        r#"work=/var/lib/foobar/drill/{stamp}
+root={root}
+rel="$root/current"
+port=
+for p in $(shuf -i 20000-60999 -n 20); do
+  {listening} "$p" 2>/dev/null || {{ port=$p; break; }}
+done
+[ -n "$port" ] || {{ printf 'DOWN\tno free port on 127.0.0.1\n'; exit 0; }}
+cd "$rel" || {{ printf 'DOWN\tno live release at %s\n' "$rel"; exit 0; }}
+{server} </dev/null >"$work/app.log" 2>&1 &
+app=$!
+trap 'kill -TERM $app 2>/dev/null' EXIT
+i=0
+until {listening} "$port" 2>/dev/null; do
+  i=$((i + 1))
+  if ! kill -0 $app 2>/dev/null || [ $i -gt 600 ]; then
+    printf 'DOWN\tthe app server did not start: %s\n' "$(tail -n 5 "$work/app.log" | tr '\n\t' '  ')"
+    exit 0
+  fi
+  sleep 0.1
+done
+{asks}kill -TERM $app; wait $app 2>/dev/null
+trap - EXIT
+"#,
+        root = crate::shell::quote(&app.root),
+        server = app.server,
+    )
+}
+
+fn parse_drill_app(app: &DrillApp, out: &str) -> Result<Vec<DrillCheckResult>, String> {
+    if let Some(why) = out.lines().find_map(|l| l.strip_prefix("DOWN\t")) {
+        return Err(why.trim().to_string());
+    }
+    let results = app.checks.iter().enumerate().map(|(i, c)| {
+        let file = format!("FILE\t{i}");
+        let prefix = format!("APP\t{i}\t");
+        let (passed, detail) = if out.lines().any(|l| l == file) {
+            (None, "a file nginx serves: no data behind it".to_string())
+        } else if let Some(l) = out.lines().find_map(|l| l.strip_prefix(&prefix)) {
+            let (status, found) = l.split_once('\t').unwrap_or((l, "0"));
+            let status_ok = status == c.status.to_string();
+            let found = found == "1";
+            let detail = match (&c.contains, status_ok, found) {
+                (_, false, _) => format!("status {status}, expected {}", c.status),
+                (Some(t), true, false) => format!("status {status}, without {t:?}"),
+                _ => format!("status {status}"),
+            };
+            (Some(status_ok && found), detail)
+        } else {
+            (
+                Some(false),
+                "not asked: the drill stopped before it".to_string(),
+            )
+        };
+        DrillCheckResult {
+            path: c.path.clone(),
+            passed,
+            detail,
+        }
+    });
+    Ok(results.collect())
+}
+
 /// Runs a restore drill; the throwaway server is removed whatever happens.
 pub async fn drill<C: Connector>(
     engine: &Engine<'_, C>,
@@ -1141,6 +1321,8 @@ pub async fn drill<C: Connector>(
         tables_check: false,
         tables: Vec::new(),
         newest_row: None,
+        app_checks: Vec::new(),
+        app_checks_not_run: None,
         elapsed_ms: 0,
         failure: None,
     };
@@ -1167,6 +1349,22 @@ pub async fn drill<C: Connector>(
             Err(why) => outcome.failure = Some(why),
         }
     }
+    match &job.app {
+        Err(why) => outcome.app_checks_not_run = Some(why.clone()),
+        Ok(_) if outcome.failure.is_some() => {
+            outcome.app_checks_not_run = Some("the copy did not come up".into())
+        }
+        Ok(app) => {
+            let out = target.run(&drill_app_script(&job.stamp, app), None).await?;
+            match parse_drill_app(app, &out.stdout_text()) {
+                Ok(results) => outcome.app_checks = results,
+                Err(why) => {
+                    outcome.failure = Some(format!("the app on the copy: {why}"));
+                    outcome.app_checks_not_run = Some(why);
+                }
+            }
+        }
+    }
     let checked = target
         .run(&drill_check(&job.stamp, &job.database), None)
         .await?
@@ -1187,6 +1385,12 @@ pub async fn drill<C: Connector>(
         .map(str::to_string);
     if outcome.failure.is_none() && !outcome.tables_check {
         outcome.failure = Some("CHECK TABLE found a problem in the restored copy".into());
+    }
+    if let Some(c) = outcome.app_checks.iter().find(|c| c.passed == Some(false)) {
+        outcome.failure.get_or_insert(format!(
+            "the app's check of {} on the copy: {}",
+            c.path, c.detail
+        ));
     }
     backup.close().await;
     target.close().await;
