@@ -92,15 +92,14 @@ fn stream_goes_on_after_a_gap(since: i64) {
         let state = on_server_ok(HA, "backup1", &script);
         let lines: Vec<&str> = state.lines().collect();
         if let [ended, backup, "active", "inactive"] = lines[..] {
-            let ended = jiff::fmt::strtime::parse("%Y%m%dT%H%M%SZ", ended)
-                .and_then(|t| t.to_timestamp())
+            // Both as the stream names times: `YYYYMMDDThhmmssZ`, UTC.
+            let backup = jiff::Timestamp::from_second(backup.parse().unwrap())
                 .unwrap()
-                .as_second();
-            let backup: i64 = backup.parse().unwrap();
-            if backup >= ended {
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
+            if backup.as_str() >= ended {
                 eprintln!(
-                    "after db3's refill: a new history {} s after the gap was found, {:?} in all",
-                    backup - ended,
+                    "after db3's refill: the gap found at {ended}, a new backup at {backup}, {:?} in all",
                     start.elapsed()
                 );
                 break;
