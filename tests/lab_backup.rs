@@ -240,6 +240,8 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "{ended}"
     );
     let live = on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'");
+    let visits = "mysql -N -B foobar -e 'SELECT count FROM visits WHERE id = 1'";
+    let live_visits = on("web1", visits);
     let newest = on("web1", "mysql -N -B foobar -e 'SELECT MAX(at) FROM kept'");
     let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--drill"], "restore");
     assert_eq!(code, Some(0), "{doc:#}");
@@ -290,6 +292,8 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         on("web1", "mysql -N -B foobar -e 'SELECT v FROM kept'"),
         live
     );
+    // The drill's GET /visits counted on the copy, not on the live data.
+    assert_eq!(on("web1", visits), live_visits);
 
     // A time in the future, or before every backup, is refused.
     refused(

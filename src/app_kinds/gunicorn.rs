@@ -47,10 +47,11 @@ impl AppServer for Gunicorn {
         "if [ -f manage.py ]; then exec python manage.py shell; else exec python; fi"
     }
     /// As its unit runs it (templates/app/gunicorn.service.j2), without
-    /// the config that marks booted workers for the live unit's reload.
+    /// the config that marks booted workers for the live unit's reload,
+    /// nor the release's own `gunicorn.conf.py` (no daemon, no hooks).
     fn drill_server(&self, entry: &str, listen: &str) -> Option<String> {
         Some(format!(
-            "/usr/bin/gunicorn --workers 1 --bind {listen} --pythonpath .,.venv/site-packages {}",
+            "/usr/bin/gunicorn --config /dev/null --workers 1 --bind {listen} --pythonpath .,.venv/site-packages {}",
             crate::shell::quote(entry)
         ))
     }

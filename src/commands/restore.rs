@@ -440,7 +440,7 @@ fn pick_before<'a, 'r>(
     if let Some(end) = ended_by.filter(|end| backup::stamp(at) > end.covered) {
         let next = dbs
             .iter()
-            .find(|s| time(s).is_some_and(|t| backup::stamp(t) > end.ended))
+            .find(|s| time(s).is_some_and(|t| backup::stamp(t) >= end.ended))
             .map(|s| format!("from {} (the next backup) on", s.time))
             .unwrap_or_else(|| "after the next backup".into());
         let between = if end.by_restore() {
@@ -479,9 +479,11 @@ fn drill_app(site: &Inventory, target: &Server) -> Result<DrillApp, String> {
                 kind.name()
             )
         })?;
-    // app.env's database settings give way to the copy's socket.
-    let server =
-        format!("env -u DB_HOST -u DB_PORT -u DB_SSL_CA DB_SOCKET=\"$work/sock\" {server}");
+    // app.env's database settings give way to MariaDB's usual socket,
+    // which in the drill's namespaces is the copy's.
+    let server = format!(
+        "env -u DB_HOST -u DB_PORT -u DB_SSL_CA DB_SOCKET=/run/mysqld/mysqld.sock {server}"
+    );
     let web = crate::render::WebLayout::new(site);
     Ok(DrillApp {
         root: app.root.to_string(),

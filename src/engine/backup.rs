@@ -641,7 +641,7 @@ pub fn stamp(t: jiff::Timestamp) -> String {
 fn new_timeline_script(stamp: &str) -> String {
     format!(
         "old={BINLOG_DIR}/before-restore-{stamp}\nmkdir -p \"$old\"\n\
-         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/*.part {BINLOG_DIR}/gtid \"$old\"/ 2>/dev/null || true\n\
+         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/*.part {BINLOG_DIR}/gtid {BINLOG_DIR}/gtid-time \"$old\"/ 2>/dev/null || true\n\
          {STREAM_START}"
     )
 }
@@ -1188,8 +1188,8 @@ done
 
 /// CHECK TABLE on everything, the app database's row counts and its
 /// newest row's time (the latest value of its tables' date-time columns
-/// that is not in the future, as an expiry date is), then the
-/// throwaway server stopped and its folder removed.
+/// that is not in the future, as an expiry date is): before the app's
+/// checks, which may write.
 fn drill_check(stamp: &str, database: &str) -> String {
     let db = crate::shell::quote(database);
     format!(
@@ -1204,7 +1204,15 @@ newest=$(mariadb --socket="$s" -N -B -e "SET SESSION group_concat_max_len = 1000
 if [ -n "$newest" ] && [ "$newest" != NULL ]; then
   printf 'NEWEST	%s\n' "$(mariadb --socket="$s" -N -B {db} -e "SELECT MAX(t) FROM ($newest) AS u")"
 fi
-mariadb-admin --socket="$s" shutdown >/dev/null 2>&1 || kill "$(cat "$work/pid")"
+"#
+    )
+}
+
+/// The throwaway server stopped and its folder removed.
+fn drill_stop(stamp: &str) -> String {
+    format!(
+        r#"work=/var/lib/foobar/drill/{stamp}
+[ -e "$work/pid" ] && {{ mariadb-admin --socket="$work/sock" shutdown >/dev/null 2>&1 || kill "$(cat "$work/pid")"; }}
 sleep 0.5
 rm -rf "$work"
 "#
@@ -1214,7 +1222,11 @@ rm -rf "$work"
 /// Starts the app server as a throwaway (`DrillApp`) on a free loopback
 /// port and asks it the checks: prints `APP\t<i>\t<status>\t<1 if the
 /// text is in the reply>`, `FILE\t<i>` for a file nginx serves, or
-/// `DOWN\t<why>` when it did not start; then stops it.
+/// `DOWN\t<why>` when it did not start; then stops it. It runs in
+/// network and mount namespaces of its own, where the copy's socket is
+/// MariaDB's usual one (/run/mysqld/mysqld.sock) and nothing else is
+/// reachable: an app that ignores `DB_SOCKET`, or dials a database by
+/// address, cannot reach the live one.
 fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
     let listening = r#"bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _"#;
     let mut asks = String::new();
@@ -1243,6 +1255,11 @@ fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
     }
     format!(
         r#"work=/var/lib/foobar/drill/{stamp}
+mkdir -p "$work/run"
+ln -sfn "$work/sock" "$work/run/mysqld.sock"
+unshare --mount --net sh <<'DRILL' || printf 'DOWN\tno namespaces of its own (unshare) to run the app in\n'
+work=/var/lib/foobar/drill/{stamp}
+ip link set lo up && mount --bind "$work/run" /run/mysqld || exit 1
 root={root}
 rel="$root/current"
 port=
@@ -1254,6 +1271,7 @@ cd "$rel" || {{ printf 'DOWN\tno live release at %s\n' "$rel"; exit 0; }}
 {server} </dev/null >"$work/app.log" 2>&1 &
 app=$!
 trap 'kill -TERM $app 2>/dev/null' EXIT
+trap 'exit 1' HUP INT TERM PIPE
 i=0
 until {listening} "$port" 2>/dev/null; do
   i=$((i + 1))
@@ -1265,6 +1283,7 @@ until {listening} "$port" 2>/dev/null; do
 done
 {asks}kill -TERM $app; wait $app 2>/dev/null
 trap - EXIT
+DRILL
 "#,
         root = crate::shell::quote(&app.root),
         server = app.server,
@@ -1305,64 +1324,25 @@ fn parse_drill_app(app: &DrillApp, out: &str) -> Result<Vec<DrillCheckResult>, S
     Ok(results.collect())
 }
 
-/// Runs a restore drill; the throwaway server is removed whatever happens.
-pub async fn drill<C: Connector>(
-    engine: &Engine<'_, C>,
+/// What a drill does with the copy up: the binary log replayed (`--at`),
+/// the tables checked and counted, then the app's checks.
+async fn drill_on_copy<T: Transport>(
+    backup: &T,
+    target: &T,
+    into: &Output,
     job: &DrillJob,
-) -> Result<DrillOutcome, HostFailure> {
-    let start = std::time::Instant::now();
-    let backup = engine.connector.connect(&job.backup).await?;
-    let target = engine.connector.connect(&job.target).await?;
-    let mut outcome = DrillOutcome {
-        host: job.target.name.clone(),
-        snapshot: job.snapshot.id.clone(),
-        snapshot_time: job.snapshot.time.clone(),
-        replayed: None,
-        tables_check: false,
-        tables: Vec::new(),
-        newest_row: None,
-        app_checks: Vec::new(),
-        app_checks_not_run: None,
-        elapsed_ms: 0,
-        failure: None,
-    };
-    let (from, into) = backup
-        .pipe(
-            &dump_script(&job.snapshot),
-            &target,
-            &drill_sink(&job.stamp),
-        )
-        .await?;
-    if !from.success() || !into.success() {
-        outcome.failure = Some(format!(
-            "bringing snapshot {} up on {}: {} {}",
-            job.snapshot.id,
-            job.target.name,
-            from.stderr_text(),
-            into.stderr_text()
-        ));
-    } else if let Some(at) = &job.at {
+    outcome: &mut DrillOutcome,
+) -> Result<(), Unreachable> {
+    if outcome.failure.is_some() {
+        outcome.app_checks_not_run = Some("the copy did not come up".into());
+        return Ok(());
+    }
+    if let Some(at) = &job.at {
         let socket = format!("/var/lib/foobar/drill/{}/sock", job.stamp);
         let client = format!("mariadb --socket={}", crate::shell::quote(&socket));
-        match replay(&backup, &target, &into, &job.snapshot, at, &client).await? {
+        match replay(backup, target, into, &job.snapshot, at, &client).await? {
             Ok(r) => outcome.replayed = r,
             Err(why) => outcome.failure = Some(why),
-        }
-    }
-    match &job.app {
-        Err(why) => outcome.app_checks_not_run = Some(why.clone()),
-        Ok(_) if outcome.failure.is_some() => {
-            outcome.app_checks_not_run = Some("the copy did not come up".into())
-        }
-        Ok(app) => {
-            let out = target.run(&drill_app_script(&job.stamp, app), None).await?;
-            match parse_drill_app(app, &out.stdout_text()) {
-                Ok(results) => outcome.app_checks = results,
-                Err(why) => {
-                    outcome.failure = Some(format!("the app on the copy: {why}"));
-                    outcome.app_checks_not_run = Some(why);
-                }
-            }
         }
     }
     let checked = target
@@ -1386,12 +1366,81 @@ pub async fn drill<C: Connector>(
     if outcome.failure.is_none() && !outcome.tables_check {
         outcome.failure = Some("CHECK TABLE found a problem in the restored copy".into());
     }
+    match &job.app {
+        Err(why) => outcome.app_checks_not_run = Some(why.clone()),
+        Ok(_) if outcome.failure.is_some() => {
+            outcome.app_checks_not_run = Some("the drill failed before them".into())
+        }
+        Ok(app) => {
+            let out = target.run(&drill_app_script(&job.stamp, app), None).await?;
+            match parse_drill_app(app, &out.stdout_text()) {
+                Ok(results) => outcome.app_checks = results,
+                Err(why) => {
+                    outcome.failure = Some(format!("the app on the copy: {why}"));
+                    outcome.app_checks_not_run = Some(why);
+                }
+            }
+        }
+    }
     if let Some(c) = outcome.app_checks.iter().find(|c| c.passed == Some(false)) {
         outcome.failure.get_or_insert(format!(
             "the app's check of {} on the copy: {}",
             c.path, c.detail
         ));
     }
+    Ok(())
+}
+
+/// Runs a restore drill; the throwaway servers are removed whatever
+/// happens.
+pub async fn drill<C: Connector>(
+    engine: &Engine<'_, C>,
+    job: &DrillJob,
+) -> Result<DrillOutcome, HostFailure> {
+    let start = std::time::Instant::now();
+    let backup = engine.connector.connect(&job.backup).await?;
+    let target = engine.connector.connect(&job.target).await?;
+    let mut outcome = DrillOutcome {
+        host: job.target.name.clone(),
+        snapshot: job.snapshot.id.clone(),
+        snapshot_time: job.snapshot.time.clone(),
+        replayed: None,
+        tables_check: false,
+        tables: Vec::new(),
+        newest_row: None,
+        app_checks: Vec::new(),
+        app_checks_not_run: None,
+        elapsed_ms: 0,
+        failure: None,
+    };
+    // The throwaway servers go whatever happens before.
+    let checked = async {
+        let (from, into) = backup
+            .pipe(
+                &dump_script(&job.snapshot),
+                &target,
+                &drill_sink(&job.stamp),
+            )
+            .await?;
+        if !from.success() || !into.success() {
+            outcome.failure = Some(format!(
+                "bringing snapshot {} up on {}: {} {}",
+                job.snapshot.id,
+                job.target.name,
+                from.stderr_text(),
+                into.stderr_text()
+            ));
+        }
+        drill_on_copy(&backup, &target, &into, job, &mut outcome).await
+    }
+    .await;
+    let stopped = target.run(&drill_stop(&job.stamp), None).await;
+    checked?;
+    stopped?;
+    // What the app logged, when it did not start, may name a secret.
+    let redact = |t: Option<String>| t.map(|t| engine.secrets.redact(&t));
+    outcome.failure = redact(outcome.failure);
+    outcome.app_checks_not_run = redact(outcome.app_checks_not_run);
     backup.close().await;
     target.close().await;
     outcome.elapsed_ms = start.elapsed().as_millis() as u64;
