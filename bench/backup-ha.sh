@@ -14,21 +14,13 @@
 # to its checks passing (RTO) and the backup's own time.
 #
 #   bench/backup-ha.sh     (writes bench/backup-ha-results.md)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/host-setup.sh
-cargo build --release --locked -q
-F=$PWD/target/release/foobar
 INV=inventory/lab-ha.yml
-WORK=/var/lib/foobar/bench
-mkdir -p "$WORK"
-$F -i $INV lab up > /dev/null
-$F -i $INV provision > /dev/null
-ms() { date +%s%3N; }
+# shellcheck source=bench/backup-lab.sh
+source "$(dirname "$0")/backup-lab.sh"
 db() { $F -i $INV lab ssh db2 "mysql -N -B foobar -e \"$1\"" | tr -d '[:space:]'; }
 
 t0=$(ms); $F -i $INV backup > "$WORK/backup-ha.out"; t1=$(ms)
-backup_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+backup_s=$(secs $t0 $t1)
 size=$(awk '/^db:/ {print $4}' "$WORK/backup-ha.out" | tr -d "(")
 
 # 16 s of writes; the writer destroyed 4 to 8 s in (a random moment).
@@ -44,7 +36,7 @@ failed=$((sent - acked))
 t0=$(ms)
 $F -i $INV provision > "$WORK/provision-ha.out" 2>&1
 t1=$(ms)
-provision_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+provision_s=$(secs $t0 $t1)
 
 # The mistake: the table dropped at T, after the load; the restore goes
 # to the second before T, after the last acknowledged write.
@@ -56,7 +48,7 @@ db 'DROP TABLE visits'
 t0=$(ms)
 $F -i $INV restore --yes --at "$at" > "$WORK/restore-ha.out" 2>&1
 t1=$(ms)
-restore_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+restore_s=$(secs $t0 $t1)
 restored=$(db 'SELECT count FROM visits WHERE id = 1')
 replayed=$(grep -o 'binary log replayed: [0-9]* transactions' "$WORK/restore-ha.out" | awk '{print $4}')
 synced=$(for m in db1 db2 db3; do $F -i $INV lab ssh $m "mysql -N -B -e \"SHOW STATUS LIKE 'wsrep_local_state_comment'\"" | cut -f 2; done | sort | uniq -c | tr -s ' ')

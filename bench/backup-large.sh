@@ -36,7 +36,7 @@ on_db "setsid sh -c 'while sleep 0.2; do cat /proc/[0-9]*/stat 2>/dev/null | awk
 t0=$(ms); $F -i $INV backup > "$WORK/backup-large.out"; t1=$(ms)
 on_db "kill \$(cat /run/backup-cpu.pid)"
 cpu=$(on_db "awk '{ if (\$2 > t[\$1]) t[\$1] = \$2 } END { s = 0; for (p in t) s += t[p]; printf \"%.1f\", s / 100 }' /run/backup-cpu.txt")
-backup_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+backup_s=$(secs $t0 $t1)
 
 # Writes per second: 10 s without a snapshot, then during one.
 wrk -t2 -c8 -d600s --timeout 5s -s bench/visits.lua http://10.245.0.10/visits > "$WORK/wrk-large.out" 2>&1 &
@@ -46,12 +46,12 @@ v0=$(visits); t0=$(ms); sleep 10; v1=$(visits); t1=$(ms)
 quiet=$(awk "BEGIN {printf \"%.0f\", ($v1 - $v0) * 1000 / ($t1 - $t0)}")
 v0=$(visits); t0=$(ms); $F -i $INV backup > /dev/null; v1=$(visits); t1=$(ms)
 during=$(awk "BEGIN {printf \"%.0f\", ($v1 - $v0) * 1000 / ($t1 - $t0)}")
-loaded_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+loaded_s=$(secs $t0 $t1)
 kill "$load"; wait "$load" || true
 
 # RTO: the newest snapshot back, command start to checks passing.
 t0=$(ms); $F -i $INV restore --yes > "$WORK/restore-large.out" 2>&1; t1=$(ms)
-restore_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+restore_s=$(secs $t0 $t1)
 on_db "rm -rf /var/lib/mysql.before-restore-*"
 
 {

@@ -12,7 +12,7 @@
 source "$(dirname "$0")/backup-lab.sh"
 
 t0=$(ms); $F -i $INV backup > "$WORK/backup.out"; t1=$(ms)
-backup_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
+backup_s=$(secs $t0 $t1)
 size=$(awk '/^db:/ {print $4}' "$WORK/backup.out" | tr -d "(")
 
 # 12 s of writes; the server destroyed 4 to 8 s in (a random moment).
@@ -32,8 +32,8 @@ $F -i $INV restore --yes --at "$at" > "$WORK/restore.out" 2>&1
 t2=$(ms)
 restored=$($F -i $INV lab ssh web1 "mysql -N -B foobar -e 'SELECT count FROM visits WHERE id = 1'" | tr -d '[:space:]')
 lost=$((highest - restored))
-provision_s=$(awk "BEGIN {printf \"%.1f\", ($t1 - $t0) / 1000}")
-restore_s=$(awk "BEGIN {printf \"%.1f\", ($t2 - $t1) / 1000}")
+provision_s=$(secs $t0 $t1)
+restore_s=$(secs $t1 $t2)
 replayed=$(grep -o 'binary log replayed: [0-9]* transactions' "$WORK/restore.out" | awk '{print $4}')
 
 {
