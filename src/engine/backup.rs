@@ -1167,6 +1167,12 @@ pub struct DrillOutcome {
     pub failure: Option<String>,
 }
 
+/// The drill's own folder on its server: the copy, its socket (`sock`),
+/// the logs; removed at the end.
+fn drill_dir(stamp: &str) -> String {
+    format!("/var/lib/foobar/drill/{stamp}")
+}
+
 /// Unpacks and prepares the stream in a folder of the drill's own, then
 /// starts a throwaway server on it; prints the copy's GTID.
 fn drill_sink(stamp: &str) -> String {
@@ -1182,7 +1188,7 @@ until mariadb-admin --socket="$work/sock" ping >/dev/null 2>&1; do
   sleep 0.5
 done
 "#,
-        copy = prepared_copy(&format!("/var/lib/foobar/drill/{stamp}"))
+        copy = prepared_copy(&drill_dir(stamp))
     )
 }
 
@@ -1191,9 +1197,10 @@ done
 /// that is not in the future, as an expiry date is): before the app's
 /// checks, which may write.
 fn drill_check(stamp: &str, database: &str) -> String {
+    let work = drill_dir(stamp);
     let db = crate::shell::quote(database);
     format!(
-        r#"work=/var/lib/foobar/drill/{stamp}
+        r#"work={work}
 s="$work/sock"
 if mariadb-check --socket="$s" --all-databases --check >"$work/check.log" 2>&1 && ! grep -qv ' OK$' "$work/check.log"; then echo CHECK; fi
 for t in $(mariadb --socket="$s" -N -B -e "SELECT table_name FROM information_schema.tables WHERE table_schema = '{database}' AND table_type = 'BASE TABLE'"); do
@@ -1210,8 +1217,9 @@ fi
 
 /// The throwaway server stopped and its folder removed.
 fn drill_stop(stamp: &str) -> String {
+    let work = drill_dir(stamp);
     format!(
-        r#"work=/var/lib/foobar/drill/{stamp}
+        r#"work={work}
 [ -e "$work/pid" ] && {{ mariadb-admin --socket="$work/sock" shutdown >/dev/null 2>&1 || kill "$(cat "$work/pid")"; }}
 sleep 0.5
 rm -rf "$work"
@@ -1228,6 +1236,7 @@ rm -rf "$work"
 /// reachable: an app that ignores `DB_SOCKET`, or dials a database by
 /// address, cannot reach the live one.
 fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
+    let work = drill_dir(stamp);
     let listening = r#"bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _"#;
     let mut asks = String::new();
     for (i, c) in app.checks.iter().enumerate() {
@@ -1254,11 +1263,11 @@ fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
         );
     }
     format!(
-        r#"work=/var/lib/foobar/drill/{stamp}
+        r#"work={work}
 mkdir -p "$work/run"
 ln -sfn "$work/sock" "$work/run/mysqld.sock"
 unshare --mount --net sh <<'DRILL' || printf 'DOWN\tno namespaces of its own (unshare) to run the app in\n'
-work=/var/lib/foobar/drill/{stamp}
+work={work}
 ip link set lo up && mount --bind "$work/run" /run/mysqld || exit 1
 root={root}
 rel="$root/current"
@@ -1338,7 +1347,7 @@ async fn drill_on_copy<T: Transport>(
         return Ok(());
     }
     if let Some(at) = &job.at {
-        let socket = format!("/var/lib/foobar/drill/{}/sock", job.stamp);
+        let socket = format!("{}/sock", drill_dir(&job.stamp));
         let client = format!("mariadb --socket={}", crate::shell::quote(&socket));
         match replay(backup, target, into, &job.snapshot, at, &client).await? {
             Ok(r) => outcome.replayed = r,
