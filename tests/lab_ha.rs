@@ -43,12 +43,24 @@ fn ha_lab_ready() {
     });
 }
 
+/// Asks `probe` every 2 s until it answers Ok, for at most `within`;
+/// fails with its last answer.
+fn poll<T>(within: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(found) => return found,
+            Err(last) => assert!(start.elapsed() < within, "{last}"),
+        }
+        thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// The backup timer's first run (a minute after it starts) over, so that
 /// it neither lands in a test that stops members nor leaves `status`
 /// without a fresh backup.
 fn first_scheduled_backup_done() {
-    let start = Instant::now();
-    loop {
+    poll(Duration::from_secs(300), || {
         let state = on_server_ok(
             HA,
             "backup1",
@@ -59,14 +71,11 @@ fn first_scheduled_backup_done() {
             .next()
             .is_some_and(|t| !t.trim().is_empty() && t.trim() != "n/a");
         if triggered && lines.next().map(str::trim) != Some("activating") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("the first scheduled backup did not end: {state}"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "the first scheduled backup did not end: {state}"
-        );
-        thread::sleep(Duration::from_secs(2));
-    }
+    });
     let (code, status, err) = status_json();
     assert_eq!(
         code,
@@ -88,7 +97,7 @@ fn stream_goes_on_after_a_gap(since: i64) {
          cut -d ' ' -f 1 /var/lib/foobar/backup/state/last-db; \
          systemctl is-active foobar-binlog; systemctl show -P ActiveState foobar-backup.service; true"
     );
-    loop {
+    poll(Duration::from_secs(180), || {
         let state = on_server_ok(HA, "backup1", &script);
         let lines: Vec<&str> = state.lines().collect();
         if let [ended, backup, "active", "inactive"] = lines[..] {
@@ -102,15 +111,11 @@ fn stream_goes_on_after_a_gap(since: i64) {
                     "after db3's refill: the gap found at {ended}, a new backup at {backup}, {:?} in all",
                     start.elapsed()
                 );
-                break;
+                return Ok(());
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "no new history after db3's refill: {state}"
-        );
-        thread::sleep(Duration::from_secs(2));
-    }
+        Err(format!("no new history after db3's refill: {state}"))
+    });
     let (code, status, err) = status_json();
     assert_eq!(code, Some(0), "{err}{status}");
 }
@@ -487,18 +492,10 @@ fn restart_db_rolls_over_the_cluster_without_a_failed_request() {
     // The backup server's stream from db3 was cut by db3's restart: it
     // connects again within seconds (the unit restarts 3 s after), until
     // then `status` truthfully says it is not streaming.
-    let restarted = Instant::now();
-    loop {
-        let (code, status, err) = status_json();
-        if code == Some(0) {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(30),
-            "{err}{status}"
-        );
-        thread::sleep(Duration::from_secs(2));
-    }
+    poll(Duration::from_secs(30), || match status_json() {
+        (Some(0), _, _) => Ok(()),
+        (_, status, err) => Err(format!("{err}{status}")),
+    });
 }
 
 /// Any member killed under writes: the others keep taking them (the
