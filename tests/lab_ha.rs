@@ -579,6 +579,31 @@ fn the_cluster_survives_any_member_lost_and_a_power_cut() {
             && transfer.contains("Verifying peer certificate chain"),
         "{transfer}"
     );
+    // The donor served clients all through the copy (Donor/Desynced
+    // passes clustercheck): a donor marked down would cut the writer's
+    // clients whenever the writer is the one chosen.
+    let chosen = on_server_ok(
+        HA,
+        "db3",
+        &format!("journalctl -u mariadb --no-pager --since @{refilled} | grep -o '([a-z0-9]*)(SYNCED) as donor' | tail -n 1"),
+    );
+    let donor = chosen
+        .trim()
+        .strip_prefix('(')
+        .and_then(|c| c.split_once(')'))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| panic!("no donor named in db3's journal: {chosen}"));
+    assert!(MEMBERS.contains(&donor.as_str()), "{chosen}");
+    let downs = on_server_ok(
+        HA,
+        "lb1",
+        &format!("journalctl --no-pager --since @{refilled} | grep -c 'Server mysql/{donor} is DOWN' || true"),
+    );
+    assert_eq!(
+        downs.trim(),
+        "0",
+        "the donor {donor} was taken out during the copy"
+    );
     stream_goes_on_after_a_gap(refilled);
 
     // A power cut: every member killed at once, booted again.

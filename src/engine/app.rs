@@ -425,17 +425,22 @@ pub struct ClusterState {
     pub component: String,
     pub size: u32,
     pub ready: bool,
+    /// `wsrep_desync`: taken out of flow control by hand.
+    pub desync: bool,
 }
 
 impl ClusterState {
-    /// It may take clients: what HAProxy's check asks too.
+    /// It may take clients: what HAProxy's check (templates/mariadb/clustercheck.j2)
+    /// asks too. A donor of a state transfer keeps serving (mariadb-backup
+    /// and IST do not block it); a member desynced by hand does not.
     pub fn healthy(&self) -> bool {
-        self.state == "Synced" && self.component == "Primary" && self.ready
+        let serving = self.state == "Synced" || (self.state == "Donor/Desynced" && !self.desync);
+        serving && self.component == "Primary" && self.ready
     }
 }
 
 /// Prints `C\tNAME\tVALUE` lines of a member's state.
-const CLUSTER_STATE_SCRIPT: &str = "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_ready')\" 2>/dev/null | sed 's/^/C\\t/'\n";
+const CLUSTER_STATE_SCRIPT: &str = "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_ready'); SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_desync'\" 2>/dev/null | sed 's/^/C\\t/'\n";
 /// Prints `W\tMEMBER`: the member HAProxy's stick table holds.
 const WRITER_SCRIPT: &str = "echo 'show table mysql' | socat stdio /run/haproxy/admin.sock 2>/dev/null | sed -n 's/.*server_key=\\([^ ]*\\).*/W\\t\\1/p'\n";
 
@@ -642,6 +647,7 @@ fn parse_status(host: &str, out: &str) -> ServerStatus {
                     "wsrep_cluster_status" => c.component = value.to_string(),
                     "wsrep_cluster_size" => c.size = value.parse().unwrap_or(0),
                     "wsrep_ready" => c.ready = value == "ON",
+                    "wsrep_desync" => c.desync = value == "ON",
                     _ => {}
                 }
             }
@@ -742,6 +748,27 @@ mod tests {
         assert_eq!(s.pending_handlers, ["restart app"]);
         assert!(s.maintenance_page);
         assert!(s.lock.is_none());
+    }
+
+    #[test]
+    fn a_donor_serves_and_a_member_desynced_by_hand_does_not() {
+        let member = |state: &str, desync: &str| {
+            let out = format!(
+                "C\twsrep_local_state_comment\t{state}\nC\twsrep_cluster_status\tPrimary\n\
+                 C\twsrep_cluster_size\t3\nC\twsrep_ready\tON\nC\twsrep_desync\t{desync}\n"
+            );
+            parse_status("db1", &out).cluster.unwrap()
+        };
+        assert!(member("Synced", "OFF").healthy());
+        // A state transfer's donor: mariadb-backup and IST keep it serving.
+        assert!(member("Donor/Desynced", "OFF").healthy());
+        assert!(
+            !member("Donor/Desynced", "ON").healthy(),
+            "desynced by hand"
+        );
+        assert!(!member("Joined", "OFF").healthy());
+        assert!(!member("Joining", "OFF").healthy());
+        assert_eq!(member("Synced", "OFF").size, 3);
     }
 
     #[test]
