@@ -158,6 +158,7 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
                 let at = PointInTime {
                     until: key(t),
                     ended_by: ended_by.map(|e| e.folder.clone()),
+                    histories: ends.iter().map(|e| e.folder.clone()).collect(),
                 };
                 (db, files, Some(at))
             }

@@ -400,6 +400,10 @@ pub struct PointInTime {
     /// The folder the snapshot's history was kept aside in when it ended
     /// ([`history_end`]); None for the live history.
     pub ended_by: Option<String>,
+    /// The ended histories' folders when the restore was planned: a
+    /// history that ends before the stream is stopped (a gap found in
+    /// between) may hold `until` instead of the one chosen.
+    pub histories: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -585,13 +589,12 @@ pub async fn history_ends<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
 ) -> Result<Vec<HistoryEnd>, HostFailure> {
-    let out = run_once(
-        engine,
-        target,
-        &format!("ls {BINLOG_DIR} 2>/dev/null || true\n"),
-    )
-    .await?;
+    let out = run_once(engine, target, &list_histories_script()).await?;
     Ok(parse_history_ends(&out.stdout_text()))
+}
+
+fn list_histories_script() -> String {
+    format!("ls {BINLOG_DIR} 2>/dev/null || true\n")
 }
 
 fn parse_history_ends(listing: &str) -> Vec<HistoryEnd> {
@@ -761,6 +764,22 @@ pub async fn restore<C: Connector>(
         failure: None,
     };
     backup.run(STREAM_STOP, None).await?;
+    if let Some(at) = &job.at {
+        let listing = backup.run(&list_histories_script(), None).await?;
+        let now: Vec<String> = parse_history_ends(&listing.stdout_text())
+            .into_iter()
+            .map(|e| e.folder)
+            .collect();
+        if now != at.histories {
+            backup.run(STREAM_START, None).await?;
+            backup.close().await;
+            outcome.failure = Some(format!(
+                "the streamed binary log's history ended while this restore was planned (kept aside now: {}); nothing was changed: run the restore again",
+                now.join(", ")
+            ));
+            return Ok(outcome);
+        }
+    }
     if let Some((target, snapshot)) = &job.db {
         let web: Vec<SshTarget> = job.web.iter().map(|(t, _)| t.clone()).collect();
         // Every database server reached and locked before the page goes

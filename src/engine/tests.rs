@@ -504,3 +504,82 @@ fn a_connection_lost_under_the_lock_is_not_made_again() {
         ["facts", "lock + facts", "(lost)", "release"]
     );
 }
+
+/// A history that ends between the restore's plan and the stream's stop
+/// (a gap found in between) may hold the time asked for: the restore
+/// stops before it touches a database server, and the stream goes on.
+#[test]
+fn a_history_ended_after_the_plan_stops_the_restore_before_any_change() {
+    let backup = FakeServer::new("backup1", |script, _| {
+        fake::ok(if script.starts_with("ls /var/lib/foobar/backup/binlog") {
+            "gap-20261207T010000Z-20261207T010500Z\ngtid\n"
+        } else {
+            ""
+        })
+    });
+    let inv = inventory::load(Path::new("inventory/lab-backup.yml")).unwrap();
+    let target = |name: &str| {
+        let server = inv
+            .inventory
+            .servers
+            .0
+            .iter()
+            .find(|s| s.name.as_str() == name);
+        ssh_target(&inv, server.unwrap())
+    };
+    let job = backup::RestoreJob {
+        backup: target("backup1"),
+        db: Some((
+            target("web1"),
+            backup::Snapshot {
+                id: "d1".into(),
+                time: "2026-12-07T00:00:00Z".into(),
+                kind: "db".into(),
+                server: "web1".into(),
+                bytes: None,
+            },
+        )),
+        members: Vec::new(),
+        files: None,
+        app_root: "/srv/foobar".into(),
+        web: Vec::new(),
+        stamp: "20261207T010600Z".into(),
+        at: Some(backup::PointInTime {
+            until: 261207010200,
+            ended_by: None,
+            histories: Vec::new(),
+        }),
+    };
+    let out = Collect::default();
+    // web1 is not among the fake servers: reaching it fails the test.
+    let connector = FakeConnector(vec![backup.clone()]);
+    let engine = Engine {
+        connector: &connector,
+        out: &out,
+        secrets: &Secrets::masked(),
+        forks: 1,
+    };
+    let claim = Claim::new("restore").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outcome = rt
+        .block_on(backup::restore(&engine, &job, &claim, false))
+        .unwrap();
+    let failure = outcome.failure.unwrap();
+    assert!(
+        failure.contains("gap-20261207T010000Z-20261207T010500Z") && failure.contains("again"),
+        "{failure}"
+    );
+    assert!(outcome.restored.is_empty());
+    let scripts = backup.scripts();
+    assert_eq!(
+        scripts.first().map(String::as_str),
+        Some("systemctl stop foobar-binlog\n")
+    );
+    assert_eq!(
+        scripts.last().map(String::as_str),
+        Some("systemctl start foobar-binlog\n"),
+        "the stream goes on"
+    );
+}
