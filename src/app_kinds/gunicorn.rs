@@ -49,10 +49,10 @@ impl AppServer for Gunicorn {
     /// As its unit runs it (templates/app/gunicorn.service.j2), without
     /// the config that marks booted workers for the live unit's reload,
     /// nor the release's own `gunicorn.conf.py` (no daemon, no hooks).
-    fn drill_server(&self, entry: &str, listen: &str) -> Option<String> {
-        Some(format!(
+    fn drill_server(&self, entry: &str, listen: &str) -> String {
+        format!(
             "/usr/bin/gunicorn --config /dev/null --workers 1 --bind {listen} --pythonpath .,.venv/site-packages {}",
             crate::shell::quote(entry)
-        ))
+        )
     }
 }

@@ -57,10 +57,8 @@ pub trait AppServer: Sync {
     /// The app server as a throwaway: run in the foreground in the release
     /// it starts in, one worker, answering HTTP at `listen`
     /// (`127.0.0.1:PORT`): what a restore drill sends the app's checks
-    /// to. None when it speaks no HTTP of its own (php-fpm: FastCGI).
-    fn drill_server(&self, _entry: &str, _listen: &str) -> Option<String> {
-        None
-    }
+    /// to.
+    fn drill_server(&self, entry: &str, listen: &str) -> String;
     /// Its language runs code it writes into memory (PHP's PCRE JIT):
     /// the app's units go without MemoryDenyWriteExecute.
     fn writes_executable_memory(&self) -> bool {

@@ -46,4 +46,18 @@ impl AppServer for PhpFpm {
     fn writes_executable_memory(&self) -> bool {
         true
     }
+    /// php-fpm speaks FastCGI only: PHP's built-in web server (php-cli,
+    /// which php8.2-fpm brings) runs the same code over HTTP, the front
+    /// controller as its router, the folder it is in as the web root.
+    fn drill_server(&self, entry: &str, listen: &str) -> String {
+        let web_root = match entry.rsplit_once('/') {
+            Some((folder, _)) => folder,
+            None => ".",
+        };
+        format!(
+            "/usr/bin/php -S {listen} -t {} {}",
+            crate::shell::quote(web_root),
+            crate::shell::quote(entry)
+        )
+    }
 }

@@ -43,10 +43,10 @@ impl AppServer for Puma {
         "if [ -x bin/rails ]; then exec bundle exec rails console; else exec irb; fi"
     }
     /// As its unit runs it (templates/app/puma.service.j2), single mode.
-    fn drill_server(&self, entry: &str, listen: &str) -> Option<String> {
-        Some(format!(
+    fn drill_server(&self, entry: &str, listen: &str) -> String {
+        format!(
             "/usr/bin/puma --environment production --workers 0 --threads 1:4 --bind tcp://{listen} --dir . {}",
             crate::shell::quote(entry)
-        ))
+        )
     }
 }

@@ -472,14 +472,7 @@ fn drill_app(site: &Inventory, target: &Server) -> Result<DrillApp, String> {
     }
     let app = &site.app;
     let kind = app.kind.server();
-    let server = kind
-        .drill_server(&app.setting(kind.entry_key()), "127.0.0.1:$port")
-        .ok_or_else(|| {
-            format!(
-                "{} speaks FastCGI, not HTTP: a drill cannot ask it without a web server of its own",
-                kind.name()
-            )
-        })?;
+    let server = kind.drill_server(&app.setting(kind.entry_key()), "127.0.0.1:$port");
     // app.env's database settings give way to MariaDB's usual socket,
     // which in the drill's namespaces is the copy's.
     let server = format!(
