@@ -343,4 +343,53 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "`db9` is not a server of the inventory",
     );
     refused(&["restore"], "pass --yes");
+
+    // A PHP app's drill: php-fpm speaks FastCGI only, so the drill asks
+    // PHP's built-in web server running the live release.
+    let php_dir = tempfile::tempdir().unwrap();
+    let python = format!("{}/apps/python", env!("CARGO_MANIFEST_DIR"));
+    let php_app = format!("{}/apps/php", env!("CARGO_MANIFEST_DIR"));
+    let php = inventory_with(
+        BACKUP,
+        php_dir.path(),
+        &[
+            ("kind: gunicorn", "kind: php-fpm"),
+            (python.as_str(), php_app.as_str()),
+        ],
+    );
+    let (code, out) = provision(&php).text();
+    assert_eq!(code, Some(0), "{out}");
+    let live_visits = on("web1", visits);
+    let (code, doc) = valid_json(
+        &["-i", php.to_str().unwrap(), "restore", "--drill"],
+        "restore",
+    );
+    assert_eq!(code, Some(0), "{doc:#}");
+    let asked: Vec<(&str, &Value)> = doc["drill"]["app_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
+        .collect();
+    assert_eq!(
+        asked[2..],
+        [
+            ("/healthz", &Value::Bool(true)),
+            ("/visits", &Value::Bool(true))
+        ],
+        "{doc:#}"
+    );
+    assert_eq!(
+        on("web1", visits),
+        live_visits,
+        "the drill counted on the copy"
+    );
+    assert_eq!(
+        on("web1", "pgrep -fc -- '[-]S 127[.]0[.]0[.]1:' || true").trim(),
+        "0",
+        "a throwaway PHP server was left running"
+    );
+    // Back to the app the inventory names.
+    let (code, out) = provision(BACKUP).text();
+    assert_eq!(code, Some(0), "{out}");
 }
