@@ -38,6 +38,16 @@ fn snapshot_ids() -> String {
     )
 }
 
+/// A drill's app checks: (path, passed: true, false, or null when not asked).
+fn app_checks_asked(doc: &Value) -> Vec<(&str, &Value)> {
+    doc["drill"]["app_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
+        .collect()
+}
+
 #[test]
 fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     let _turn = lab_turn();
@@ -250,12 +260,7 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     // The app's checks, asked of the app started beside the copy: the
     // pages nginx serves as files are not asked; the app's answer, and
     // its count of visits read from and written to the copy, are.
-    let asked: Vec<(&str, &Value)> = doc["drill"]["app_checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
-        .collect();
+    let asked = app_checks_asked(&doc);
     assert_eq!(
         asked,
         [
@@ -365,12 +370,7 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "restore",
     );
     assert_eq!(code, Some(0), "{doc:#}");
-    let asked: Vec<(&str, &Value)> = doc["drill"]["app_checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
-        .collect();
+    let asked = app_checks_asked(&doc);
     assert_eq!(
         asked[2..],
         [
