@@ -229,6 +229,71 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "web1",
         "rm -rf /var/lib/mysql.before-restore-* /srv/foobar/shared.before-restore-*",
     );
+    // The database server's log loses the stream's place (purged while
+    // the stream was down), found while a backup runs: the history ends
+    // there, and a backup after that one begins the next (a start while
+    // it runs would merge into it).
+    let db_backups = || {
+        let (_, doc) = valid_json(&["-i", BACKUP, "backups"], "backups");
+        doc["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["kind"] == "db")
+            .count()
+    };
+    let before = db_backups();
+    let pos = on(
+        "web1",
+        "mysql foobar -e \"INSERT INTO kept (v) VALUES ('streamed')\" && mysql -N -B -e 'SELECT @@gtid_binlog_pos'",
+    );
+    let wait = std::time::Instant::now();
+    while on(
+        "backup1",
+        "cat /var/lib/foobar/backup/binlog/gtid 2>/dev/null || true",
+    )
+    .trim()
+        != pos.trim()
+    {
+        assert!(
+            wait.elapsed() < std::time::Duration::from_secs(30),
+            "the stream never received {pos}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    on("backup1", "systemctl stop foobar-binlog");
+    on(
+        "web1",
+        "mysql foobar -e \"INSERT INTO kept (v) VALUES ('purged')\" && mysql -e 'FLUSH BINARY LOGS' && \
+         mysql -e \"PURGE BINARY LOGS TO '$(mysql -N -B -e 'SHOW MASTER STATUS' | cut -f1)'\"",
+    );
+    let found_during = on(
+        "backup1",
+        "systemctl start --no-block foobar-backup.service
+         until [ \"$(systemctl show -P ActiveState foobar-backup.service)\" = activating ]; do sleep 0.1; done
+         systemctl start foobar-binlog
+         i=0
+         until ls -d /var/lib/foobar/backup/binlog/gap-* >/dev/null 2>&1; do
+           i=$((i + 1)); [ $i -lt 300 ] || { echo no gap found; exit 0; }; sleep 0.1
+         done
+         systemctl show -P ActiveState foobar-backup.service",
+    );
+    assert_eq!(
+        found_during.trim(),
+        "activating",
+        "the gap was found after the backup ended: nothing here was proven"
+    );
+    let wait = std::time::Instant::now();
+    while db_backups() < before + 2 {
+        assert!(
+            wait.elapsed() < std::time::Duration::from_secs(180),
+            "no backup began the new history: {}",
+            on("backup1", "journalctl -u foobar-binlog -u foobar-backup -u foobar-backup-after-gap -n 30 --no-pager")
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    on("backup1", "rm -rf /var/lib/foobar/backup/binlog/gap-*");
+
     // A history that ended before the oldest backup replays onto nothing:
     // the backup job removes it; those this test's restores ended stay.
     let binlog = "/var/lib/foobar/backup/binlog";
