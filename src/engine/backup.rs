@@ -643,8 +643,9 @@ pub fn stamp(t: jiff::Timestamp) -> String {
 /// server's binary log.
 fn new_timeline_script(stamp: &str) -> String {
     format!(
-        "/usr/local/lib/foobar/binlog-follow end {}\n{STREAM_START}",
-        crate::shell::quote(&format!("before-restore-{stamp}"))
+        "old={BINLOG_DIR}/before-restore-{stamp}\nmkdir -p \"$old\"\n\
+         mv {BINLOG_DIR}/*.enc {BINLOG_DIR}/*.part {BINLOG_DIR}/gtid {BINLOG_DIR}/gtid-time \"$old\"/ 2>/dev/null || true\n\
+         {STREAM_START}"
     )
 }
 
