@@ -48,16 +48,21 @@ impl AppServer for PhpFpm {
     }
     /// php-fpm speaks FastCGI only: PHP's built-in web server (php-cli,
     /// which php8.2-fpm brings) runs the same code over HTTP, the front
-    /// controller as its router, the folder it is in as the web root.
+    /// controller's folder as the web root. With the front controller
+    /// named index.php the server routes as nginx does (a file as it is, a
+    /// `.php` run, the rest to index.php); any other is the router of
+    /// every request. The app's environment is in getenv() and `$_ENV`,
+    /// not in `$_SERVER` as php-fpm's `env[]` also puts it.
     fn drill_server(&self, entry: &str, listen: &str) -> String {
-        let web_root = match entry.rsplit_once('/') {
-            Some((folder, _)) => folder,
-            None => ".",
+        let (web_root, file) = entry.rsplit_once('/').unwrap_or((".", entry));
+        let router = if file == "index.php" {
+            String::new()
+        } else {
+            format!(" {}", crate::shell::quote(entry))
         };
         format!(
-            "/usr/bin/php -S {listen} -t {} {}",
-            crate::shell::quote(web_root),
-            crate::shell::quote(entry)
+            "/usr/bin/php8.2 -d variables_order=EGPCS -S {listen} -t {}{router}",
+            crate::shell::quote(web_root)
         )
     }
 }

@@ -500,6 +500,12 @@ fn drill_app(site: &Inventory, target: &Server) -> Result<DrillApp, String> {
                     .map(|l| &l.url)
                     .chain(&web.uploads)
                     .any(|url| c.path.as_str().starts_with(url.as_str())),
+                script: kind.runs_web_root_scripts()
+                    && c.path
+                        .as_str()
+                        .split('?')
+                        .next()
+                        .is_some_and(|p| p.ends_with(".php")),
             })
             .collect(),
         files_root: web.root,

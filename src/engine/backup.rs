@@ -310,6 +310,7 @@ mod tests {
             status: 200,
             contains: contains.map(str::to_string),
             nginx_folder,
+            script: path.ends_with(".php"),
         };
         let app = DrillApp {
             root: "/srv/foo bar".into(),
@@ -320,6 +321,7 @@ mod tests {
                 check("/static/x.css", None, true),
                 check("/healthz", Some("it's \"ok\""), false),
                 check("/visits", Some("visits"), false),
+                check("/wp-login.php", None, false),
             ],
             files_root: Some("/srv/foo bar/current/static/".into()),
         };
@@ -335,10 +337,18 @@ mod tests {
             "{script}"
         );
         assert!(script.contains("grep -qF -- 'it'\\''s \"ok\"'"), "{script}");
-        let results =
-            parse_drill_app(&app, "FILE\t0\nFILE\t1\nAPP\t2\t200\t1\nAPP\t3\t500\t0\n").unwrap();
+        // A script php-fpm runs is asked, though a file of the web root.
+        assert!(
+            script.contains("if false; then printf 'FILE\\t4\\n'"),
+            "{script}"
+        );
+        let results = parse_drill_app(
+            &app,
+            "FILE\t0\nFILE\t1\nAPP\t2\t200\t1\nAPP\t3\t500\t0\nAPP\t4\t200\t1\n",
+        )
+        .unwrap();
         let passed: Vec<Option<bool>> = results.iter().map(|r| r.passed).collect();
-        assert_eq!(passed, [None, None, Some(true), Some(false)]);
+        assert_eq!(passed, [None, None, Some(true), Some(false), Some(true)]);
         assert_eq!(results[3].detail, "status 500, expected 200");
         let down = parse_drill_app(&app, "DOWN\tthe app server did not start: boom\n");
         assert_eq!(down.unwrap_err(), "the app server did not start: boom");
@@ -765,7 +775,13 @@ pub async fn restore<C: Connector>(
     };
     backup.run(STREAM_STOP, None).await?;
     if let Some(at) = &job.at {
-        let listing = backup.run(&list_histories_script(), None).await?;
+        let listing = match backup.run(&list_histories_script(), None).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                let _ = backup.run(STREAM_START, None).await;
+                return Err(e.into());
+            }
+        };
         let now: Vec<String> = parse_history_ends(&listing.stdout_text())
             .into_iter()
             .map(|e| e.folder)
@@ -1148,6 +1164,9 @@ pub struct DrillCheck {
     pub contains: Option<String>,
     /// Under a folder nginx serves itself (`nginx.locations`, uploads).
     pub nginx_folder: bool,
+    /// A script the app server runs though it is a file under nginx's
+    /// root (php-fpm's `.php`): asked.
+    pub script: bool,
 }
 
 /// What one of the app's checks found in a drill.
@@ -1261,6 +1280,7 @@ fn drill_app_script(stamp: &str, app: &DrillApp) -> String {
     for (i, c) in app.checks.iter().enumerate() {
         let path = crate::shell::quote(&c.path);
         let file = match &app.files_root {
+            _ if c.script => "false".to_string(),
             Some(r) if !c.nginx_folder => {
                 let r = crate::shell::quote(r.trim_end_matches('/'));
                 format!("[ -f {r}{path} ] || [ -f {r}{path}/index.html ]")
