@@ -1,7 +1,8 @@
 //! `db_cluster`: a member of a MariaDB Galera cluster (three or more
 //! servers). Every member takes writes and holds all the data; the app
 //! reaches one writer at a time through HAProxy on the load balancers,
-//! which asks each member's clustercheck whether it is Synced.
+//! which asks each member's clustercheck whether it is Synced (or
+//! donating a state transfer, which does not stop it serving).
 
 use super::{AfterRestart, Call, Opening, Part, Recipe, RestartMethod, Role, ServerRole, Site};
 use crate::shell::quote;
