@@ -468,6 +468,21 @@ fn rows_written_before_an_abrupt_kill_survive_it() {
     append(p.path(), "apps/python/app.py", "# a new release\n");
     killed_then_rerun("svc=foobar-app", "after the deploy");
     assert_eq!(http_get(address(), "www.foobar.com", "/index.html").0, 200);
+
+    // 4. A package cut off while dpkg unpacked it (half-installed, which
+    // `dpkg --configure -a` refuses until it is installed again): the next
+    // provision unpacks it again and goes on. Made here by dpkg's own
+    // status, the moment a kill hits being a matter of luck.
+    let out = on_cut_server(
+        "sed -i '/^Package: mariadb-client$/,/^$/ s/^Status: install ok installed$/Status: install reinstreq half-installed/' /var/lib/dpkg/status && \
+         dpkg-query -W -f='${db:Status-Abbrev}' mariadb-client",
+    );
+    assert_eq!(text(&out.stdout).trim(), "iHR", "{}", text(&out.stderr));
+    let (code, _, err) = provision(inv()).json();
+    assert_eq!(code, Some(0), "after a half-unpacked package: {err}");
+    let out = on_cut_server("dpkg-query -W -f='${db:Status-Abbrev}' mariadb-client");
+    assert_eq!(text(&out.stdout).trim(), "ii", "installed again");
+    kept("after a half-unpacked package");
 }
 
 #[test]

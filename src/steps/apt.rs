@@ -11,12 +11,21 @@ use crate::shell::quote;
 
 pub struct Apt;
 
-/// A run that was cut off may have left apt running (wait for it) or dpkg
-/// half-configured (finish it) on the server.
+/// A run that was cut off may have left apt running (wait for it), dpkg
+/// half-configured (finish it), or a package half-unpacked, which dpkg
+/// refuses to configure until it is installed again (apt unpacks it again,
+/// once, then dpkg finishes the rest).
 pub(super) const DPKG_READY: &str = "export DEBIAN_FRONTEND=noninteractive\n\
     waited=0\n\
+    reinstalled=\n\
     until err=$(dpkg --configure -a 2>&1); do\n\
-    \x20 case \"$err\" in *lock*) ;; *) echo \"$err\" >&2; exit 1 ;; esac\n\
+    \x20 case \"$err\" in *lock*) ;; *)\n\
+    \x20   half=$(dpkg-query -W -f='${binary:Package} ${Status}\\n' 2>/dev/null | awk '/reinstreq|half-installed/ { print $1 }')\n\
+    \x20   if [ -z \"$half\" ] || [ -n \"$reinstalled\" ]; then echo \"$err\" >&2; exit 1; fi\n\
+    \x20   reinstalled=1\n\
+    \x20   apt-get -q -o DPkg::Lock::Timeout=300 install --reinstall -y --no-install-recommends -o Dpkg::Options::=--force-confold $half >&2 || exit 1\n\
+    \x20   continue ;;\n\
+    \x20 esac\n\
     \x20 waited=$((waited + 1)); [ $waited -lt 300 ] || { echo \"dpkg is locked by another process: $err\" >&2; exit 1; }\n\
     \x20 sleep 1\n\
     done\n";
@@ -125,5 +134,85 @@ impl Kind for Apt {
 
     fn refreshes_facts(_: &Vec<String>) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DPKG_READY;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    /// Runs DPKG_READY with dpkg, dpkg-query and apt-get played by shims:
+    /// `dpkg --configure -a` fails with `configure_error` until apt-get
+    /// ran (when `fixed_by_apt`); dpkg-query lists `half` as half-installed
+    /// until then. Returns (exit code, what apt-get was asked, stderr).
+    fn dpkg_ready(configure_error: &str, half: &str, fixed_by_apt: bool) -> (i32, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let shims = [
+            (
+                "dpkg",
+                format!(
+                    "#!/bin/sh\n[ \"$1 $2\" = '--configure -a' ] || exit 2\n\
+                     if [ {fixed_by_apt} = true ] && [ -e {d}/apt-ran ]; then exit 0; fi\n\
+                     printf '%s\\n' '{configure_error}' >&2; exit 1\n"
+                ),
+            ),
+            (
+                "dpkg-query",
+                format!(
+                    "#!/bin/sh\necho 'less install ok installed'\n\
+                     if [ -n '{half}' ] && ! [ -e {d}/apt-ran ]; then echo '{half} install reinstreq half-installed'; fi\n"
+                ),
+            ),
+            ("apt-get", format!("#!/bin/sh\necho \"$*\" >> {d}/apt-log\ntouch {d}/apt-ran\n")),
+        ];
+        for (name, body) in shims {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{DPKG_READY}echo READY"))
+            .env("PATH", format!("{d}:{}", std::env::var("PATH").unwrap()))
+            .output()
+            .unwrap();
+        let apt = std::fs::read_to_string(dir.path().join("apt-log")).unwrap_or_default();
+        assert_eq!(
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).contains("READY")
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            apt,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    const HALF_UNPACKED: &str = "dpkg: error processing package libsigsegv2:amd64 (--configure): package is in a very bad inconsistent state; you should reinstall it before attempting configuration";
+
+    #[test]
+    fn a_package_cut_off_while_unpacking_is_installed_again_then_dpkg_finishes() {
+        let (code, apt, err) = dpkg_ready(HALF_UNPACKED, "libsigsegv2:amd64", true);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            apt.contains("install --reinstall") && apt.trim_end().ends_with(" libsigsegv2:amd64"),
+            "only the half-unpacked package: {apt}"
+        );
+    }
+
+    #[test]
+    fn dpkg_that_still_fails_stops_the_step_with_its_words() {
+        // Nothing half-unpacked: apt is not asked.
+        let (code, apt, err) = dpkg_ready("dpkg: dependency problems", "", false);
+        assert_eq!((code, apt.as_str()), (1, ""));
+        assert!(err.contains("dependency problems"), "{err}");
+        // Installed again once, still refused: no second try.
+        let (code, apt, err) = dpkg_ready(HALF_UNPACKED, "libsigsegv2:amd64", false);
+        assert_eq!(code, 1);
+        assert_eq!(apt.lines().count(), 1, "{apt}");
+        assert!(err.contains("very bad inconsistent state"), "{err}");
     }
 }
