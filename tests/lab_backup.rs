@@ -38,14 +38,26 @@ fn snapshot_ids() -> String {
     )
 }
 
-/// A drill's app checks: (path, passed: true, false, or null when not asked).
-fn app_checks_asked(doc: &Value) -> Vec<(&str, &Value)> {
-    doc["drill"]["app_checks"]
+/// The sample app's checks in a drill: the pages nginx serves as files
+/// not asked (passed: null); the app's answer, and its count of visits
+/// read from and written to the copy, asked and passed.
+fn the_sample_apps_checks_were_asked(doc: &Value) {
+    let asked: Vec<(&str, &Value)> = doc["drill"]["app_checks"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| (c["path"].as_str().unwrap(), &c["passed"]))
-        .collect()
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("/index.html", &Value::Null),
+            ("/style.css", &Value::Null),
+            ("/healthz", &Value::Bool(true)),
+            ("/visits", &Value::Bool(true)),
+        ],
+        "{doc:#}"
+    );
 }
 
 #[test]
@@ -322,20 +334,8 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     assert_eq!(code, Some(0), "{doc:#}");
     assert_eq!(doc["drill"]["tables_check"], true, "{doc:#}");
     assert_eq!(doc["drill"]["newest_row"], newest.trim(), "{doc:#}");
-    // The app's checks, asked of the app started beside the copy: the
-    // pages nginx serves as files are not asked; the app's answer, and
-    // its count of visits read from and written to the copy, are.
-    let asked = app_checks_asked(&doc);
-    assert_eq!(
-        asked,
-        [
-            ("/index.html", &Value::Null),
-            ("/style.css", &Value::Null),
-            ("/healthz", &Value::Bool(true)),
-            ("/visits", &Value::Bool(true)),
-        ],
-        "{doc:#}"
-    );
+    // The app's checks, asked of the app started beside the copy.
+    the_sample_apps_checks_were_asked(&doc);
     assert!(
         doc["drill"]["tables"]
             .as_array()
@@ -435,17 +435,7 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         "restore",
     );
     assert_eq!(code, Some(0), "{doc:#}");
-    let asked = app_checks_asked(&doc);
-    assert_eq!(
-        asked,
-        [
-            ("/index.html", &Value::Null),
-            ("/style.css", &Value::Null),
-            ("/healthz", &Value::Bool(true)),
-            ("/visits", &Value::Bool(true)),
-        ],
-        "{doc:#}"
-    );
+    the_sample_apps_checks_were_asked(&doc);
     assert_eq!(
         on("web1", visits),
         live_visits,
