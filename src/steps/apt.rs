@@ -13,21 +13,22 @@ pub struct Apt;
 
 /// A run that was cut off may have left apt running (wait for it), dpkg
 /// half-configured (finish it), or a package half-unpacked, which dpkg
-/// refuses to configure until it is installed again (apt unpacks it again,
-/// once, then dpkg finishes the rest).
+/// leaves as it is, or refuses to configure what depends on it, until it
+/// is installed again (apt unpacks it again, once; dpkg finishes the rest).
 pub(super) const DPKG_READY: &str = "export DEBIAN_FRONTEND=noninteractive\n\
     waited=0\n\
     reinstalled=\n\
-    until err=$(dpkg --configure -a 2>&1); do\n\
-    \x20 case \"$err\" in *lock*) ;; *)\n\
-    \x20   half=$(dpkg-query -W -f='${binary:Package} ${Status}\\n' 2>/dev/null | awk '/reinstreq|half-installed/ { print $1 }')\n\
-    \x20   if [ -z \"$half\" ] || [ -n \"$reinstalled\" ]; then echo \"$err\" >&2; exit 1; fi\n\
-    \x20   reinstalled=1\n\
-    \x20   apt-get -q -o DPkg::Lock::Timeout=300 install --reinstall -y --no-install-recommends -o Dpkg::Options::=--force-confold $half >&2 || exit 1\n\
-    \x20   continue ;;\n\
-    \x20 esac\n\
-    \x20 waited=$((waited + 1)); [ $waited -lt 300 ] || { echo \"dpkg is locked by another process: $err\" >&2; exit 1; }\n\
-    \x20 sleep 1\n\
+    while :; do\n\
+    \x20 ok=1; err=$(dpkg --configure -a 2>&1) || ok=\n\
+    \x20 if [ -z \"$ok\" ]; then case \"$err\" in *lock*)\n\
+    \x20   waited=$((waited + 1)); [ $waited -lt 300 ] || { echo \"dpkg is locked by another process: $err\" >&2; exit 1; }\n\
+    \x20   sleep 1; continue ;;\n\
+    \x20 esac; fi\n\
+    \x20 half=$(dpkg-query -W -f='${binary:Package} ${Status}\\n' 2>/dev/null | awk '/reinstreq|half-installed/ { print $1 }')\n\
+    \x20 if [ -z \"$half\" ]; then [ -z \"$ok\" ] || break; echo \"$err\" >&2; exit 1; fi\n\
+    \x20 if [ -n \"$reinstalled\" ]; then echo \"still half-installed after installing again: $half $err\" >&2; exit 1; fi\n\
+    \x20 reinstalled=1\n\
+    \x20 apt-get -q -o DPkg::Lock::Timeout=300 install --reinstall -y --no-install-recommends -o Dpkg::Options::=--force-confold $half >&2 || exit 1\n\
     done\n";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -155,7 +156,7 @@ mod tests {
                 "dpkg",
                 format!(
                     "#!/bin/sh\n[ \"$1 $2\" = '--configure -a' ] || exit 2\n\
-                     if [ {fixed_by_apt} = true ] && [ -e {d}/apt-ran ]; then exit 0; fi\n\
+                     if [ -z '{configure_error}' ] || {{ [ {fixed_by_apt} = true ] && [ -e {d}/apt-ran ]; }}; then exit 0; fi\n\
                      printf '%s\\n' '{configure_error}' >&2; exit 1\n"
                 ),
             ),
@@ -201,6 +202,17 @@ mod tests {
             apt.contains("install --reinstall") && apt.trim_end().ends_with(" libsigsegv2:amd64"),
             "only the half-unpacked package: {apt}"
         );
+    }
+
+    #[test]
+    fn a_half_unpacked_package_dpkg_leaves_alone_is_installed_again() {
+        // Nothing depends on it: `dpkg --configure -a` succeeds around it.
+        let (code, apt, err) = dpkg_ready("", "mariadb-client", true);
+        assert_eq!(code, 0, "{err}");
+        assert!(apt.trim_end().ends_with("--reinstall -y --no-install-recommends -o Dpkg::Options::=--force-confold mariadb-client"), "{apt}");
+        // Nothing half-unpacked: apt is not asked.
+        let (code, apt, _) = dpkg_ready("", "", true);
+        assert_eq!((code, apt.as_str()), (0, ""));
     }
 
     #[test]
