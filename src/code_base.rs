@@ -152,6 +152,27 @@ impl ReadOnce {
     }
 }
 
+/// A shipped file's mode in the release.
+fn file_mode(executable: bool) -> u32 {
+    if executable {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+/// Adds one entry (its path, mode and content, or its link) to a digest.
+fn digest_entry(hasher: &mut Sha256, name: &str, entry: &Entry) {
+    match entry {
+        Entry::File { data, executable } => {
+            let mode = file_mode(*executable);
+            hasher.update(format!("{name}\0{mode:o}\0{}\0", data.len()));
+            hasher.update(data);
+        }
+        Entry::Link(target) => hasher.update(format!("{name}\0link\0{target}\0")),
+    }
+}
+
 /// The code base at `src`: what git tracks at `git_ref` (HEAD when None)
 /// in a git work tree, the folder's files less the ignored ones otherwise.
 pub fn read(src: &Path, git_ref: Option<&str>) -> Result<CodeBase, CodeBaseError> {
@@ -206,9 +227,8 @@ impl CodeBase {
             header.set_mtime(RELEASE_MTIME);
             match entry {
                 Entry::File { data, executable } => {
-                    let mode = if *executable { 0o755 } else { 0o644 };
-                    hasher.update(format!("{name}\0{mode:o}\0{}\0", data.len()));
-                    hasher.update(data);
+                    let mode = file_mode(*executable);
+                    digest_entry(&mut hasher, name, entry);
                     header.set_size(data.len() as u64);
                     header.set_mode(mode);
                     header.set_entry_type(tar::EntryType::Regular);
@@ -217,7 +237,7 @@ impl CodeBase {
                         .map_err(packing(path))?;
                 }
                 Entry::Link(target) => {
-                    hasher.update(format!("{name}\0link\0{target}\0"));
+                    digest_entry(&mut hasher, name, entry);
                     header.set_size(0);
                     header.set_mode(0o777);
                     header.set_entry_type(tar::EntryType::Symlink);
@@ -235,6 +255,41 @@ impl CodeBase {
             .map(|b| format!("{b:02x}"))
             .collect();
         Ok((id, archive))
+    }
+
+    /// A SHA-256 (hex) over the path, mode and content of every shipped
+    /// entry one of `globs` matches, in path order: what a release step
+    /// reads of the code base. Err(i) when `globs[i]` matches nothing.
+    pub fn digest_matching(&self, globs: &[globset::Glob]) -> Result<String, usize> {
+        let matchers: Vec<_> = globs.iter().map(|g| g.compile_matcher()).collect();
+        let mut used = vec![false; globs.len()];
+        let mut hasher = Sha256::new();
+        for (path, entry) in &self.entries {
+            let mut matched = false;
+            for (m, used) in matchers.iter().zip(used.iter_mut()) {
+                if m.is_match(path) {
+                    *used = true;
+                    matched = true;
+                }
+            }
+            if matched {
+                digest_entry(&mut hasher, &path.to_string_lossy(), entry);
+            }
+        }
+        if let Some(i) = used.iter().position(|u| !u) {
+            return Err(i);
+        }
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
+    /// Whether the code base ships `path` or anything under it.
+    pub fn ships_under(&self, path: &str) -> bool {
+        let path = Path::new(path);
+        self.entries.keys().any(|p| p.starts_with(path))
     }
 
     /// Every link leads inside the code base, as the release will have it.

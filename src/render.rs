@@ -509,6 +509,31 @@ impl DbLayout {
 /// The app's environment: the database settings (as `DbLayout` sees the
 /// database from an app server), then `app.env`, secrets read.
 fn app_environment(inventory: &Inventory, secrets: &Secrets) -> Vec<EnvVar> {
+    app_environment_with(inventory, &secrets.mysql_password, |name| {
+        secrets
+            .app_env
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| MASK.to_string())
+    })
+}
+
+/// The app's environment with every secret as a placeholder naming it,
+/// never its value: what a release step's key covers (`steps::release`).
+pub fn app_environment_unread(inventory: &Inventory) -> Vec<(String, String)> {
+    app_environment_with(inventory, "(secret mysql.password)", |name| {
+        format!("(secret {name})")
+    })
+    .into_iter()
+    .map(|v| (v.name, v.value))
+    .collect()
+}
+
+fn app_environment_with(
+    inventory: &Inventory,
+    mysql_password: &str,
+    secret: impl Fn(&str) -> String,
+) -> Vec<EnvVar> {
     let var = |name: &str, value: &str| EnvVar {
         name: name.to_string(),
         value: value.to_string(),
@@ -517,7 +542,7 @@ fn app_environment(inventory: &Inventory, secrets: &Secrets) -> Vec<EnvVar> {
     let mut env = vec![
         var("DB_NAME", mysql.database.as_str()),
         var("DB_USER", mysql.user.as_str()),
-        var("DB_PASSWORD", &secrets.mysql_password),
+        var("DB_PASSWORD", mysql_password),
     ];
     match DbLayout::host(inventory) {
         Some(host) => {
@@ -530,18 +555,12 @@ fn app_environment(inventory: &Inventory, secrets: &Secrets) -> Vec<EnvVar> {
         }
         None => env.push(var("DB_SOCKET", "/run/mysqld/mysqld.sock")),
     }
-    env.extend(inventory.app.env.iter().map(|(name, value)| {
-        EnvVar {
-            name: name.to_string(),
-            value: match value {
-                EnvValue::Plain(v) => v.clone(),
-                EnvValue::Secret(_) => secrets
-                    .app_env
-                    .get(name.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| MASK.to_string()),
-            },
-        }
+    env.extend(inventory.app.env.iter().map(|(name, value)| EnvVar {
+        name: name.to_string(),
+        value: match value {
+            EnvValue::Plain(v) => v.clone(),
+            EnvValue::Secret(_) => secret(name.as_str()),
+        },
     }));
     env
 }

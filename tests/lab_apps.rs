@@ -216,8 +216,21 @@ fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
         "deploy installs no packages: {kinds:?}"
     );
     assert!(kinds.contains(&"release"), "{kinds:?}");
+    // Neither collectstatic's nor migrate's inputs changed: the collected
+    // files are the first release's own (hard links), migrate is skipped.
+    assert_eq!(
+        release_detail(&json),
+        "deploy and switch current; build: output linked from the live release (inputs unchanged); release command: skipped (inputs unchanged)",
+        "{json}"
+    );
     let second = live_release();
     assert_ne!(first, second);
+    let inode = |release: &str| {
+        on_apps(&format!(
+            "stat -c %i /srv/foobar/releases/{release}/static/staticfiles.json"
+        ))
+    };
+    assert_eq!(inode(&first), inode(&second));
     assert!(request("GET", "/", "text/plain", b"")
         .1
         .contains("Notes v2"));
@@ -319,6 +332,42 @@ fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
         "{json}"
     );
     assert_eq!(live_release(), second);
+
+    // The stylesheet changes: collectstatic runs again (its inputs
+    // changed) and the page links the new hashed name; migrate does not.
+    app.edit("notes/views.py", "    raise RuntimeError('broken')\n", "");
+    app.edit(
+        "notes/static/notes/notes.css",
+        "font-family",
+        "font-weight: bold; font-family",
+    );
+    let (code, json, err) = run_json(&inv, "deploy", &[]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(
+        release_detail(&json),
+        "deploy and switch current; release command: skipped (inputs unchanged)",
+        "{json}"
+    );
+    let page = request("GET", "/", "text/plain", b"").1;
+    let new_css = page
+        .split('"')
+        .find(|s| s.starts_with("/static/notes/notes.") && s.ends_with(".css") && s.len() > 30)
+        .unwrap_or_else(|| panic!("the page links its hashed stylesheet: {page}"));
+    assert_ne!(new_css, css);
+    let (status, _, body) = exchange("GET", new_css, &[], b"");
+    assert_eq!(status, 200, "{new_css}");
+    assert!(body.contains("font-weight: bold"), "{body}");
+}
+
+/// What the release step of a deploy's JSON says it did.
+fn release_detail(json: &Value) -> &str {
+    json["hosts"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "release")
+        .and_then(|s| s["detail"].as_str())
+        .unwrap_or_else(|| panic!("a release step: {json}"))
 }
 
 /// A requirements file naming a package that does not exist is bad input

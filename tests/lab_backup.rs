@@ -388,7 +388,10 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     );
     std::fs::write(app.join("NEW"), &marker).unwrap();
     let source = format!("{}/apps/python", env!("CARGO_MANIFEST_DIR"));
-    let migrating = format!("{}\n  release_command: \"true\"", app.display());
+    let migrating = format!(
+        "{}\n  release_command: {{ command: \"true\", inputs: [app.py] }}",
+        app.display()
+    );
     let inv = inventory_with(BACKUP, dir.path(), &[(source.as_str(), migrating.as_str())]);
     let deploy = |inv: &std::path::Path| {
         let out = foobar().arg("-i").arg(inv).arg("deploy").output().unwrap();
@@ -408,6 +411,33 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     assert!(
         !out.contains("backup before"),
         "a no-op deploy took a backup: {out}"
+    );
+    // A new release whose release command's inputs did not change: the
+    // command is skipped, and so is the backup.
+    std::fs::write(app.join("NEW"), format!("{marker} 2")).unwrap();
+    let (code, out) = deploy(&inv);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("release command: skipped"), "{out}");
+    assert!(!out.contains("backup before"), "{out}");
+    // A restore replaces the database: the releases forget their release
+    // command ran, and the next deploy runs it (a backup first).
+    let (code, doc) = valid_json(&["-i", BACKUP, "restore", "--yes"], "restore");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(
+        on(
+            "web1",
+            "ls /srv/foobar/releases/*/.foobar-release-command 2>/dev/null | wc -l"
+        )
+        .trim(),
+        "0"
+    );
+    std::fs::write(app.join("NEW"), format!("{marker} 3")).unwrap();
+    let (code, out) = deploy(&inv);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("release command: skipped"), "{out}");
+    assert!(
+        out.contains("backup before the release command: db snapshot"),
+        "{out}"
     );
 
     // Bad input: a server not in the inventory, no confirmation.

@@ -1252,16 +1252,26 @@ fn the_cluster_is_restored_to_a_moment_on_every_member() {
         .map(|r| r["host"].as_str().unwrap())
         .collect();
     assert_eq!(restored, ["db3", "db1", "db2"], "{doc:#}");
-    for member in MEMBERS {
-        let rows = on_server_ok(
-            HA,
-            member,
-            "mysql -N -B foobar -e 'SELECT v FROM kept ORDER BY v'",
-        );
+    // Every member's rows first, so that a failure says which held what
+    // (and the restore's report: what was replayed, up to which GTID).
+    let rows: Vec<(&str, String)> = MEMBERS
+        .iter()
+        .map(|member| {
+            let rows = on_server_ok(
+                HA,
+                member,
+                "mysql -N -B foobar -e 'SELECT v FROM kept ORDER BY v'",
+            );
+            (
+                *member,
+                rows.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect();
+    for (member, held) in &rows {
         assert_eq!(
-            rows.split_whitespace().collect::<Vec<_>>(),
-            ["before-T", "in-backup"],
-            "{member}"
+            held, "before-T in-backup",
+            "{member}, at {at}: {rows:?}\n{doc:#}"
         );
         // What each member held is kept aside.
         on_server_ok(HA, member, "test -d /var/lib/mysql.before-restore-*/foobar");

@@ -214,7 +214,12 @@ const LAYOUTS: &[(&str, &str, &[&str])] = &[
     (
         "django",
         "inventory/lab-django.yml",
-        &["notes_site/wsgi.py"],
+        &[
+            "notes_site/wsgi.py",
+            "notes_site/settings.py",
+            "notes/static/notes/notes.css",
+            "notes/migrations/0001_initial.py",
+        ],
     ),
 ];
 

@@ -89,29 +89,21 @@ async fn backup_first(
     else {
         return Ok(None);
     };
-    let Some(new) = job
+    let Some(step) = job
         .steps
         .iter()
-        .find_map(|s| release::id_in_label(&s.label))
+        .find(|s| release::id_in_label(&s.label).is_some())
     else {
         return Ok(None);
     };
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), &input.secrets);
-    let live = app::releases(
-        &engine,
-        std::slice::from_ref(&job.target),
-        site.app.root.as_str(),
-    )
-    .await;
-    let (found, _, failures) = super::split(out.as_ref(), &live);
+    let runs = [app::release_command_runs(&engine, &job.target, step).await];
+    let (found, _, failures) = super::split(out.as_ref(), &runs);
     if !failures.is_empty() {
         return Ok(Some(exit::of(false, &failures, false)));
     }
-    let already_live = found
-        .first()
-        .is_some_and(|list| list.iter().any(|r| r.live && r.id == new));
-    if already_live {
+    if found.first() != Some(&true) {
         return Ok(None);
     }
     let taken = [backup::take(&engine, &engine::ssh_target(&input.inv, backup_server)).await];

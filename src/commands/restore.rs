@@ -205,6 +205,7 @@ pub async fn run(g: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
                 )
             }),
             app_root: site.app.root.to_string(),
+            release_server: site.release_server().map(|s| engine::ssh_target(inv, s)),
             web,
             stamp: backup::stamp(jiff::Timestamp::now()),
             at,

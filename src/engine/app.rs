@@ -232,6 +232,31 @@ pub(super) async fn run_once<C: Connector>(
     Ok(out?)
 }
 
+/// Whether deploying `release` (the release step resolved for `target`,
+/// the server that runs the release command) would run its release
+/// command: a new release goes live, and the command's inputs changed
+/// since the live release (or it names none). Planned as the deploy will.
+pub async fn release_command_runs<C: Connector>(
+    engine: &Engine<'_, C>,
+    target: &SshTarget,
+    release: &crate::resolve::Resolved,
+) -> Result<bool, HostFailure> {
+    let transport = engine.connector.connect(target).await?;
+    let run = host_run(engine, &transport);
+    let facts = run.facts("", std::slice::from_ref(release)).await;
+    let plan_cx = run.plan_cx;
+    transport.close().await;
+    let facts = facts?;
+    Ok(release
+        .step
+        .plan(&facts.steps[0], &plan_cx)
+        .is_some_and(|change| {
+            !change
+                .describe()
+                .contains(crate::steps::release::RELEASE_COMMAND_SKIPPED)
+        }))
+}
+
 pub(super) fn host_run<'a, C: Connector>(
     engine: &'a Engine<'_, C>,
     transport: &'a C::Transport,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::app::{host_run, run_once};
 use super::{Engine, HostFailure};
+use crate::steps::release::RELEASE_COMMAND_MARK;
 use crate::transport::{Connector, Output, SshTarget, Transport, Unreachable};
 
 /// What a backup holds: the database (mariadb-backup's stream) and the
@@ -390,6 +391,10 @@ pub struct RestoreJob {
     /// `<app root>/shared`) are restored, the snapshot and the app user.
     pub files: Option<(SshTarget, Snapshot, String)>,
     pub app_root: String,
+    /// The app server that runs the release command: once the database is
+    /// replaced, its releases no longer say their release command ran
+    /// (the next deploy runs it, whatever its inputs).
+    pub release_server: Option<SshTarget>,
     /// The web servers: the maintenance page while the database is
     /// replaced, then the checks.
     pub web: Vec<(SshTarget, Option<crate::checks::Checks>)>,
@@ -854,6 +859,26 @@ pub async fn restore<C: Connector>(
         }
     }
     let db_replaced = outcome.restored.iter().any(|r| r.kind == "db");
+    if let Some(target) = job.release_server.as_ref().filter(|_| db_replaced) {
+        let forget = format!(
+            "rm -f {}/releases/*/{RELEASE_COMMAND_MARK}\n",
+            crate::shell::quote(&job.app_root),
+        );
+        let why = match run_once(engine, target, &forget).await {
+            Ok(forgot) if forgot.success() => None,
+            Ok(forgot) => Some(forgot.stderr_text()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            fail(
+                &mut outcome,
+                format!(
+                    "on {}, the releases still say their release command ran (remove {}/releases/*/{RELEASE_COMMAND_MARK}, or the next deploy skips it): {why}",
+                    target.name, job.app_root
+                ),
+            );
+        }
+    }
     if let (Some((target, _, _)), Some(_)) = (&job.files, &outcome.failure) {
         fail(
             &mut outcome,

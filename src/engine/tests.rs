@@ -542,6 +542,7 @@ fn a_history_ended_after_the_plan_stops_the_restore_before_any_change() {
         members: Vec::new(),
         files: None,
         app_root: "/srv/foobar".into(),
+        release_server: None,
         web: Vec::new(),
         stamp: "20261207T010600Z".into(),
         at: Some(backup::PointInTime {

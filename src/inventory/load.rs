@@ -266,6 +266,57 @@ fn check_whole(inv: &Inventory) -> Vec<(String, String)> {
     errors.extend(check_backup(inv));
     errors.extend(check_roles(inv));
     errors.extend(check_schedule(inv));
+    errors.extend(check_release_steps(inv));
+    errors
+}
+
+/// A build that may be skipped names what it writes, which it can only
+/// link from the live release if the release itself ships none of it and
+/// it is the release's own (not the virtualenv, not a shared folder); a
+/// release command writes to the database, never to the release.
+fn check_release_steps(inv: &Inventory) -> Vec<(String, String)> {
+    let app = &inv.app;
+    let mut errors = Vec::new();
+    if let Some(build) = &app.build {
+        if build.inputs.is_some() && build.output.is_empty() {
+            errors.push((
+                "app.build.inputs".into(),
+                "a build whose inputs did not change is not run again, and its output is taken from the live release: name that output (`output: [static]`)".into(),
+            ));
+        }
+        if build.inputs.is_none() && !build.output.is_empty() {
+            errors.push((
+                "app.build.output".into(),
+                "an output is only taken from the live release when the build's inputs did not change: name them too (`inputs: [\"static/**\", \"**/settings.py\"]`)".into(),
+            ));
+        }
+        for (i, out) in build.output.iter().enumerate() {
+            let o = out.as_str();
+            let within = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+            let clash = if within(o, ".venv") {
+                Some("the virtualenv (`.venv`), which foobar makes".to_string())
+            } else {
+                app.shared
+                    .iter()
+                    .find(|s| within(o, s.as_str()) || within(s.as_str(), o))
+                    .map(|s| format!("the shared folder `{s}`, which every release links to"))
+            };
+            if let Some(clash) = clash {
+                errors.push((
+                    format!("app.build.output[{i}]"),
+                    format!("`{o}` overlaps {clash}: name a folder only the build writes"),
+                ));
+            }
+        }
+    }
+    if let Some(rc) = &app.release_command {
+        if !rc.output.is_empty() {
+            errors.push((
+                "app.release_command.output".into(),
+                "a release command writes to the database, not the release: only a build has an output".into(),
+            ));
+        }
+    }
     errors
 }
 

@@ -638,13 +638,16 @@ pub struct App {
     #[serde(default)]
     pub packages: Vec<PackageName>,
     /// Run as root in every new release before it goes live, with the
-    /// app's environment (`python manage.py collectstatic --noinput`).
+    /// app's environment (`python manage.py collectstatic --noinput`);
+    /// with `inputs` and `output`, only when an input changed since the
+    /// live release (its output is linked from there otherwise).
     #[serde(default)]
-    pub build: Option<AppCommand>,
+    pub build: Option<ReleaseStep>,
     /// Run once per release, before the switch, on the first app server
-    /// only, as the app user (`python manage.py migrate --noinput`).
+    /// only, as the app user (`python manage.py migrate --noinput`); with
+    /// `inputs`, only when an input changed since the live release.
     #[serde(default)]
-    pub release_command: Option<AppCommand>,
+    pub release_command: Option<ReleaseStep>,
     /// Folders that live in `<root>/shared/` and are linked into every
     /// release (uploads, storage): kept across releases and rollbacks.
     #[serde(default)]
@@ -668,6 +671,70 @@ pub struct App {
     /// Commands run on a calendar (systemd timers) in the live release.
     #[serde(default)]
     pub schedule: Vec<ScheduledJob>,
+}
+
+/// `app.build` or `app.release_command`: a command, or `{ command,
+/// inputs, output }`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseStep {
+    /// One line of shell, run with `sh -c` in the new release.
+    pub command: AppCommand,
+    /// What in the code base the command reads (globs over its paths).
+    /// When none of it changed since the live release (nor the command,
+    /// the output, the app's environment or its virtualenv), the command
+    /// is not run again. None: it runs in every new release.
+    pub inputs: Option<Vec<InputGlob>>,
+    /// What a build writes in the release (folders): linked from the live
+    /// release when the build is not run again.
+    pub output: Vec<ReleasePath>,
+}
+
+/// The long form of a release step.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseStepFields {
+    command: AppCommand,
+    #[serde(default)]
+    inputs: Option<Vec<InputGlob>>,
+    #[serde(default)]
+    output: Vec<ReleasePath>,
+}
+
+/// A command, or a map with `command`, `inputs` and `output`; read inside
+/// the visitor, so that a mistake keeps its place.
+impl<'de> Deserialize<'de> for ReleaseStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ReleaseStep;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a command, or a map with `command` (and `inputs`, `output`)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ReleaseStep, E> {
+                AppCommand::parse(s)
+                    .map(|command| ReleaseStep {
+                        command,
+                        inputs: None,
+                        output: Vec::new(),
+                    })
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ReleaseStep, A::Error> {
+                let f = ReleaseStepFields::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(ReleaseStep {
+                    command: f.command,
+                    inputs: f.inputs,
+                    output: f.output,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One of `app.processes`: a command, or the command with its settings.

@@ -394,6 +394,25 @@ checked_string!(
 );
 
 checked_string!(
+    /// Files of the code base a build or release command reads, as a glob
+    /// over the release's paths (`**/migrations/*.py`, `static/**`):
+    /// relative, never climbing out with `..`.
+    InputGlob,
+    |s| {
+        let climbs = s.split('/').any(|p| p == "..");
+        if s.is_empty() || s.len() > 200 || s.starts_with('/') || climbs || s.chars().any(char::is_control) {
+            return Err(format!(
+                "`{}` must be a glob of paths in the code base, like `**/migrations/*.py` or `static/**` (no leading /, no `..`)",
+                printable(s)
+            ));
+        }
+        globset::Glob::new(s).map(|_| ()).map_err(|e| {
+            format!("`{}` is not a glob: {}", printable(s), e.kind())
+        })
+    }
+);
+
+checked_string!(
     /// The name of one of the app's processes or scheduled jobs (a
     /// Procfile's names: `worker`, `clock`): its units are named by it.
     ProcessName,

@@ -19,6 +19,7 @@ use super::wheels;
 use super::{Kind, PlanCx, ResolveCx, Script};
 use crate::code_base::CodeBase;
 use crate::error::InputError;
+use crate::inventory::{InputGlob, ReleaseStep};
 use crate::shell::quote;
 
 pub struct Release;
@@ -48,12 +49,26 @@ pub struct Desired {
     /// kinds.
     pub venv: Option<Venv>,
     pub shared: Vec<String>,
-    pub build: Option<String>,
+    pub build: Option<ReleaseRun>,
     /// Set on one app server only.
-    pub release_command: Option<String>,
+    pub release_command: Option<ReleaseRun>,
     /// What the build and the release command get besides app.env, in
     /// the release being made (`AppKind::run_env`).
     pub run_env: Vec<(&'static str, String)>,
+}
+
+/// The build or the release command, as a release runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRun {
+    pub command: String,
+    /// A hash of all its result depends on: its inputs in the code base,
+    /// the command, the output, the app's environment and virtualenv. When
+    /// the live release's marker holds the same, it is not run again.
+    /// None: it runs in every new release.
+    pub key: Option<String>,
+    /// What a build writes in the release: linked from the live release
+    /// when the build is not run again.
+    pub output: Vec<String>,
 }
 
 /// A virtualenv shared by the releases of one dependency set.
@@ -83,6 +98,15 @@ pub const READY: &str = ".foobar-ready";
 /// live most recently before the current one, never to one that was
 /// built but never served (its release command failed).
 pub const LIVE: &str = ".foobar-live";
+/// The key of the build that made a release's output (`ReleaseRun::key`).
+pub const BUILD_MARK: &str = ".foobar-build";
+/// The key of the release command run (or found needless) for a release:
+/// the database is as the release's migrations make it. A restore removes
+/// it, the database being then as the backup had it.
+pub const RELEASE_COMMAND_MARK: &str = ".foobar-release-command";
+/// How a deploy says the release command is not run (`describe`): a
+/// deploy takes no backup before it then.
+pub const RELEASE_COMMAND_SKIPPED: &str = "release command: skipped (inputs unchanged)";
 /// The app's environment: its units read it, and so do the build, the
 /// release command and `exec` (`with_app_env`).
 pub const APP_ENV: &str = "/etc/foobar/app.env";
@@ -99,11 +123,23 @@ pub struct Fact {
     /// The releases folder is the app group's alone.
     #[serde(default)]
     pub closed: bool,
+    /// The live release's build key (`BUILD_MARK`).
+    #[serde(default)]
+    pub build_key: Option<String>,
+    /// The live release's release command key (`RELEASE_COMMAND_MARK`).
+    #[serde(default)]
+    pub release_command_key: Option<String>,
 }
 
 /// Unpack the release and switch `current` to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deploy;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deploy {
+    /// The build's inputs are the live release's: its output is linked
+    /// from there, the build is not run.
+    pub build_linked: bool,
+    /// The release command's inputs are the live release's: not run.
+    pub release_command_skipped: bool,
+}
 
 impl Kind for Release {
     type Args = Args;
@@ -137,13 +173,39 @@ impl Kind for Release {
                 )
             });
         let shared: Vec<String> = app.shared.iter().map(|p| p.to_string()).collect();
-        let build = app.build.as_ref().map(|c| c.to_string());
+        let build_command = app.build.as_ref().map(|c| c.command.to_string());
         // The id covers how the release is made as well as the code: a
         // changed build or dependency set is a new release.
         let wheel_files = venv.as_ref().map(|v| &v.wheels);
-        let recipe = format!("{code_id}\n{wheel_files:?}\n{shared:?}\n{build:?}");
+        let recipe = format!("{code_id}\n{wheel_files:?}\n{shared:?}\n{build_command:?}");
         let id = crate::steps::sha256_hex(recipe.as_bytes())[..12].to_string();
         let release_server = inv.release_server().map(|s| &s.name);
+        let run_env = app.kind.run_env("$root", "$rel");
+        let run = |key: &str, step: &ReleaseStep| -> Result<ReleaseRun, InputError> {
+            let key = match &step.inputs {
+                None => None,
+                Some(inputs) => Some(step_key(cx, &code, key, step, inputs, &venv, &run_env)?),
+            };
+            Ok(ReleaseRun {
+                command: step.command.to_string(),
+                key,
+                output: step.output.iter().map(|o| o.to_string()).collect(),
+            })
+        };
+        if let Some(build) = &app.build {
+            check_outputs(cx, &src, &code, build)?;
+        }
+        let build = app
+            .build
+            .as_ref()
+            .map(|b| run("app.build", b))
+            .transpose()?;
+        let release_command = app
+            .release_command
+            .as_ref()
+            .filter(|_| release_server == Some(&cx.ctx.server.name))
+            .map(|c| run("app.release_command", c))
+            .transpose()?;
         Ok(Desired {
             root: cx.server_path("root", &args.root)?,
             owner: cx.unix_name("owner", &args.owner)?,
@@ -154,12 +216,8 @@ impl Kind for Release {
             venv,
             shared,
             build,
-            release_command: app
-                .release_command
-                .as_ref()
-                .filter(|_| release_server == Some(&cx.ctx.server.name))
-                .map(|c| c.to_string()),
-            run_env: app.kind.run_env("$root", "$rel"),
+            release_command,
+            run_env,
         })
     }
 
@@ -172,7 +230,8 @@ impl Kind for Release {
         let releases = quote(&format!("{}/releases", d.root));
         deferred_fact_script(&format!(
             "printf 'L\\t%s\\n' \"$(readlink {current})\"; [ -e {current}/{READY} ] && echo R; \
-             [ \"$(stat -c '%a %G' {releases} 2>/dev/null)\" = {closed} ] && echo C",
+             [ \"$(stat -c '%a %G' {releases} 2>/dev/null)\" = {closed} ] && echo C; \
+             printf 'B\\t%s\\nM\\t%s\\n' \"$(cat {current}/{BUILD_MARK} 2>/dev/null)\" \"$(cat {current}/{RELEASE_COMMAND_MARK} 2>/dev/null)\"",
             closed = quote(&format!("750 {}", d.app_user))
         ))
     }
@@ -186,6 +245,8 @@ impl Kind for Release {
                 .map(str::to_string),
             ready: output.lines().any(|l| l == "R"),
             closed: output.lines().any(|l| l == "C"),
+            build_key: marked(output, "B\t"),
+            release_command_key: marked(output, "M\t"),
         }
     }
 
@@ -194,14 +255,24 @@ impl Kind for Release {
             t.trim_end_matches('/')
                 .ends_with(&format!("releases/{}", d.id))
         });
-        (!live || !fact.ready || !fact.closed).then_some(Deploy)
+        (!live || !fact.ready || !fact.closed).then(|| Deploy {
+            build_linked: unchanged(&d.build, &fact.build_key),
+            release_command_skipped: unchanged(&d.release_command, &fact.release_command_key),
+        })
     }
 
-    fn describe(_: &Deploy) -> String {
-        "deploy and switch current".into()
+    fn describe(c: &Deploy) -> String {
+        let mut s = "deploy and switch current".to_string();
+        if c.build_linked {
+            s += "; build: output linked from the live release (inputs unchanged)";
+        }
+        if c.release_command_skipped {
+            s += &format!("; {RELEASE_COMMAND_SKIPPED}");
+        }
+        s
     }
 
-    fn script(d: &Desired, _: &Deploy, notify: Option<&str>) -> Script {
+    fn script(d: &Desired, c: &Deploy, notify: Option<&str>) -> Script {
         Script::new(format!(
             r#"root={r}
 rel="$root/releases/{id}"
@@ -247,22 +318,25 @@ done
             backup = backup(notify),
             remember = remember(notify),
             first_pruned = u32::from(d.keep) + 1,
-            prepare = prepare(d),
+            prepare = prepare(d, c),
             prune_venvs = prune_venvs(),
             release_command = d
                 .release_command
-                .as_deref()
-                .map(|c| in_app_env(d, "the release command", c, Some(&d.app_user)))
+                .as_ref()
+                .map(|r| release_command(d, r, c.release_command_skipped))
                 .unwrap_or_default(),
         ))
         .with_stdin(d.archive.clone())
     }
 
     fn converged(d: &Desired, _: &Deploy, _: &Fact) -> Fact {
+        let key = |r: &Option<ReleaseRun>| r.as_ref().and_then(|r| r.key.clone());
         Fact {
             current: Some(format!("releases/{}", d.id)),
             ready: true,
             closed: true,
+            build_key: key(&d.build),
+            release_command_key: key(&d.release_command),
         }
     }
 
@@ -273,9 +347,101 @@ done
     }
 }
 
+/// The value of a fact line starting with `tag`, unless empty.
+fn marked(output: &str, tag: &str) -> Option<String> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(tag))
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+}
+
+/// Whether a build or release command need not run again: it has inputs,
+/// and the live release's marker holds the same key.
+fn unchanged(run: &Option<ReleaseRun>, live: &Option<String>) -> bool {
+    run.as_ref()
+        .and_then(|r| r.key.as_ref())
+        .is_some_and(|k| live.as_ref() == Some(k))
+}
+
+/// The key of a build or release command with `inputs` (`ReleaseRun::key`);
+/// `at` is its place in the inventory, where an input that matches no file
+/// of the code base is told (a typo would skip it for ever).
+fn step_key(
+    cx: &ResolveCx,
+    code: &CodeBase,
+    at: &str,
+    step: &ReleaseStep,
+    inputs: &[InputGlob],
+    venv: &Option<Venv>,
+    run_env: &[(&'static str, String)],
+) -> Result<String, InputError> {
+    let globs: Vec<globset::Glob> = inputs
+        .iter()
+        .map(|g| globset::Glob::new(g.as_str()).expect("checked when the inventory was read"))
+        .collect();
+    let read = code.digest_matching(&globs).map_err(|i| {
+        cx.inventory.error_at(
+            &format!("{at}.inputs[{i}]"),
+            format!(
+                "`{}` matches no file of the code base: fix the pattern (`**/migrations/*.py`), or remove it",
+                inputs[i]
+            ),
+        )
+    })?;
+    let env = crate::render::app_environment_unread(&cx.inventory.inventory);
+    let venv = venv.as_ref().map(|v| &v.id);
+    let recipe = format!(
+        "{STEP_KEY_VERSION}\n{at}\n{}\n{:?}\n{read}\n{venv:?}\n{run_env:?}\n{env:?}",
+        step.command, step.output
+    );
+    Ok(crate::steps::sha256_hex(recipe.as_bytes()))
+}
+
+/// Changes when what a key covers changes, so that no marker of an older
+/// foobar passes for a new one.
+const STEP_KEY_VERSION: &str = "foobar release step key 1";
+
+/// A build's outputs are the build's alone: the code base ships none of
+/// them (linking one from the live release would nest it in what was
+/// shipped).
+fn check_outputs(
+    cx: &ResolveCx,
+    src: &Path,
+    code: &CodeBase,
+    build: &ReleaseStep,
+) -> Result<(), InputError> {
+    for (i, out) in build.output.iter().enumerate() {
+        if code.ships_under(out.as_str()) {
+            return Err(cx.inventory.error_at(
+                &format!("app.build.output[{i}]"),
+                format!(
+                    "`{out}` is in the code base ({}): name a folder only the build writes, or stop shipping it (.gitignore, .foobarignore)",
+                    src.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The release command in `$rel`, or (its inputs unchanged) none; either
+/// way the release is marked with its key.
+fn release_command(d: &Desired, r: &ReleaseRun, skipped: bool) -> String {
+    let mut s = if skipped {
+        String::new()
+    } else {
+        in_app_env(d, "the release command", &r.command, Some(&d.app_user))
+    };
+    if let Some(key) = &r.key {
+        s += &format!("echo {key} > \"$rel/{RELEASE_COMMAND_MARK}\"\n");
+    }
+    s
+}
+
 /// What makes a fresh release ready, in `$rel`: shared folders linked in,
-/// the virtualenv, the build.
-fn prepare(d: &Desired) -> String {
+/// the virtualenv, the build (or its output linked from the live release).
+fn prepare(d: &Desired, c: &Deploy) -> String {
     let mut s = String::new();
     for p in &d.shared {
         s += &format!(
@@ -309,7 +475,24 @@ fn prepare(d: &Desired) -> String {
         );
     }
     if let Some(build) = &d.build {
-        s += &indent(&in_app_env(d, "the build", build, None));
+        let run = in_app_env(d, "the build", &build.command, None);
+        if c.build_linked {
+            // Hard links: the live release's files, never written again
+            // (a build that runs writes a release of its own), and kept
+            // whole when that release is pruned. Anything amiss, the
+            // build runs after all.
+            let outputs: Vec<String> = build.output.iter().map(|o| quote(o)).collect();
+            s += &format!(
+                "  live=$(readlink -f \"$dest\")\n  linked=yes\n  for o in {outs}; do\n    mkdir -p \"$(dirname \"$rel/$o\")\"\n    cp -al \"$live/$o\" \"$rel/$o\" 2>/dev/null || {{ linked=; break; }}\n  done\n  if [ -z \"$linked\" ]; then\n    for o in {outs}; do rm -rf \"$rel/$o\"; done\n{run}  fi\n",
+                outs = outputs.join(" "),
+                run = indent(&indent(&run)),
+            );
+        } else {
+            s += &indent(&run);
+        }
+        if let Some(key) = &build.key {
+            s += &format!("  echo {key} > \"$rel/{BUILD_MARK}\"\n");
+        }
     }
     s
 }
@@ -445,16 +628,26 @@ mod tests {
     /// Runs the release's script with a `python3` that logs each
     /// virtualenv it makes, in `log`.
     fn deploy(d: &Desired, bin: &Path, log: &Path) {
-        let script = Release::script(d, &Deploy, None);
+        deploy_as(d, &Deploy::default(), bin, log);
+    }
+
+    /// The same, as planned by `change`, with the app's environment file
+    /// beside `log` (an empty one).
+    fn deploy_as(d: &Desired, change: &Deploy, bin: &Path, log: &Path) {
+        let app_env = log.with_extension("env");
+        std::fs::write(&app_env, "").unwrap();
+        let script = Release::script(d, change, None);
+        let text = script.text.replace(APP_ENV, &app_env.display().to_string());
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(&script.text)
+            .arg(&text)
             .env(
                 "PATH",
                 format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
             )
             .env("LOG", log)
             .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         use std::io::Write;
@@ -464,7 +657,27 @@ mod tests {
             .unwrap()
             .write_all(&script.stdin.unwrap())
             .unwrap();
-        assert!(child.wait().unwrap().success(), "release {}", d.id);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "release {}: {}",
+            d.id,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A code base of one file, packed under `dir`.
+    fn code_archive(dir: &Path) -> Vec<u8> {
+        let code = dir.join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("app.py"), "").unwrap();
+        Command::new("tar")
+            .args(["-c", "-C"])
+            .arg(&code)
+            .arg(".")
+            .output()
+            .unwrap()
+            .stdout
     }
 
     fn builds(log: &Path) -> Vec<String> {
@@ -490,16 +703,7 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let code = dir.path().join("code");
-        std::fs::create_dir_all(&code).unwrap();
-        std::fs::write(code.join("app.py"), "").unwrap();
-        let archive = Command::new("tar")
-            .args(["-c", "-C"])
-            .arg(&code)
-            .arg(".")
-            .output()
-            .unwrap()
-            .stdout;
+        let archive = code_archive(dir.path());
 
         let a = desired(&root, "aaaaaaaaaaaa", &["/w/django.whl"], &archive);
         let old = a.venv.as_ref().unwrap().id.clone();
@@ -534,5 +738,49 @@ mod tests {
         assert!(!root.join("releases/bbbbbbbbbbbb").exists());
         assert!(!venv(&old).exists());
         assert!(venv(&new).join(READY).exists());
+    }
+
+    #[test]
+    fn a_build_whose_inputs_did_not_change_is_linked_from_the_live_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bin, log) = (dir.path().join("app"), dir.path().join("bin"), dir.path().join("log"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let archive = code_archive(dir.path());
+        let release = |id: &str, key: &str| Desired {
+            venv: None,
+            build: Some(ReleaseRun {
+                command: format!("mkdir -p static/css && echo {id} > static/css/site.css && echo {id} >> {}", log.display()),
+                key: Some(key.into()),
+                output: vec!["static".into()],
+            }),
+            ..desired(&root, id, &[], &archive)
+        };
+        let site_css = |id: &str| root.join("releases").join(id).join("static/css/site.css");
+        let ino = |id: &str| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(site_css(id)).unwrap().ino()
+        };
+        let marker = |id: &str| std::fs::read_to_string(root.join("releases").join(id).join(BUILD_MARK)).unwrap();
+        let linked = Deploy { build_linked: true, release_command_skipped: false };
+
+        deploy(&release("aaaaaaaaaaaa", "k1"), &bin, &log);
+        assert_eq!(marker("aaaaaaaaaaaa"), "k1\n");
+        // The same inputs: the live release's output, the very files.
+        deploy_as(&release("bbbbbbbbbbbb", "k1"), &linked, &bin, &log);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "aaaaaaaaaaaa\n", "the build ran");
+        assert_eq!(ino("bbbbbbbbbbbb"), ino("aaaaaaaaaaaa"));
+        assert_eq!(marker("bbbbbbbbbbbb"), "k1\n");
+        // Planned as linked, but the live output is gone: the build runs.
+        std::fs::remove_dir_all(root.join("releases/bbbbbbbbbbbb/static")).unwrap();
+        deploy_as(&release("cccccccccccc", "k1"), &linked, &bin, &log);
+        assert_eq!(std::fs::read_to_string(site_css("cccccccccccc")).unwrap(), "cccccccccccc\n");
+        // A release keeps its output when the one it came from is pruned
+        // (keep 1: the previous release stays, the older goes).
+        deploy_as(&release("dddddddddddd", "k1"), &linked, &bin, &log);
+        deploy_as(&release("eeeeeeeeeeee", "k1"), &linked, &bin, &log);
+        assert!(!root.join("releases/cccccccccccc").exists());
+        assert_eq!(std::fs::read_to_string(site_css("dddddddddddd")).unwrap(), "cccccccccccc\n");
+        assert_eq!(ino("eeeeeeeeeeee"), ino("dddddddddddd"));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "aaaaaaaaaaaa\ncccccccccccc\n");
     }
 }
