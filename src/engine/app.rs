@@ -459,8 +459,8 @@ impl ClusterState {
     /// asks too. A donor of a state transfer keeps serving (mariadb-backup
     /// and IST do not block it); a member desynced by hand does not.
     pub fn healthy(&self) -> bool {
-        let serving = self.state == "Synced" || (self.state == "Donor/Desynced" && !self.desync);
-        serving && self.component == "Primary" && self.ready
+        let serving = self.state == "Synced" || self.state == "Donor/Desynced";
+        serving && !self.desync && self.component == "Primary" && self.ready
     }
 }
 
@@ -794,6 +794,65 @@ mod tests {
         assert!(!member("Joined", "OFF").healthy());
         assert!(!member("Joining", "OFF").healthy());
         assert_eq!(member("Synced", "OFF").size, 3);
+    }
+
+    /// HAProxy's check (the shell of clustercheck.j2, run against a
+    /// stand-in `mariadb` printing each state) and `status` agree on which
+    /// member may take clients.
+    #[test]
+    fn the_load_balancers_check_and_status_agree_on_every_member_state() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let check = dir.path().join("clustercheck");
+        std::fs::write(
+            &check,
+            include_str!("../../templates/mariadb/clustercheck.j2"),
+        )
+        .unwrap();
+        let mariadb = dir.path().join("mariadb");
+        // The check's query orders the values by name: cluster status,
+        // desync, local state, ready.
+        std::fs::write(&mariadb, "#!/bin/sh\nprintf '%s\\n' \"$STATE\"\n").unwrap();
+        std::fs::set_permissions(&mariadb, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut asked = 0;
+        for component in ["Primary", "non-Primary"] {
+            for desync in ["OFF", "ON"] {
+                for state in [
+                    "Synced",
+                    "Donor/Desynced",
+                    "Joined",
+                    "Joining",
+                    "Joining: receiving State Transfer",
+                ] {
+                    for ready in ["ON", "OFF"] {
+                        let out = std::process::Command::new("sh")
+                            .arg(&check)
+                            .env("PATH", &path)
+                            .env("STATE", format!("{component} {desync} {state} {ready}"))
+                            .output()
+                            .unwrap();
+                        let answer = String::from_utf8_lossy(&out.stdout).to_string();
+                        let status = format!(
+                            "C\twsrep_local_state_comment\t{state}\nC\twsrep_cluster_status\t{component}\n\
+                             C\twsrep_cluster_size\t3\nC\twsrep_ready\t{ready}\nC\twsrep_desync\t{desync}\n"
+                        );
+                        let healthy = parse_status("db1", &status).cluster.unwrap().healthy();
+                        assert_eq!(
+                            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+                            healthy,
+                            "{component} {desync} {state} {ready}: {answer}"
+                        );
+                        asked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(asked, 40);
     }
 
     #[test]

@@ -608,6 +608,21 @@ pub async fn history_ends<C: Connector>(
     Ok(parse_history_ends(&out.stdout_text()))
 }
 
+/// The ended histories now, when they are not those `at` was planned
+/// with: a history that ended since (a gap found in between) may hold the
+/// moment instead of the one chosen, or have taken the segments read.
+async fn history_ended_since<T: Transport>(
+    backup: &T,
+    at: &PointInTime,
+) -> Result<Option<String>, Unreachable> {
+    let listing = backup.run(&list_histories_script(), None).await?;
+    let now: Vec<String> = parse_history_ends(&listing.stdout_text())
+        .into_iter()
+        .map(|e| e.folder)
+        .collect();
+    Ok((now != at.histories).then(|| now.join(", ")))
+}
+
 fn list_histories_script() -> String {
     format!("ls {BINLOG_DIR} 2>/dev/null || true\n")
 }
@@ -780,23 +795,18 @@ pub async fn restore<C: Connector>(
     };
     backup.run(STREAM_STOP, None).await?;
     if let Some(at) = &job.at {
-        let listing = match backup.run(&list_histories_script(), None).await {
-            Ok(listing) => listing,
+        let ended = match history_ended_since(&backup, at).await {
+            Ok(ended) => ended,
             Err(e) => {
                 let _ = backup.run(STREAM_START, None).await;
                 return Err(e.into());
             }
         };
-        let now: Vec<String> = parse_history_ends(&listing.stdout_text())
-            .into_iter()
-            .map(|e| e.folder)
-            .collect();
-        if now != at.histories {
+        if let Some(now) = ended {
             backup.run(STREAM_START, None).await?;
             backup.close().await;
             outcome.failure = Some(format!(
-                "the streamed binary log's history ended while this restore was planned (kept aside now: {}); nothing was changed: run the restore again",
-                now.join(", ")
+                "the streamed binary log's history ended while this restore was planned (kept aside now: {now}); nothing was changed: run the restore again"
             ));
             return Ok(outcome);
         }
@@ -1416,6 +1426,13 @@ async fn drill_on_copy<T: Transport>(
         match replay(backup, target, into, &job.snapshot, at, &client).await? {
             Ok(r) => outcome.replayed = r,
             Err(why) => outcome.failure = Some(why),
+        }
+        // The stream runs on through a drill: a history that ended while
+        // it was read fails the drill rather than pass off the wrong one.
+        if let Some(now) = history_ended_since(backup, at).await? {
+            outcome.failure.get_or_insert(format!(
+                "the streamed binary log's history ended while this drill read it (kept aside now: {now}): run the drill again"
+            ));
         }
     }
     let checked = target

@@ -505,6 +505,86 @@ fn a_connection_lost_under_the_lock_is_not_made_again() {
     );
 }
 
+/// A history that ends while a drill reads the stream (which runs on
+/// through a drill) fails the drill: it may have replayed the wrong one.
+#[test]
+fn a_history_ended_while_a_drill_read_it_fails_the_drill() {
+    let backup = FakeServer::new("backup1", |script, _| {
+        fake::ok(if script.starts_with("ls /var/lib/foobar/backup/binlog") {
+            "gap-20261207T010000Z-20261207T010500Z\ngtid\n"
+        } else {
+            ""
+        })
+    });
+    let db = FakeServer::new("web1", |script, _| {
+        fake::ok(if script.contains("mbstream -x") {
+            "GTID\t0-1-5\n"
+        } else if script.contains("REPLAYED") {
+            "REPLAYED\t1 0-1-6 261207 01:01:00\n"
+        } else if script.contains("mariadb-check") {
+            "CHECK\n"
+        } else {
+            ""
+        })
+    });
+    let inv = inventory::load(Path::new("inventory/lab-backup.yml")).unwrap();
+    let target = |name: &str| {
+        let server = inv
+            .inventory
+            .servers
+            .0
+            .iter()
+            .find(|s| s.name.as_str() == name);
+        ssh_target(&inv, server.unwrap())
+    };
+    let job = backup::DrillJob {
+        backup: target("backup1"),
+        target: target("web1"),
+        snapshot: backup::Snapshot {
+            id: "d1".into(),
+            time: "2026-12-07T00:00:00Z".into(),
+            kind: "db".into(),
+            server: "web1".into(),
+            bytes: None,
+        },
+        at: Some(backup::PointInTime {
+            until: 261207010200,
+            ended_by: None,
+            histories: Vec::new(),
+        }),
+        database: "foobar".into(),
+        stamp: "20261207T010600Z".into(),
+        app: Err("not in this test".into()),
+    };
+    let out = Collect::default();
+    let connector = FakeConnector(vec![backup.clone(), db.clone()]);
+    let engine = Engine {
+        connector: &connector,
+        out: &out,
+        secrets: &Secrets::masked(),
+        forks: 1,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outcome = rt.block_on(backup::drill(&engine, &job)).unwrap();
+    assert_eq!(outcome.replayed.map(|r| r.transactions), Some(1));
+    let failure = outcome.failure.unwrap();
+    assert!(
+        failure.contains("gap-20261207T010000Z-20261207T010500Z")
+            && failure.contains("drill again"),
+        "{failure}"
+    );
+    // Read after the replay, not before.
+    let scripts = backup.scripts();
+    assert!(
+        scripts
+            .last()
+            .is_some_and(|s| s.starts_with("ls /var/lib/foobar/backup/binlog")),
+        "{scripts:?}"
+    );
+}
+
 /// A history that ends between the restore's plan and the stream's stop
 /// (a gap found in between) may hold the time asked for: the restore
 /// stops before it touches a database server, and the stream goes on.
