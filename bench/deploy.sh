@@ -6,7 +6,9 @@
 # same wheels linked, collectstatic's output linked and migrate skipped,
 # their inputs being the live release's, switch, graceful reload, checks),
 # and where that deploy's time went (its -v and --json output); then a
-# stylesheet edit (collectstatic runs) and a new migration (migrate runs).
+# stylesheet edit (collectstatic runs), a new migration (migrate runs) and
+# a one-line change with --rebuild (both run, the path before inputs were
+# compared).
 # Each deploy's release step must say what it did, so that a silent
 # fallback cannot pass for the fast path. Medians of N runs (default 5;
 # pristine provisions: 3).
@@ -35,13 +37,14 @@ seconds() { # command... -> wall seconds
 
 # A deploy: its wall seconds, then its release step's, its handlers' (the
 # reload), its checks' and the rest (connection, facts, other steps).
-# $1: what the release step must say it did.
+# $1: what the release step must say it did; then deploy's own arguments.
 deploy_parts() {
-  local t0 t1
+  local t0 t1 said=$1
+  shift
   t0=$(date +%s.%N)
-  $F -i "$INV" -v --json deploy > "$WORK/last.json" 2> "$WORK/last.out" || { cat "$WORK/last.out" >&2; echo "bench: deploy failed" >&2; exit 1; }
+  $F -i "$INV" -v --json deploy "$@" > "$WORK/last.json" 2> "$WORK/last.out" || { cat "$WORK/last.out" >&2; echo "bench: deploy failed" >&2; exit 1; }
   t1=$(date +%s.%N)
-  python3 - "$WORK/last.json" "$WORK/last.out" "$t0" "$t1" "$1" <<'EOF'
+  python3 - "$WORK/last.json" "$WORK/last.out" "$t0" "$t1" "$said" <<'EOF'
 import json, re, sys
 steps = [s for h in json.load(open(sys.argv[1]))["hosts"] for s in h["steps"]]
 detail = next(s["detail"] for s in steps if s["kind"] == "release")
@@ -58,7 +61,7 @@ EOF
 
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-pristine=() noop=() deploy_noop=() change=() release=() handlers=() checks=() rest=() css=() migration=()
+pristine=() noop=() deploy_noop=() change=() release=() handlers=() checks=() rest=() css=() migration=() rebuild=()
 BOTH_SKIPPED="deploy and switch current; build: output linked from the live release (inputs unchanged); release command: skipped (inputs unchanged)"
 for i in 1 2 3; do
   $F -i "$INV" lab reset apps1 > /dev/null
@@ -83,6 +86,11 @@ for i in $(seq "$N"); do
     > "$WORK/app/notes/migrations/$(printf '%04d' $((i + 1)))_noop.py"
   parts=$(deploy_parts "deploy and switch current; build: output linked from the live release (inputs unchanged)")
   migration+=("${parts%% *}")
+  # The same one-line change with both run, as every deploy did before
+  # their inputs were compared.
+  sed -i "s|<h1>Notes[^<]*</h1>|<h1>Notes $i again</h1>|" "$WORK/app/notes/templates/notes/index.html"
+  parts=$(deploy_parts "deploy and switch current" --rebuild)
+  rebuild+=("${parts%% *}")
 done
 {
   echo "The Django project of \`inventory/lab-django.yml\` on one lab server (\`bench/deploy.sh $N\`); wall seconds, median (runs)."
@@ -99,4 +107,5 @@ done
   echo "| of which the rest (connection, facts, other steps) | $(echo "${rest[*]}" | median) | ${rest[*]} |"
   echo "| deploy, a stylesheet edited (collectstatic runs) | $(echo "${css[*]}" | median) | ${css[*]} |"
   echo "| deploy, a new migration (migrate runs) | $(echo "${migration[*]}" | median) | ${migration[*]} |"
+  echo "| deploy, one-line code change with \`--rebuild\` (both run, as before) | $(echo "${rebuild[*]}" | median) | ${rebuild[*]} |"
 } | tee bench/deploy-results.md

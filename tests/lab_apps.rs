@@ -357,6 +357,16 @@ fn django_from_pristine_then_deploy_rollback_and_a_failing_migration() {
     let (status, _, body) = exchange("GET", new_css, &[], b"");
     assert_eq!(status, 200, "{new_css}");
     assert!(body.contains("font-weight: bold"), "{body}");
+
+    // --rebuild runs both whatever their inputs.
+    app.edit(
+        "notes/templates/notes/index.html",
+        "<h1>Notes v2</h1>",
+        "<h1>Notes v3</h1>",
+    );
+    let (code, json, err) = run_json(&inv, "deploy", &["--rebuild"]);
+    assert_eq!(code, Some(0), "{err}{json}");
+    assert_eq!(release_detail(&json), "deploy and switch current", "{json}");
 }
 
 /// What the release step of a deploy's JSON says it did.

@@ -97,6 +97,7 @@ fn step_cases() {
         };
         let plan = PlanCx {
             today: case["today"].as_u64().unwrap_or(20261126) as u32,
+            rebuild: case["rebuild"].as_bool().unwrap_or(false),
         };
         let outcome = steps::run_case(&args, &cx, &case["facts"], &plan)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));

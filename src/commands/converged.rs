@@ -30,6 +30,10 @@ pub struct ConvergeArgs {
     /// Take the servers' locks even where another run holds one (a stale lock).
     #[arg(long)]
     pub break_lock: bool,
+    /// Run the app's build and release command in a new release even when
+    /// their inputs did not change since the live release.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// The site's certificate from an ACME CA, between convergence and the
@@ -63,6 +67,7 @@ pub async fn converge(
         claim: Claim::new(command)?,
         plan_cx: PlanCx {
             today: plan::today(),
+            rebuild: args.rebuild,
         },
     };
     let mut results = engine::provision(&engine, jobs, &input.pb.playbook.roles, &opts).await;

@@ -14,10 +14,11 @@ use crate::cli::{exit, Global};
 use crate::engine::app::{self, AppLayout};
 use crate::engine::{self, backup, ProvisionJob};
 use crate::inventory::Role;
+use crate::plan;
 use crate::playbook::DEPLOY_TAG;
 use crate::progress::{self, Event};
 use crate::resolve;
-use crate::steps::release;
+use crate::steps::{release, PlanCx};
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
@@ -50,7 +51,7 @@ pub async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<u8> {
         });
     }
     if !args.converge.check && !args.no_backup {
-        if let Some(code) = backup_first(g, &input, &jobs).await? {
+        if let Some(code) = backup_first(g, &input, &jobs, args.converge.rebuild).await? {
             return Ok(code);
         }
     }
@@ -74,6 +75,7 @@ async fn backup_first(
     g: &Global,
     input: &Input,
     jobs: &[ProvisionJob],
+    rebuild: bool,
 ) -> anyhow::Result<Option<u8>> {
     let site = &input.inv.inventory;
     let (Some(backup_server), Some(_), Some(release_server)) = (
@@ -98,7 +100,11 @@ async fn backup_first(
     };
     let out = progress::reporter(g.verbosity());
     let engine = super::engine(g, out.as_ref(), &input.secrets);
-    let runs = [app::release_command_runs(&engine, &job.target, step).await];
+    let plan_cx = PlanCx {
+        today: plan::today(),
+        rebuild,
+    };
+    let runs = [app::release_command_runs(&engine, &job.target, step, &plan_cx).await];
     let (found, _, failures) = super::split(out.as_ref(), &runs);
     if !failures.is_empty() {
         return Ok(Some(exit::of(false, &failures, false)));

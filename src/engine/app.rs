@@ -240,16 +240,17 @@ pub async fn release_command_runs<C: Connector>(
     engine: &Engine<'_, C>,
     target: &SshTarget,
     release: &crate::resolve::Resolved,
+    plan_cx: &PlanCx,
 ) -> Result<bool, HostFailure> {
     let transport = engine.connector.connect(target).await?;
-    let run = host_run(engine, &transport);
-    let facts = run.facts("", std::slice::from_ref(release)).await;
-    let plan_cx = run.plan_cx;
+    let facts = host_run(engine, &transport)
+        .facts("", std::slice::from_ref(release))
+        .await;
     transport.close().await;
     let facts = facts?;
     Ok(release
         .step
-        .plan(&facts.steps[0], &plan_cx)
+        .plan(&facts.steps[0], plan_cx)
         .is_some_and(|change| {
             !change
                 .describe()
@@ -267,6 +268,7 @@ pub(super) fn host_run<'a, C: Connector>(
         secrets: engine.secrets,
         plan_cx: PlanCx {
             today: crate::plan::today(),
+            rebuild: false,
         },
     }
 }

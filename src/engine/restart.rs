@@ -58,6 +58,7 @@ pub(super) async fn restart_host<C: Connector>(
         secrets: engine.secrets,
         plan_cx: PlanCx {
             today: crate::plan::today(),
+            rebuild: false,
         },
     };
     if let Err(e) = run.lock_then(claim, break_lock, "").await {

@@ -202,7 +202,10 @@ impl World {
             diff: false,
             break_lock,
             claim: Claim::new("provision").unwrap(),
-            plan_cx: PlanCx { today: 20261126 },
+            plan_cx: PlanCx {
+                today: 20261126,
+                rebuild: false,
+            },
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -443,7 +446,10 @@ fn servers_fan_out_and_one_unreachable_server_hides_no_other() {
         diff: false,
         break_lock: false,
         claim: Claim::new("provision").unwrap(),
-        plan_cx: PlanCx { today: 20261126 },
+        plan_cx: PlanCx {
+            today: 20261126,
+            rebuild: false,
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -460,7 +466,14 @@ fn pending_handlers_are_recorded_by_the_change_that_notifies_them() {
     let w = world();
     let steps = w.steps();
     let facts = crate::facts::parse("", steps.len());
-    let planned = crate::plan::plan(&steps, &facts, &PlanCx { today: 20261126 });
+    let planned = crate::plan::plan(
+        &steps,
+        &facts,
+        &PlanCx {
+            today: 20261126,
+            rebuild: false,
+        },
+    );
     let script = planned[0].change.as_ref().unwrap().script();
     assert!(
         script

@@ -413,7 +413,7 @@ mod tests {
     }
 
     fn plan(node: &str, f: &Fact) -> Option<Change> {
-        Galera::plan(&desired(node), f, &PlanCx { today: 0 })
+        Galera::plan(&desired(node), f, &PlanCx { today: 0, rebuild: false })
     }
 
     #[test]
@@ -433,7 +433,7 @@ mod tests {
                 Change::Join { unless: None }
             };
             assert_eq!(plan(me, &f), Some(want.clone()), "{me}");
-            assert_eq!(Galera::turn(&desired(me), &f, &PlanCx { today: 0 }) == 0, *me == "db2");
+            assert_eq!(Galera::turn(&desired(me), &f, &PlanCx { today: 0, rebuild: false }) == 0, *me == "db2");
         }
     }
 

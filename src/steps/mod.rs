@@ -25,6 +25,9 @@ pub use resolve::ResolveCx;
 pub struct PlanCx {
     /// `YYYYMMDD` (UTC), for SOA serials.
     pub today: u32,
+    /// A new release runs its build and release command whatever their
+    /// inputs (`--rebuild`).
+    pub rebuild: bool,
 }
 
 /// A file a step writes, as rendered (for `render`, snapshots and diffs).

@@ -408,7 +408,7 @@ mod tests {
             hosts: vec!["localhost".into()],
             password: "Secret-Marker-123".into(),
         };
-        let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125 }).unwrap();
+        let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125, rebuild: false }).unwrap();
         let script = Mysql::script(&d, &change, None);
         let hash = mysql_native_hash("Secret-Marker-123");
         assert!(!script.text.contains("Secret-Marker-123") && !script.text.contains(&hash));
@@ -435,7 +435,7 @@ mod tests {
                 hosts: vec!["localhost".into()],
                 password: password.into(),
             };
-            let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125 }).unwrap();
+            let change = Mysql::plan(&d, &Fact::default(), &PlanCx { today: 20261125, rebuild: false }).unwrap();
             let sql = String::from_utf8(Mysql::script(&d, &change, None).stdin.unwrap()).unwrap();
             let hash = mysql_native_hash(password);
             // `*` and 40 hex digits: nothing to escape in a SQL string.

@@ -250,14 +250,15 @@ impl Kind for Release {
         }
     }
 
-    fn plan(d: &Desired, fact: &Fact, _: &PlanCx) -> Option<Deploy> {
+    fn plan(d: &Desired, fact: &Fact, cx: &PlanCx) -> Option<Deploy> {
         let live = fact.current.as_deref().is_some_and(|t| {
             t.trim_end_matches('/')
                 .ends_with(&format!("releases/{}", d.id))
         });
         (!live || !fact.ready || !fact.closed).then(|| Deploy {
-            build_linked: unchanged(&d.build, &fact.build_key),
-            release_command_skipped: unchanged(&d.release_command, &fact.release_command_key),
+            build_linked: !cx.rebuild && unchanged(&d.build, &fact.build_key),
+            release_command_skipped: !cx.rebuild
+                && unchanged(&d.release_command, &fact.release_command_key),
         })
     }
 
