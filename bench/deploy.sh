@@ -9,8 +9,9 @@
 # stylesheet edit (collectstatic runs), a new migration (migrate runs) and
 # a one-line change with --rebuild (both run, the path before inputs were
 # compared).
-# Each deploy's release step must say what it did, so that a silent
-# fallback cannot pass for the fast path. Medians of N runs (default 5;
+# Each deploy's release step must say what was planned, and no build may
+# have fallen back to running (it says so), so that the slow path cannot
+# pass for the fast one. Medians of N runs (default 5;
 # pristine provisions: 3).
 #
 #   bench/deploy.sh [N]     (writes bench/deploy-results.md)
@@ -50,6 +51,8 @@ steps = [s for h in json.load(open(sys.argv[1]))["hosts"] for s in h["steps"]]
 detail = next(s["detail"] for s in steps if s["kind"] == "release")
 if detail != sys.argv[5]:
     sys.exit(f"bench: the release step said {detail!r}, not {sys.argv[5]!r}")
+if "could not be linked" in open(sys.argv[2]).read():
+    sys.exit("bench: the build output could not be linked: the build ran")
 def secs(kind):
     return sum(s["elapsed_ms"] for s in steps if s["kind"] == kind) / 1000
 checks = sum(int(m) for m in re.findall(r"\] checks: (\d+) ms", open(sys.argv[2]).read())) / 1000

@@ -400,3 +400,36 @@ fn a_code_base_is_read_once_a_run() {
         Some(&b"application = 1\n"[..])
     );
 }
+
+/// What a release step's key reads of the code base: the files its
+/// globs match (path, mode, content), and nothing else; `*` stays in its
+/// folder; a glob that matches nothing is named.
+#[test]
+fn a_release_steps_inputs_are_the_files_its_globs_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "shop/migrations/0001_initial.py", "one\n");
+    write(d, "shop/views.py", "views\n");
+    write(d, "settings.py", "DEBUG = False\n");
+    let globs: Vec<_> = ["**/migrations/*.py", "*.py"]
+        .iter()
+        .map(|g| foobar::inventory::compile_glob(g).unwrap())
+        .collect();
+    let digest = || read(d, None).unwrap().digest_matching(&globs).unwrap();
+    let first = digest();
+    // A file no glob matches (`*` does not cross folders): the same.
+    write(d, "shop/views.py", "other views\n");
+    assert_eq!(digest(), first);
+    // A matched file's content, or its mode: another.
+    write(d, "shop/migrations/0002_more.py", "two\n");
+    let second = digest();
+    assert_ne!(second, first);
+    write(d, "settings.py", "DEBUG = True\n");
+    let third = digest();
+    assert_ne!(third, second);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d.join("settings.py"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_ne!(digest(), third);
+    let typo = [foobar::inventory::compile_glob("migrashuns/*.py").unwrap()];
+    assert_eq!(read(d, None).unwrap().digest_matching(&typo), Err(0));
+}

@@ -388,10 +388,7 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
     );
     std::fs::write(app.join("NEW"), &marker).unwrap();
     let source = format!("{}/apps/python", env!("CARGO_MANIFEST_DIR"));
-    let migrating = format!(
-        "{}\n  release_command: {{ command: \"true\", inputs: [app.py] }}",
-        app.display()
-    );
+    let migrating = format!("{}\n  release_command: \"true\"", app.display());
     let inv = inventory_with(BACKUP, dir.path(), &[(source.as_str(), migrating.as_str())]);
     let deploy = |inv: &std::path::Path| {
         let out = foobar().arg("-i").arg(inv).arg("deploy").output().unwrap();
@@ -412,8 +409,24 @@ fn backups_are_pulled_listed_aged_kept_from_the_database_server_and_restored() {
         !out.contains("backup before"),
         "a no-op deploy took a backup: {out}"
     );
-    // A new release whose release command's inputs did not change: the
-    // command is skipped, and so is the backup.
+    // The release command with its inputs: the next new release runs it
+    // (the live one has no key), the one after skips it, and the backup.
+    let text_of = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text_of.replace(
+            "release_command: \"true\"",
+            "release_command: { command: \"true\", inputs: [app.py] }",
+        ),
+    )
+    .unwrap();
+    std::fs::write(app.join("NEW"), format!("{marker} 1")).unwrap();
+    let (code, out) = deploy(&inv);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("backup before the release command: db snapshot"),
+        "{out}"
+    );
     std::fs::write(app.join("NEW"), format!("{marker} 2")).unwrap();
     let (code, out) = deploy(&inv);
     assert_eq!(code, Some(0), "{out}");

@@ -793,6 +793,29 @@ pub async fn restore<C: Connector>(
         checks: Vec::new(),
         failure: None,
     };
+    // Before the database is touched, the releases forget that their
+    // release command ran (the database will be the backup's): the next
+    // deploy of a new release runs it. A restore that then fails costs
+    // one needless run; one that cannot forget changes nothing.
+    if let (Some(target), Some(_)) = (&job.release_server, &job.db) {
+        let forget = format!(
+            "rm -f {}/releases/*/{RELEASE_COMMAND_MARK}\n",
+            crate::shell::quote(&job.app_root),
+        );
+        let why = match run_once(engine, target, &forget).await {
+            Ok(forgot) if forgot.success() => None,
+            Ok(forgot) => Some(forgot.stderr_text()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            backup.close().await;
+            outcome.failure = Some(format!(
+                "on {}, the releases' record that their release command ran could not be removed, so nothing was restored (the next deploy would skip a migration the restored database may need): {why}",
+                target.name
+            ));
+            return Ok(outcome);
+        }
+    }
     backup.run(STREAM_STOP, None).await?;
     if let Some(at) = &job.at {
         let ended = match history_ended_since(&backup, at).await {
@@ -869,26 +892,6 @@ pub async fn restore<C: Connector>(
         }
     }
     let db_replaced = outcome.restored.iter().any(|r| r.kind == "db");
-    if let Some(target) = job.release_server.as_ref().filter(|_| db_replaced) {
-        let forget = format!(
-            "rm -f {}/releases/*/{RELEASE_COMMAND_MARK}\n",
-            crate::shell::quote(&job.app_root),
-        );
-        let why = match run_once(engine, target, &forget).await {
-            Ok(forgot) if forgot.success() => None,
-            Ok(forgot) => Some(forgot.stderr_text()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = why {
-            fail(
-                &mut outcome,
-                format!(
-                    "on {}, the releases still say their release command ran (remove {}/releases/*/{RELEASE_COMMAND_MARK}, or the next deploy skips it): {why}",
-                    target.name, job.app_root
-                ),
-            );
-        }
-    }
     if let (Some((target, _, _)), Some(_)) = (&job.files, &outcome.failure) {
         fail(
             &mut outcome,

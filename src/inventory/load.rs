@@ -277,6 +277,20 @@ fn check_whole(inv: &Inventory) -> Vec<(String, String)> {
 fn check_release_steps(inv: &Inventory) -> Vec<(String, String)> {
     let app = &inv.app;
     let mut errors = Vec::new();
+    for (key, step) in [
+        ("build", &app.build),
+        ("release_command", &app.release_command),
+    ] {
+        if step
+            .as_ref()
+            .is_some_and(|s| s.inputs.as_ref().is_some_and(Vec::is_empty))
+        {
+            errors.push((
+                format!("app.{key}.inputs"),
+                "no inputs would mean it never runs again: list the files it reads, or leave `inputs` out to run it in every new release".into(),
+            ));
+        }
+    }
     if let Some(build) = &app.build {
         if build.inputs.is_some() && build.output.is_empty() {
             errors.push((
@@ -295,6 +309,11 @@ fn check_release_steps(inv: &Inventory) -> Vec<(String, String)> {
             let within = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
             let clash = if within(o, ".venv") {
                 Some("the virtualenv (`.venv`), which foobar makes".to_string())
+            } else if let Some(other) = build.output[..i]
+                .iter()
+                .find(|p| within(o, p.as_str()) || within(p.as_str(), o))
+            {
+                Some(format!("the output `{other}` named before it"))
             } else {
                 app.shared
                     .iter()

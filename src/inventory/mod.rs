@@ -17,11 +17,11 @@ pub use records::{Record, RecordData, RecordKind, ZoneRecord};
 pub use schema::*;
 pub use tree::{same_place, Document};
 pub use values::{
-    AcmeDirectory, Address, AppCommand, BackupEvery, ByteSize, Calendar, ClockTime, ConfirmSecs,
-    DomainName, Email, EnvName, GitRef, InputGlob, KeepCount, KeepReleases, Label, LocalPath,
-    PackageName, Port, PortSpec, PrefixLen, ProcessName, RelativeName, ReleasePath, RenewDays,
-    RouterId, RunSocket, SecretCommand, ServerPath, SqlName, StopSecs, TimeZone, Ttl, UnixName,
-    UrlPath, UrlPrefix, WebRoot, Workers, WsgiEntry,
+    compile_glob, AcmeDirectory, Address, AppCommand, BackupEvery, ByteSize, Calendar, ClockTime,
+    ConfirmSecs, DomainName, Email, EnvName, GitRef, InputGlob, KeepCount, KeepReleases, Label,
+    LocalPath, PackageName, Port, PortSpec, PrefixLen, ProcessName, RelativeName, ReleasePath,
+    RenewDays, RouterId, RunSocket, SecretCommand, ServerPath, SqlName, StopSecs, TimeZone, Ttl,
+    UnixName, UrlPath, UrlPrefix, WebRoot, Workers, WsgiEntry,
 };
 
 #[cfg(test)]

@@ -393,6 +393,12 @@ checked_string!(
     }
 );
 
+/// A glob over a code base's paths: `*` stays within a folder (as in
+/// .gitignore); `**` crosses folders.
+pub fn compile_glob(s: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(s).literal_separator(true).build()
+}
+
 checked_string!(
     /// Files of the code base a build or release command reads, as a glob
     /// over the release's paths (`**/migrations/*.py`, `static/**`):
@@ -406,7 +412,7 @@ checked_string!(
                 printable(s)
             ));
         }
-        globset::Glob::new(s).map(|_| ()).map_err(|e| {
+        compile_glob(s).map(|_| ()).map_err(|e| {
             format!("`{}` is not a glob: {}", printable(s), e.kind())
         })
     }

@@ -256,7 +256,9 @@ impl Kind for Release {
                 .ends_with(&format!("releases/{}", d.id))
         });
         (!live || !fact.ready || !fact.closed).then(|| Deploy {
-            build_linked: !cx.rebuild && unchanged(&d.build, &fact.build_key),
+            // The live release itself (cut off, or open to others) is
+            // made again whole, never from its own output.
+            build_linked: !cx.rebuild && !live && unchanged(&d.build, &fact.build_key),
             release_command_skipped: !cx.rebuild
                 && unchanged(&d.release_command, &fact.release_command_key),
         })
@@ -379,7 +381,7 @@ fn step_key(
 ) -> Result<String, InputError> {
     let globs: Vec<globset::Glob> = inputs
         .iter()
-        .map(|g| globset::Glob::new(g.as_str()).expect("checked when the inventory was read"))
+        .map(|g| crate::inventory::compile_glob(g.as_str()).expect("checked when the inventory was read"))
         .collect();
     let read = code.digest_matching(&globs).map_err(|i| {
         cx.inventory.error_at(
@@ -429,11 +431,11 @@ fn check_outputs(
 /// The release command in `$rel`, or (its inputs unchanged) none; either
 /// way the release is marked with its key.
 fn release_command(d: &Desired, r: &ReleaseRun, skipped: bool) -> String {
-    let mut s = if skipped {
-        String::new()
-    } else {
-        in_app_env(d, "the release command", &r.command, Some(&d.app_user))
-    };
+    // A release made before keeps no key of a run that then fails.
+    let mut s = format!("rm -f \"$rel/{RELEASE_COMMAND_MARK}\"\n");
+    if !skipped {
+        s += &in_app_env(d, "the release command", &r.command, Some(&d.app_user));
+    }
     if let Some(key) = &r.key {
         s += &format!("echo {key} > \"$rel/{RELEASE_COMMAND_MARK}\"\n");
     }
@@ -480,11 +482,12 @@ fn prepare(d: &Desired, c: &Deploy) -> String {
         if c.build_linked {
             // Hard links: the live release's files, never written again
             // (a build that runs writes a release of its own), and kept
-            // whole when that release is pruned. Anything amiss, the
-            // build runs after all.
+            // whole when that release is pruned. Anything amiss (an
+            // output missing, a link into the live release, which would
+            // dangle once it is pruned), the build runs after all.
             let outputs: Vec<String> = build.output.iter().map(|o| quote(o)).collect();
             s += &format!(
-                "  live=$(readlink -f \"$dest\")\n  linked=yes\n  for o in {outs}; do\n    mkdir -p \"$(dirname \"$rel/$o\")\"\n    cp -al \"$live/$o\" \"$rel/$o\" 2>/dev/null || {{ linked=; break; }}\n  done\n  if [ -z \"$linked\" ]; then\n    for o in {outs}; do rm -rf \"$rel/$o\"; done\n{run}  fi\n",
+                "  live=$(readlink -f \"$dest\")\n  linked=yes\n  for o in {outs}; do\n    mkdir -p \"$(dirname \"$rel/$o\")\"\n    cp -al \"$live/$o\" \"$rel/$o\" 2>/dev/null && [ -z \"$(find \"$rel/$o\" -type l -lname \"$live/*\" | head -n 1)\" ] || {{ linked=; break; }}\n  done\n  if [ -z \"$linked\" ]; then\n    echo 'the live release'\\''s build output could not be linked: the build runs' >&2\n    for o in {outs}; do rm -rf \"$rel/$o\"; done\n{run}  fi\n",
                 outs = outputs.join(" "),
                 run = indent(&indent(&run)),
             );
@@ -783,5 +786,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(site_css("dddddddddddd")).unwrap(), "cccccccccccc\n");
         assert_eq!(ino("eeeeeeeeeeee"), ino("dddddddddddd"));
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "aaaaaaaaaaaa\ncccccccccccc\n");
+        // A link into the live release would dangle once it is pruned:
+        // the build runs.
+        let live_static = root.join("releases/eeeeeeeeeeee/static");
+        std::os::unix::fs::symlink(live_static.join("css/site.css"), live_static.join("site.css"))
+            .unwrap();
+        deploy_as(&release("ffffffffffff", "k1"), &linked, &bin, &log);
+        assert_eq!(std::fs::read_to_string(site_css("ffffffffffff")).unwrap(), "ffffffffffff\n");
     }
 }
