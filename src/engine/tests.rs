@@ -518,6 +518,30 @@ fn a_connection_lost_under_the_lock_is_not_made_again() {
     );
 }
 
+/// A server of the backup lab's inventory, as the engine reaches it.
+fn backup_lab_target(name: &str) -> SshTarget {
+    let inv = inventory::load(Path::new("inventory/lab-backup.yml")).unwrap();
+    let server = inv
+        .inventory
+        .servers
+        .0
+        .iter()
+        .find(|s| s.name.as_str() == name)
+        .unwrap();
+    ssh_target(&inv, server)
+}
+
+/// A database snapshot of web1 as `backups` lists it.
+fn web1_snapshot() -> backup::Snapshot {
+    backup::Snapshot {
+        id: "d1".into(),
+        time: "2026-12-07T00:00:00Z".into(),
+        kind: "db".into(),
+        server: "web1".into(),
+        bytes: None,
+    }
+}
+
 /// A history that ends while a drill reads the stream (which runs on
 /// through a drill) fails the drill: it may have replayed the wrong one.
 #[test]
@@ -540,26 +564,10 @@ fn a_history_ended_while_a_drill_read_it_fails_the_drill() {
             ""
         })
     });
-    let inv = inventory::load(Path::new("inventory/lab-backup.yml")).unwrap();
-    let target = |name: &str| {
-        let server = inv
-            .inventory
-            .servers
-            .0
-            .iter()
-            .find(|s| s.name.as_str() == name);
-        ssh_target(&inv, server.unwrap())
-    };
     let job = backup::DrillJob {
-        backup: target("backup1"),
-        target: target("web1"),
-        snapshot: backup::Snapshot {
-            id: "d1".into(),
-            time: "2026-12-07T00:00:00Z".into(),
-            kind: "db".into(),
-            server: "web1".into(),
-            bytes: None,
-        },
+        backup: backup_lab_target("backup1"),
+        target: backup_lab_target("web1"),
+        snapshot: web1_snapshot(),
         at: Some(backup::PointInTime {
             until: 261207010200,
             ended_by: None,
@@ -610,28 +618,9 @@ fn a_history_ended_after_the_plan_stops_the_restore_before_any_change() {
             ""
         })
     });
-    let inv = inventory::load(Path::new("inventory/lab-backup.yml")).unwrap();
-    let target = |name: &str| {
-        let server = inv
-            .inventory
-            .servers
-            .0
-            .iter()
-            .find(|s| s.name.as_str() == name);
-        ssh_target(&inv, server.unwrap())
-    };
     let job = backup::RestoreJob {
-        backup: target("backup1"),
-        db: Some((
-            target("web1"),
-            backup::Snapshot {
-                id: "d1".into(),
-                time: "2026-12-07T00:00:00Z".into(),
-                kind: "db".into(),
-                server: "web1".into(),
-                bytes: None,
-            },
-        )),
+        backup: backup_lab_target("backup1"),
+        db: Some((backup_lab_target("web1"), web1_snapshot())),
         members: Vec::new(),
         files: None,
         app_root: "/srv/foobar".into(),
