@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # foobar beside Ansible and pyinfra: the same stack job against the same lab
 # server, interleaved in one run (foobar, pyinfra, Ansible, foobar, ...).
+# The same job as foobar's first run: the peers apply the security updates
+# and install the same packages (no recommends), write the same hardening
+# files, sysctl values, sshd drop-in and service sandboxes, and lay the
+# release out as foobar does; after each peer's first run, foobar must find
+# nothing to change (`provision --check`) and no security update pending.
 # Per tool and run: a first run on a pristine server, a no-op rerun over a
 # new connection, the same again over the connection the rerun kept
 # (foobar and Ansible keep one 60 s by default; pyinfra does not), and a
@@ -54,6 +59,31 @@ contacts() {
 
 pristine() { $FOOBAR -i $LAB lab reset web1 > /dev/null; }
 
+# The peers lay the release out as foobar does: its id and its
+# virtualenv's name, read off the server after foobar's first run (the id
+# depends on the code base only).
+release_names() {
+  if [ -z "${RELEASE:-}" ]; then
+    RELEASE=$(on_server 'readlink /srv/foobar/current')
+    RELEASE=${RELEASE#releases/}
+    RELEASE_VENV=$(on_server 'basename "$(readlink /srv/foobar/current/.venv)"')
+    export RELEASE RELEASE_VENV
+  fi
+}
+
+# After a peer's first run, the job is foobar's: foobar finds nothing to
+# change, and no security update is pending (foobar trusts its stamp).
+same_as_foobar() {
+  if ! $FOOBAR -i $LAB provision --check > "$WORK/check-$1.log" 2>&1; then
+    cat "$WORK/check-$1.log" >&2
+    echo "bench: after $1's first run, foobar still finds changes" >&2
+    exit 1
+  fi
+  local pending
+  pending=$(on_server "apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null | grep -c '^Inst .*-security[] ,]' || true")
+  [ "$pending" = 0 ] || { echo "bench: after $1's first run, $pending security updates are pending" >&2; exit 1; }
+}
+
 run_tool() {
   case $1 in
     foobar) $FOOBAR -i "$WORK/project/inventory/lab.yml" --project "$WORK/project" provision ;;
@@ -94,8 +124,18 @@ for run in $(seq 1 "$RUNS"); do
   for tool in foobar pyinfra ansible; do
     pristine
     close_masters
+    if [ "$tool" != foobar ]; then
+      # A fresh render: the peers' files as foobar's are now (the
+      # template-change runs edit it).
+      rm -rf "$WORK/render"
+      $FOOBAR -i $LAB render --out "$WORK/render" > /dev/null
+    fi
     measure "$tool" first "$run"
     close_masters
+    case $tool in
+      foobar) release_names ;;
+      *) same_as_foobar "$tool"; close_masters ;;
+    esac
     measure "$tool" noop "$run"
     measure "$tool" noop-kept "$run"
     close_masters
