@@ -248,12 +248,7 @@ impl CodeBase {
             }
         }
         let archive = builder.into_inner().map_err(packing(Path::new("")))?;
-        let id = hasher
-            .finalize()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = crate::digest::hex(&hasher.finalize()[..6]);
         Ok((id, archive))
     }
 
@@ -279,11 +274,7 @@ impl CodeBase {
         if let Some(i) = used.iter().position(|u| !u) {
             return Err(i);
         }
-        Ok(hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(crate::digest::hex(&hasher.finalize()))
     }
 
     /// Whether the code base ships `path` or anything under it.

@@ -6,10 +6,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(data))
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// MariaDB's mysql_native_password hash: `*` + upper hex SHA1(SHA1(pw)).

@@ -82,7 +82,7 @@ impl Claim {
     pub fn new(command: &str) -> Result<Self, NoRandomness> {
         let mut bytes = [0u8; 12];
         getrandom::fill(&mut bytes).map_err(NoRandomness)?;
-        let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::digest::hex(&bytes);
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         let when = jiff::Timestamp::now()

@@ -270,6 +270,11 @@ fn check_whole(inv: &Inventory) -> Vec<(String, String)> {
     errors
 }
 
+/// Whether the release path `path` is the folder `folder` or lies in it.
+fn within(path: &str, folder: &str) -> bool {
+    path == folder || path.starts_with(&format!("{folder}/"))
+}
+
 /// A build that may be skipped names what it writes, which it can only
 /// link from the live release if the release itself ships none of it and
 /// it is the release's own (not the virtualenv, not a shared folder); a
@@ -306,7 +311,6 @@ fn check_release_steps(inv: &Inventory) -> Vec<(String, String)> {
         }
         for (i, out) in build.output.iter().enumerate() {
             let o = out.as_str();
-            let within = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
             let clash = if within(o, ".venv") {
                 Some("the virtualenv (`.venv`), which foobar makes".to_string())
             } else if let Some(other) = build.output[..i]
@@ -516,7 +520,7 @@ fn check_web(inv: &Inventory) -> Vec<(String, String)> {
     if let Some(root) = root.filter(|r| *r != ".") {
         for (i, shared) in inv.app.shared.iter().enumerate() {
             let s = shared.as_str();
-            if root == s || root.starts_with(&format!("{s}/")) {
+            if within(root, s) {
                 error(
                     format!("app.shared[{i}]"),
                     format!("`{s}` holds nginx.static_dir `{root}`: the site's root would be uploads; share a folder inside it, like `{root}/uploads`"),
